@@ -4,7 +4,12 @@
 #include <CLI/CLI.hpp>
 
 namespace m2b::cli {
-void add_version_command(CLI::App& app);
-void add_tasks_command(CLI::App& app);
+void add_version_command(CLI::App& app);  // cmd_version.cpp
+void add_tasks_command(CLI::App& app);    // cmd_tasks.cpp: `tasks` and `data`
 void add_data_command(CLI::App& app);
+void add_models_command(CLI::App& app);   // cmd_models.cpp
+void add_plan_command(CLI::App& app);     // cmd_plan.cpp
+void add_run_command(CLI::App& app);      // cmd_run.cpp
+void add_table_command(CLI::App& app);    // cmd_table.cpp
+void add_plot_command(CLI::App& app);     // cmd_plot.cpp
 }  // namespace m2b::cli

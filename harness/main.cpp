@@ -11,6 +11,11 @@ int main(int argc, char** argv) {
   m2b::cli::add_version_command(app);
   m2b::cli::add_tasks_command(app);
   m2b::cli::add_data_command(app);
+  m2b::cli::add_models_command(app);
+  m2b::cli::add_plan_command(app);
+  m2b::cli::add_run_command(app);
+  m2b::cli::add_table_command(app);
+  m2b::cli::add_plot_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
