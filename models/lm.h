@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/options.h"
+#include "models/layers.h"
 #include "models/mixer.h"
 
 namespace m2b::models {
@@ -31,6 +32,8 @@ struct ModelConfig {
   void validate() const;
 };
 
+class BlockImpl;  // one residual block: mixer and MLP, each behind an RMSNorm (models/lm.cpp)
+
 class LanguageModelImpl : public torch::nn::Module {
  public:
   explicit LanguageModelImpl(const ModelConfig& config);
@@ -44,13 +47,10 @@ class LanguageModelImpl : public torch::nn::Module {
 
  private:
   ModelConfig config_;
-  // members defined in models/lm.cpp
   torch::nn::Embedding embedding_{nullptr};
-  std::vector<std::shared_ptr<MixerImpl>> mixers_;
-  std::vector<torch::nn::AnyModule> mlps_;
-  std::vector<torch::nn::AnyModule> norms_;
-  torch::nn::AnyModule final_norm_;
-  torch::nn::Linear head_{nullptr};
+  std::vector<std::shared_ptr<BlockImpl>> blocks_;  // registered as blocks.<i>
+  RMSNorm final_norm_{nullptr};
+  torch::nn::Linear head_{nullptr};  // null when tied: the logits use the embedding matrix
 };
 TORCH_MODULE(LanguageModel);
 
