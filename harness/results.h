@@ -4,8 +4,9 @@
 //  - config.yaml and summary.json are written whole with write_atomic (temp file in the same
 //    folder, fsync, rename, fsync of the folder), so a reader sees the old file or the new one;
 //  - metrics.jsonl grows by append_metrics: one line per call, appended and fsynced. A crash can
-//    leave at most one torn last line (no trailing newline, or not JSON); read_metrics skips it,
-//    and the next append_metrics first cuts it off so the file is whole lines again.
+//    leave at most one torn last line (no trailing newline); read_metrics skips it (and any line
+//    that is not JSON), and the next append_metrics first cuts it off, so the file is whole
+//    lines again before it grows.
 //  - a summary.json means the run is done (finished or diverged); its absence means not done.
 // RunClaim keeps two `m2bench run` processes from training the same run at once.
 #include <cstdint>

@@ -11,8 +11,9 @@
 //     task.name: [s3, s5]
 //     seed: [0, 1, 2]
 //   overrides:                         # applied in order to every run they match
-//     - when: {model: attention}       # keys set by defaults or grid; values compared as
-//       set: {train.lr: 3e-4}          # numbers where both are numbers, else as text
+//     - when: {model: attention}       # keys set by defaults or grid, tested against the
+//       set: {train.lr: 3e-4}          # values those give; compared as numbers where both
+//                                      # are numbers, else as text
 //
 // The table row of a run (RunConfig::model_name) is the model's name, followed by
 // " KEY=VALUE" for every other grid key with more than one value, except seed, task.name and

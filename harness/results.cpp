@@ -1,0 +1,268 @@
+#include "harness/results.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace m2b {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void to_json(json& j, const EvalResult& r) {
+  j = json{{"length", r.length},
+           {"accuracy", r.accuracy},
+           {"sequence_accuracy", r.sequence_accuracy},
+           {"loss", r.loss}};
+}
+
+void from_json(const json& j, EvalResult& r) {
+  j.at("length").get_to(r.length);
+  j.at("accuracy").get_to(r.accuracy);
+  j.at("sequence_accuracy").get_to(r.sequence_accuracy);
+  j.at("loss").get_to(r.loss);
+}
+
+void to_json(json& j, const RunSummary& s) {
+  j = json{{"id", s.id},
+           {"suite", s.suite},
+           {"model", s.model},
+           {"task", s.task},
+           {"seed", s.seed},
+           {"status", s.status},
+           {"steps", s.steps},
+           {"diverged_at_step", s.diverged_at_step ? json(*s.diverged_at_step) : json(nullptr)},
+           {"stopped_early", s.stopped_early},
+           {"wall_s", s.wall_s},
+           {"tokens_per_s", s.tokens_per_s},
+           {"peak_memory_bytes", s.peak_memory_bytes},
+           {"train_min_length", s.train_min_length},
+           {"train_max_length", s.train_max_length},
+           {"eval", s.eval},
+           {"provenance", s.provenance}};
+}
+
+void from_json(const json& j, RunSummary& s) {
+  j.at("id").get_to(s.id);
+  j.at("suite").get_to(s.suite);
+  j.at("model").get_to(s.model);
+  j.at("task").get_to(s.task);
+  j.at("seed").get_to(s.seed);
+  j.at("status").get_to(s.status);
+  j.at("steps").get_to(s.steps);
+  const json& diverged = j.at("diverged_at_step");
+  s.diverged_at_step =
+      diverged.is_null() ? std::nullopt : std::optional<int64_t>(diverged.get<int64_t>());
+  j.at("stopped_early").get_to(s.stopped_early);
+  j.at("wall_s").get_to(s.wall_s);
+  j.at("tokens_per_s").get_to(s.tokens_per_s);
+  j.at("peak_memory_bytes").get_to(s.peak_memory_bytes);
+  j.at("train_min_length").get_to(s.train_min_length);
+  j.at("train_max_length").get_to(s.train_max_length);
+  j.at("eval").get_to(s.eval);
+  s.provenance = j.value("provenance", json::object());
+}
+
+fs::path suite_dir(const fs::path& results_root, const std::string& suite) {
+  return results_root / suite;
+}
+
+fs::path run_dir(const fs::path& results_root, const RunConfig& run) {
+  return suite_dir(results_root, run.suite) / run.id;
+}
+
+[[noreturn]] static void fail_errno(const std::string& what, const fs::path& path) {
+  throw std::runtime_error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
+}
+
+static void write_all(int fd, const std::string& content, const fs::path& path) {
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail_errno("cannot write", path);
+    done += static_cast<size_t>(n);
+  }
+}
+
+// The rename is durable only once the folder's entry is on disk too.
+static void fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) fail_errno("cannot open folder", dir);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) fail_errno("cannot sync folder", dir);
+}
+
+void write_atomic(const fs::path& path, const std::string& content) {
+  fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  fs::create_directories(dir);
+  // Unique per process and call, so two writers never share a temp file.
+  std::random_device entropy;
+  fs::path tmp = dir / fmt::format(".{}.tmp.{}.{:08x}", path.filename().string(), ::getpid(),
+                                   entropy());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) fail_errno("cannot create", tmp);
+  try {
+    write_all(fd, content, tmp);
+    if (::fsync(fd) != 0) fail_errno("cannot sync", tmp);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int saved = errno;
+    ::unlink(tmp.c_str());
+    errno = saved;
+    fail_errno("cannot replace", path);
+  }
+  fsync_dir(dir);
+}
+
+void write_config(const fs::path& dir, const RunConfig& run) {
+  write_atomic(dir / "config.yaml", run.canonical_yaml);
+}
+
+static std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_errno("cannot read", path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::optional<RunSummary> read_summary(const fs::path& dir) {
+  fs::path path = dir / "summary.json";
+  if (!fs::exists(path)) return std::nullopt;
+  try {
+    return json::parse(read_file(path)).get<RunSummary>();
+  } catch (const json::exception& e) {
+    throw std::runtime_error(fmt::format("{}: not a run summary: {}", path.string(), e.what()));
+  }
+}
+
+void write_summary(const fs::path& dir, const RunSummary& summary) {
+  write_atomic(dir / "summary.json", json(summary).dump(2) + "\n");
+}
+
+// Whole lines only: a last line without its newline is a torn write. A line that does not parse
+// (a crash can leave zeros where data was not yet on disk) is skipped, keeping those after it.
+static std::vector<json> parse_metrics(const std::string& text) {
+  std::vector<json> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;
+    json line = json::parse(text.begin() + start, text.begin() + end, nullptr, false);
+    if (!line.is_discarded()) out.push_back(std::move(line));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Where the file's whole lines end: after its last newline (0 when it has none).
+static off_t whole_lines_end(int fd, off_t size, const fs::path& path) {
+  char chunk[4096];
+  for (off_t end = size; end > 0;) {
+    off_t start = end > off_t(sizeof chunk) ? end - off_t(sizeof chunk) : 0;
+    ssize_t n = ::pread(fd, chunk, static_cast<size_t>(end - start), start);
+    if (n != end - start) fail_errno("cannot read", path);
+    for (ssize_t i = n - 1; i >= 0; --i)
+      if (chunk[i] == '\n') return start + i + 1;
+    end = start;
+  }
+  return 0;
+}
+
+void append_metrics(const fs::path& dir, const json& line) {
+  if (!line.is_object())
+    throw std::invalid_argument("append_metrics: a metrics line must be a JSON object");
+  fs::create_directories(dir);
+  fs::path path = dir / "metrics.jsonl";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail_errno("cannot open", path);
+  try {
+    off_t size = ::lseek(fd, 0, SEEK_END);
+    if (size < 0) fail_errno("cannot seek", path);
+    off_t whole = whole_lines_end(fd, size, path);
+    if (whole != size && ::ftruncate(fd, whole) != 0)
+      fail_errno("cannot cut the torn tail of", path);
+    if (::lseek(fd, whole, SEEK_SET) < 0) fail_errno("cannot seek", path);
+    write_all(fd, line.dump() + "\n", path);
+    if (::fsync(fd) != 0) fail_errno("cannot sync", path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+}
+
+std::vector<json> read_metrics(const fs::path& dir) {
+  fs::path path = dir / "metrics.jsonl";
+  if (!fs::exists(path)) return {};
+  return parse_metrics(read_file(path));
+}
+
+RunState run_state(const fs::path& dir) {
+  if (auto summary = read_summary(dir))
+    return summary->status == "diverged" ? RunState::diverged : RunState::finished;
+  return fs::exists(dir / "config.yaml") ? RunState::started : RunState::missing;
+}
+
+std::string to_string(RunState state) {
+  switch (state) {
+    case RunState::missing: return "missing";
+    case RunState::started: return "started";
+    case RunState::finished: return "finished";
+    case RunState::diverged: return "diverged";
+  }
+  return "?";
+}
+
+std::optional<RunClaim> RunClaim::try_claim(const fs::path& dir) {
+  fs::create_directories(dir);
+  fs::path lock = dir / ".lock";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail_errno("cannot open", lock);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int saved = errno;
+    ::close(fd);
+    if (saved == EWOULDBLOCK) return std::nullopt;
+    errno = saved;
+    fail_errno("cannot lock", lock);
+  }
+  return RunClaim(dir, fd);
+}
+
+RunClaim::RunClaim(RunClaim&& other) noexcept
+    : run_dir_(std::move(other.run_dir_)), fd_(other.fd_) {
+  other.fd_ = -1;
+}
+
+RunClaim& RunClaim::operator=(RunClaim&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    run_dir_ = std::move(other.run_dir_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+// Closing the descriptor drops the flock.
+RunClaim::~RunClaim() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace m2b
