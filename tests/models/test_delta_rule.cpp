@@ -1,10 +1,12 @@
 // The gated delta rule op: the step is the published recurrence; its loop and the chunked WY form
 // agree in float64 (outputs, final states and gradients) for chunk sizes that do and do not
 // divide the sequence, with and without an initial state, with b in (0, 2) as the
-// negative-eigenvalue variant allows; bad shapes are named.
+// negative-eigenvalue variant allows; bad shapes are named. The gated_deltanet mixer built on
+// it agrees with itself over several chunks and rejects bad head counts.
 #include <string>
 
 #include "models/ops/delta_rule.h"
+#include "tests/models/chunked_mixer_checks.h"
 #include "tests/catch.h"
 
 using namespace m2b::models::ops;
@@ -131,4 +133,28 @@ TEST_CASE("delta rule rejects bad shapes and chunk sizes, naming what was wrong"
           delta_rule_chunked(in.q, in.k, in.v, in.log_a, in.beta, 4, in.state.narrow(3, 0, 2));
         }).find("the state must be (batch, heads, head_k_dim, head_v_dim) = (2, 3, 4, 5)") !=
         std::string::npos);
+}
+
+TEST_CASE("gated_deltanet over several chunks equals its split and stepped forms",
+          "[delta_rule][gated_deltanet]") {
+  for (bool negative : {false, true}) {
+    CAPTURE(negative);
+    check_chunked_mixer_matches_step("gated_deltanet", 16,
+                                     {{"chunk_size", int64_t{3}},
+                                      {"num_heads", int64_t{3}},
+                                      {"head_k_dim", int64_t{4}},
+                                      {"head_v_dim", int64_t{6}},
+                                      {"negative_eigenvalues", negative}});
+  }
+}
+
+TEST_CASE("gated_deltanet rejects a head count that does not divide d_model unless head_k_dim "
+          "is set",
+          "[delta_rule][gated_deltanet]") {
+  auto [key, message] = mixer_option_error("gated_deltanet", 32, {{"num_heads", int64_t{3}}});
+  CHECK(key == "num_heads");
+  CHECK(message.find("num_heads (3) must divide d_model (32)") != std::string::npos);
+  CHECK(mixer_option_error("gated_deltanet", 32,
+                           {{"num_heads", int64_t{3}}, {"head_k_dim", int64_t{8}}})
+            .first.empty());
 }

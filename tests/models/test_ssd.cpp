@@ -1,9 +1,11 @@
 // The SSD op: its quadratic, chunked and step-by-step forms agree in float64 (outputs, final
 // states and gradients) for chunk sizes that do and do not divide the sequence, with and without
-// an initial state and with B/C shared by groups of heads; bad shapes are named.
+// an initial state and with B/C shared by groups of heads; bad shapes are named. The mamba2
+// mixer built on it agrees with itself over several chunks and rejects bad head sizes.
 #include <string>
 
 #include "models/ops/ssd.h"
+#include "tests/models/chunked_mixer_checks.h"
 #include "tests/catch.h"
 
 using namespace m2b::models::ops;
@@ -122,4 +124,17 @@ TEST_CASE("ssd rejects bad shapes and chunk sizes, naming what was wrong", "[ssd
             .find("a must be (batch, seq, heads) = (2, 6, 4), got (2, 5, 4)") != std::string::npos);
   CHECK(error_of([&] { ssd_naive(in.x, in.a, in.B, in.C, in.state.narrow(2, 0, 4)); })
             .find("the state must be") != std::string::npos);
+}
+
+TEST_CASE("mamba2 over several chunks equals its split and stepped forms", "[ssd][mamba2]") {
+  check_chunked_mixer_matches_step(
+      "mamba2", 16, {{"chunk_size", int64_t{3}}, {"head_dim", int64_t{8}}, {"d_state", int64_t{4}}});
+}
+
+TEST_CASE("mamba2 rejects a head_dim that does not divide the inner width", "[ssd][mamba2]") {
+  auto [key, message] = mixer_option_error("mamba2", 32, {{"head_dim", int64_t{24}}});
+  CHECK(key == "head_dim");
+  CHECK(message == "mixer mamba2: head_dim (24) must divide expand * d_model = 2 * 32 = 64");
+  auto order = mixer_option_error("mamba2", 32, {{"a_init_min", 8.0}, {"a_init_max", 4.0}});
+  CHECK(order.first == "a_init_min");
 }
