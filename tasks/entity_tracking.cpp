@@ -103,12 +103,13 @@ Example EntityTrackingTask::sample(int64_t length, Rng& rng) const {
   int64_t placed = objects_;
   for (int64_t step = 0; step < length; ++step) {
     const int64_t empty = boxes_ - placed, removed = objects_ - placed;
-    std::vector<Token> kinds;
-    if (placed > 0 && empty > 0) kinds.push_back(move_);
-    if (swap_) kinds.push_back(swap_op_);
-    if (remove_ && placed > 0) kinds.push_back(remove_op_);
-    if (remove_ && removed > 0) kinds.push_back(put_);
-    const Token kind = kinds[rng.below(kinds.size())];
+    Token kinds[4];
+    int n_kinds = 0;
+    if (placed > 0 && empty > 0) kinds[n_kinds++] = move_;
+    if (swap_) kinds[n_kinds++] = swap_op_;
+    if (remove_ && placed > 0) kinds[n_kinds++] = remove_op_;
+    if (remove_ && removed > 0) kinds[n_kinds++] = put_;
+    const Token kind = kinds[rng.below(n_kinds)];
     out.add(kind);
     if (kind == move_ || kind == put_) {
       const int64_t x = nth(state.box_of, kind == move_, rng.below(kind == move_ ? placed : removed));
