@@ -1,5 +1,52 @@
+// `m2bench table SUITE.yaml|results/<suite>`: accuracy per model x evaluation length, written to
+// results/<suite>/table.{md,csv,tex} (and runs.csv); the Markdown is printed.
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "harness/cli.h"
-// Placeholder: replaced by the work that owns this command.
+#include "harness/report.h"
+
 namespace m2b::cli {
-void add_table_command(CLI::App&) {}
+
+namespace {
+
+struct TableArgs {
+  std::string target;
+  std::string results = "results";
+  std::string metric = "both";
+  std::string reference;
+};
+
+void print_table(const TableArgs& args) {
+  std::optional<std::filesystem::path> reference;
+  if (!args.reference.empty()) reference = args.reference;
+  SuiteTables made = write_suite_tables(args.target, args.results, reference);
+  std::vector<Table> shown;
+  for (const Table& t : made.tables)
+    if (args.metric == "both" || to_string(t.metric) == args.metric) shown.push_back(t);
+  std::cout << to_markdown(shown);
+  std::cout << "\nwrote " << (made.source.results_dir / "table.{md,csv,tex}").string() << "\n";
+}
+
+}  // namespace
+
+void add_table_command(CLI::App& app) {
+  auto args = std::make_shared<TableArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "table", "Tabulate a suite's results: accuracy per model x evaluation length, mean ± std "
+               "over seeds, into results/<suite>/table.{md,csv,tex}");
+  cmd->add_option("target", args->target,
+                  "a suite file (runs of its plan without a result show as missing) or a "
+                  "results/<suite> folder")
+      ->required();
+  cmd->add_option("--results", args->results, "the results root, for a suite file (default: results)");
+  cmd->add_option("--metric", args->metric, "which table to print; the files hold both")
+      ->check(CLI::IsMember({"accuracy", "sequence_accuracy", "both"}));
+  cmd->add_option("--reference", args->reference,
+                  "the paper's numbers (default: reference_numbers.yaml next to the suite file)");
+  cmd->callback([args] { print_table(*args); });
+}
+
 }  // namespace m2b::cli
