@@ -1,0 +1,171 @@
+// The M2RNN recurrence on CPU: one (b, n) chain per OpenMP iteration (m2rnn_cpu_chain.h holds the
+// loops). Gradients of shared heads and of W are written per chain and summed afterwards in a
+// fixed order, which keeps the backward free of races and its result independent of the thread
+// count.
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/m2rnn.h"
+#include "kernels/m2rnn_cpu_internal.h"
+
+#define M2RNN_CPU_ENTRY chain_kernels_baseline
+#include "kernels/m2rnn_cpu_chain.h"
+#undef M2RNN_CPU_ENTRY
+
+namespace m2b::kernels {
+
+int64_t M2rnnShape::N() const { return std::max({Nq, Nk, Nv, Nw, Nf}); }
+
+void M2rnnShape::validate() const {
+  const std::pair<const char*, int64_t> sizes[] = {{"B", B},   {"S", S},   {"K", K},
+                                                   {"V", V},   {"Nq", Nq}, {"Nk", Nk},
+                                                   {"Nv", Nv}, {"Nw", Nw}, {"Nf", Nf}};
+  for (const auto& [name, value] : sizes)
+    if (value <= 0)
+      throw std::invalid_argument(std::string("M2rnnShape: ") + name + " must be positive, got " +
+                                  std::to_string(value));
+  const int64_t n = N();
+  for (const auto& [name, value] : sizes)
+    if (name[0] == 'N' && n % value != 0)
+      throw std::invalid_argument(std::string("M2rnnShape: head count ") + name + " = " +
+                                  std::to_string(value) + " must divide N = " + std::to_string(n) +
+                                  " (the largest of Nq, Nk, Nv, Nw, Nf)");
+}
+
+namespace {
+
+bool machine_has_avx2() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+std::atomic<CpuIsa>& isa_in_use() {
+  static std::atomic<CpuIsa> isa{machine_has_avx2() ? CpuIsa::Avx2 : CpuIsa::Baseline};
+  return isa;
+}
+
+template <typename T>
+ChainKernels<T> chain_kernels(int64_t V) {
+#if defined(__x86_64__)
+  if (isa_in_use().load() == CpuIsa::Avx2) return chain_kernels_avx2<T>(V);
+#endif
+  return chain_kernels_baseline<T>(V);
+}
+
+// Sums the per-chain slots (rows, N, inner) of `chains` into `out` (rows, heads, inner), head h
+// taking chains h * N/heads .. (h+1) * N/heads - 1.
+template <typename T>
+void sum_shared_heads(const T* chains, int64_t rows, int64_t N, int64_t heads, int64_t inner,
+                      T* out) {
+  const int64_t group = N / heads;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t h = 0; h < heads; ++h) {
+      T* dst = out + (r * heads + h) * inner;
+      std::fill(dst, dst + inner, T(0));
+      for (int64_t n = h * group; n < (h + 1) * group; ++n) {
+        const T* src = chains + (r * N + n) * inner;
+        for (int64_t e = 0; e < inner; ++e) dst[e] += src[e];
+      }
+    }
+}
+
+// The gradient of one input: chains write straight into `out` when no head is shared, else into
+// scratch that finish() sums per shared head.
+template <typename T>
+class HeadGradient {
+ public:
+  HeadGradient(T* out, int64_t rows, int64_t N, int64_t heads, int64_t inner)
+      : out_(out), rows_(rows), N_(N), heads_(heads), inner_(inner) {
+    if (heads_ < N_) scratch_.resize(static_cast<size_t>(rows_ * N_ * inner_));
+  }
+  T* chains() { return heads_ < N_ ? scratch_.data() : out_; }
+  void finish() {
+    if (heads_ < N_) sum_shared_heads(scratch_.data(), rows_, N_, heads_, inner_, out_);
+  }
+
+ private:
+  T* out_;
+  int64_t rows_, N_, heads_, inner_;
+  std::vector<T> scratch_;
+};
+
+}  // namespace
+
+CpuIsa m2rnn_cpu_isa() { return isa_in_use().load(); }
+
+void m2rnn_cpu_set_isa(CpuIsa isa) {
+  if (isa == CpuIsa::Avx2 && !machine_has_avx2())
+    throw std::invalid_argument("m2rnn_cpu_set_isa: this machine lacks AVX2 and FMA");
+  isa_in_use().store(isa);
+}
+
+template <typename T>
+void m2rnn_forward_cpu(const M2rnnForward<T>& p) {
+  p.shape.validate();
+  const int64_t B = p.shape.B, N = p.shape.N(), KV = p.shape.K * p.shape.V;
+  const ChainKernels<T> kernels = chain_kernels<T>(p.shape.V);
+#pragma omp parallel
+  {
+    std::vector<T> scratch(static_cast<size_t>(kChainScratchMatrices * KV));
+#pragma omp for schedule(static)
+    for (int64_t chain = 0; chain < B * N; ++chain)
+      kernels.forward(p, chain / N, chain % N, scratch.data());
+  }
+}
+
+template <typename T>
+void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
+  const M2rnnShape& s = p.fwd.shape;
+  s.validate();
+  if (!p.fwd.h_all)
+    throw std::invalid_argument(
+        "m2rnn_backward_cpu: fwd.h_all is null; the forward must save the states for backward");
+  const int64_t B = s.B, S = s.S, N = s.N(), K = s.K, V = s.V, VV = V * V;
+
+  std::vector<T> W_t(static_cast<size_t>(s.Nw * VV));
+  for (int64_t w = 0; w < s.Nw; ++w)
+    for (int64_t l = 0; l < V; ++l)
+      for (int64_t j = 0; j < V; ++j) W_t[w * VV + j * V + l] = p.fwd.W[w * VV + l * V + j];
+  std::vector<T> dW_chains(static_cast<size_t>(B * N * VV));
+  HeadGradient<T> dq(p.dq, B * S, N, s.Nq, K), dk(p.dk, B * S, N, s.Nk, K),
+      dv(p.dv, B * S, N, s.Nv, V), df(p.df, B * S, N, s.Nf, 1);
+  const ChainGradients<T> grads{dq.chains(), dk.chains(), dv.chains(),
+                                df.chains(), dW_chains.data(), W_t.data()};
+  const ChainKernels<T> kernels = chain_kernels<T>(V);
+
+#pragma omp parallel
+  {
+    std::vector<T> scratch(static_cast<size_t>(kChainScratchMatrices * K * V));
+#pragma omp for schedule(static)
+    for (int64_t chain = 0; chain < B * N; ++chain)
+      kernels.backward(p, grads, chain / N, chain % N, scratch.data());
+  }
+  dq.finish();
+  dk.finish();
+  dv.finish();
+  df.finish();
+  // dW of weight head w sums its chains over the batch.
+  const int64_t group = N / s.Nw;
+  std::fill(p.dW, p.dW + s.Nw * VV, T(0));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n) {
+      const T* src = dW_chains.data() + (b * N + n) * VV;
+      T* dst = p.dW + (n / group) * VV;
+      for (int64_t e = 0; e < VV; ++e) dst[e] += src[e];
+    }
+}
+
+template void m2rnn_forward_cpu<float>(const M2rnnForward<float>&);
+template void m2rnn_forward_cpu<double>(const M2rnnForward<double>&);
+template void m2rnn_backward_cpu<float>(const M2rnnBackward<float>&);
+template void m2rnn_backward_cpu<double>(const M2rnnBackward<double>&);
+
+}  // namespace m2b::kernels

@@ -1,0 +1,324 @@
+// The per-chain loops of the M2RNN recurrence on CPU: one (b, n) chain, plain loops over time.
+// Included once by each build of them, m2rnn_cpu.cpp (baseline instruction set) and
+// m2rnn_cpu_avx2.cpp (under #pragma GCC target), with M2RNN_CPU_ENTRY naming that build's entry
+// point. Everything else here has internal linkage and the file uses no library templates, so the
+// two builds share no symbol that the linker could pick the wrong one of.
+//
+// All products are rows of V contiguous elements accumulated into registers: GCC's vector
+// extension (32-byte vectors, lowered to SSE2 halves in the baseline build) keeps the codegen
+// predictable, which the auto-vectoriser was not for these tiny matrices.
+#ifndef M2RNN_CPU_ENTRY
+#error "define M2RNN_CPU_ENTRY before including m2rnn_cpu_chain.h"
+#endif
+
+#include <cstdint>
+
+#include "kernels/m2rnn_cpu_internal.h"
+
+// Returning 32-byte vectors from the internal helpers below crosses no ABI boundary. (Not popped:
+// GCC reports it where the templates are instantiated, at the end of the including file.)
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace m2b::kernels {
+namespace {
+
+template <typename T>
+struct Simd {
+  typedef T vec __attribute__((vector_size(32)));
+  static constexpr int L = 32 / sizeof(T);
+  static vec load(const T* p) {
+    vec v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static void store(T* p, const vec& v) { __builtin_memcpy(p, &v, sizeof v); }
+};
+
+// Whether rows of VC elements take the vector path: a whole number of vectors, few enough to
+// stay in registers.
+template <int VC, typename T>
+constexpr bool kVectorRows = VC > 0 && VC % Simd<T>::L == 0 && VC / Simd<T>::L <= 8;
+
+// BR rows of gemm_rows, their accumulators held in registers across the whole sum.
+template <int BR, int VC, typename T>
+inline void gemm_rows_block(T* __restrict out, const T* __restrict C, int64_t c_row,
+                            int64_t c_col, const T* __restrict X, int64_t count) {
+  using S = Simd<T>;
+  constexpr int R = VC / S::L;
+  typename S::vec acc[BR][R];
+#pragma GCC unroll 8
+  for (int b = 0; b < BR; ++b)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[b][r] = S::load(out + b * VC + r * S::L);
+  for (int64_t m = 0; m < count; ++m) {
+    typename S::vec x[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) x[r] = S::load(X + m * VC + r * S::L);
+#pragma GCC unroll 8
+    for (int b = 0; b < BR; ++b) {
+      const T c = C[b * c_row + m * c_col];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[b][r] += c * x[r];
+    }
+  }
+#pragma GCC unroll 8
+  for (int b = 0; b < BR; ++b)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) S::store(out + b * VC + r * S::L, acc[b][r]);
+}
+
+// out (rows x V) += C (rows x count) X (count x V), where C's element (o, m) is
+// C[o * c_row + m * c_col] and out, X have row stride V. Each product of the recurrence has this
+// shape (H W, dA W^T, H^T dA, q^T H, k^T dA).
+template <int VC, typename T>
+void gemm_rows(T* __restrict out, int64_t rows, const T* __restrict C, int64_t c_row,
+               int64_t c_col, const T* __restrict X, int64_t count, int64_t V) {
+  if constexpr (kVectorRows<VC, T>) {
+    // Enough independent accumulators (rows x vectors) to hide the FMA latency.
+    constexpr int R = VC / Simd<T>::L;
+    constexpr int BR = R >= 8 ? 1 : R >= 4 ? 2 : 4;
+    const int64_t blocked = rows / BR * BR;
+    for (int64_t o = 0; o < blocked; o += BR)
+      gemm_rows_block<BR, VC>(out + o * VC, C + o * c_row, c_row, c_col, X, count);
+    for (int64_t o = blocked; o < rows; ++o)
+      gemm_rows_block<1, VC>(out + o * VC, C + o * c_row, c_row, c_col, X, count);
+  } else {
+    for (int64_t o = 0; o < rows; ++o)
+      for (int64_t m = 0; m < count; ++m) {
+        const T c = C[o * c_row + m * c_col];
+        for (int64_t j = 0; j < V; ++j) out[o * V + j] += c * X[m * V + j];
+      }
+  }
+}
+
+template <typename T>
+inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t e = 0; e < n; ++e) acc += a[e] * b[e];
+  return acc;
+}
+
+template <typename T>
+inline void copy(const T* src, int64_t n, T* dst) {
+  __builtin_memcpy(dst, src, n * sizeof(T));
+}
+
+template <typename T>
+inline void fill_zero(T* x, int64_t n) {
+  for (int64_t e = 0; e < n; ++e) x[e] = T(0);
+}
+
+// x clamped to [-c, c]; for scalars and vectors alike. Written as two selects: GCC does not
+// if-convert the nested form under its default -ftrapping-math.
+template <typename X, typename T>
+inline X clamp_symmetric(const X& x, T c) {
+  const X hi = X{} + c, lo = -hi;
+  const X above_lo = x < lo ? lo : x;
+  return above_lo > hi ? hi : above_lo;
+}
+
+// x[e] = fn(x[e]) with fn applied to whole vectors, then to the scalar tail.
+template <typename T, typename Fn>
+inline void map_inplace(T* x, int64_t n, Fn fn) {
+  using S = Simd<T>;
+  int64_t e = 0;
+  for (; e + S::L <= n; e += S::L) S::store(x + e, fn(S::load(x + e)));
+  for (; e < n; ++e) x[e] = fn(x[e]);
+}
+
+// tanh for float: Eigen's rational minimax approximation (odd, degree 13/6, a few ulp; XLA and
+// ONNX Runtime use it too). libm's tanhf does not vectorise and dominated the run time. double,
+// the oracle's precision, keeps libm.
+template <typename X>
+inline X tanh_rational(const X& x_in) {
+  // Beyond the clamp tanh rounds to +-1 in float; the clamp also keeps x^13 finite.
+  const X x = clamp_symmetric(x_in, 7.90531110763549805f);
+  const X x2 = x * x;
+  X p = X{} + -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  X q = X{} + 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return x * p / q;
+}
+
+inline void tanh_inplace(float* x, int64_t n) {
+  map_inplace(x, n, [](const auto& e) { return tanh_rational(e); });
+}
+inline void tanh_inplace(double* __restrict x, int64_t n) {
+  for (int64_t e = 0; e < n; ++e) x[e] = __builtin_tanh(x[e]);
+}
+
+// out = base + a b^T (a of length K, b of length V); base nullptr means zeros.
+template <int VC, typename T>
+inline void outer_plus(T* __restrict out, const T* __restrict base, const T* __restrict a,
+                       const T* __restrict b, int64_t K, int64_t V) {
+  if constexpr (kVectorRows<VC, T>) {
+    using S = Simd<T>;
+    constexpr int R = VC / S::L;
+    typename S::vec bv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) bv[r] = S::load(b + r * S::L);
+    for (int64_t i = 0; i < K; ++i)
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        typename S::vec x = a[i] * bv[r];
+        if (base) x += S::load(base + i * VC + r * S::L);
+        S::store(out + i * VC + r * S::L, x);
+      }
+  } else {
+    for (int64_t i = 0; i < K; ++i)
+      for (int64_t j = 0; j < V; ++j)
+        out[i * V + j] = (base ? base[i * V + j] : T(0)) + a[i] * b[j];
+  }
+}
+
+// The inputs chain (b, n) reads at step 0; step t is t * *_step further on.
+template <typename T>
+struct Chain {
+  const T *q, *k, *v, *W, *f, *h0;  // h0 nullptr: zeros
+  int64_t q_step, k_step, v_step, f_step;
+};
+
+template <typename T>
+Chain<T> chain_inputs(const M2rnnForward<T>& p, int64_t b, int64_t n) {
+  const M2rnnShape& s = p.shape;
+  const int64_t N = s.N();
+  auto head = [&](int64_t count) { return n / (N / count); };
+  Chain<T> c;
+  c.q = p.q + b * p.q_stride.b + head(s.Nq) * p.q_stride.h;
+  c.k = p.k + b * p.k_stride.b + head(s.Nk) * p.k_stride.h;
+  c.v = p.v + b * p.v_stride.b + head(s.Nv) * p.v_stride.h;
+  c.f = p.f + b * p.f_stride.b + head(s.Nf) * p.f_stride.h;
+  c.W = p.W + head(s.Nw) * s.V * s.V;
+  c.h0 = p.h0 ? p.h0 + (b * N + n) * s.K * s.V : nullptr;
+  c.q_step = p.q_stride.s;
+  c.k_step = p.k_stride.s;
+  c.v_step = p.v_stride.s;
+  c.f_step = p.f_stride.s;
+  return c;
+}
+
+// Z = tanh(H W + k v^T)
+template <int VC, typename T>
+void candidate(const T* __restrict H, const T* __restrict W, const T* __restrict k,
+               const T* __restrict v, int64_t K, int64_t V, T* __restrict Z) {
+  outer_plus<VC>(Z, static_cast<const T*>(nullptr), k, v, K, V);
+  gemm_rows<VC>(Z, K, H, V, 1, W, V, V);
+  tanh_inplace(Z, K * V);
+}
+
+template <int VC, typename T>
+void forward_chain(const M2rnnForward<T>& p, int64_t b, int64_t n, T* scratch) {
+  const M2rnnShape& s = p.shape;
+  const int64_t N = s.N(), S = s.S, K = s.K, V = VC ? VC : s.V, KV = K * V;
+  const Chain<T> c = chain_inputs(p, b, n);
+  T* __restrict H = scratch;
+  T* __restrict Z = scratch + KV;
+  if (c.h0) copy(c.h0, KV, H);
+  else fill_zero(H, KV);
+  for (int64_t t = 0; t < S; ++t) {
+    candidate<VC>(H, c.W, c.k + t * c.k_step, c.v + t * c.v_step, K, V, Z);
+    const T f = c.f[t * c.f_step], g = T(1) - f;
+    for (int64_t e = 0; e < KV; ++e) H[e] = f * H[e] + g * Z[e];
+    T* __restrict y = p.y + ((b * S + t) * N + n) * V;
+    fill_zero(y, V);
+    gemm_rows<VC>(y, 1, c.q + t * c.q_step, 0, 1, H, K, V);
+    if (p.h_all) copy(H, KV, p.h_all + ((b * S + t) * N + n) * KV);
+  }
+  copy(H, KV, p.h_final + (b * N + n) * KV);
+}
+
+// G_t = q_t dy_t^T + carry_{t+1} (clipped);  dq_t = H_t dy_t;  dA = (1 - f) G (1 - Z^2);
+// df_t = sum G (H_{t-1} - Z);  dW += H_{t-1}^T dA;  dk_t = dA v_t;  dv_t = dA^T k_t;
+// carry_t = f G + dA W^T;  dh0 = carry_1.
+template <int VC, typename T>
+void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64_t b, int64_t n,
+                    T* scratch) {
+  const M2rnnForward<T>& fp = p.fwd;
+  const M2rnnShape& s = fp.shape;
+  const int64_t N = s.N(), S = s.S, K = s.K, V = VC ? VC : s.V, KV = K * V;
+  const Chain<T> c = chain_inputs(fp, b, n);
+  const T* __restrict W_t = g.W_t + n / (N / s.Nw) * V * V;
+  T* __restrict dW = g.dW + (b * N + n) * V * V;
+  T* __restrict G = scratch;
+  T* __restrict Z = scratch + KV;
+  T* __restrict dA = scratch + 2 * KV;
+  T* __restrict carry = scratch + 3 * KV;
+  T* __restrict zeros = scratch + 4 * KV;
+  fill_zero(dW, V * V);
+  fill_zero(zeros, KV);
+  if (p.dh_final) copy(p.dh_final + (b * N + n) * KV, KV, carry);
+  else fill_zero(carry, KV);
+  const T clip = static_cast<T>(p.grad_clip);
+  // H_{t+1} in the recurrence's numbering; H_0 for t = -1.
+  auto state = [&](int64_t t) -> const T* {
+    if (t >= 0) return fp.h_all + ((b * S + t) * N + n) * KV;
+    return c.h0 ? c.h0 : zeros;
+  };
+
+  for (int64_t t = S - 1; t >= 0; --t) {
+    const T* __restrict H = state(t);
+    const T* __restrict H_prev = state(t - 1);
+    const T* __restrict q = c.q + t * c.q_step;
+    const T* __restrict k = c.k + t * c.k_step;
+    const T* __restrict v = c.v + t * c.v_step;
+    const T* __restrict dy = p.dy + ((b * S + t) * N + n) * V;
+    const int64_t slot = (b * S + t) * N + n;
+    const T f = c.f[t * c.f_step];
+
+    // Everything reaching H_t, from y_t and from step t+1, is clipped as one.
+    outer_plus<VC>(G, carry, q, dy, K, V);
+    if (clip > 0) map_inplace(G, KV, [clip](const auto& e) { return clamp_symmetric(e, clip); });
+
+    for (int64_t i = 0; i < K; ++i) g.dq[slot * K + i] = dot(H + i * V, dy, V);
+
+    candidate<VC>(H_prev, c.W, k, v, K, V, Z);
+    T df = 0;
+#pragma omp simd reduction(+ : df)
+    for (int64_t e = 0; e < KV; ++e) {
+      df += G[e] * (H_prev[e] - Z[e]);
+      dA[e] = (T(1) - f) * G[e] * (T(1) - Z[e] * Z[e]);
+    }
+    g.df[slot] = df;
+
+    for (int64_t i = 0; i < K; ++i) g.dk[slot * K + i] = dot(dA + i * V, v, V);
+    T* __restrict dv = g.dv + slot * V;
+    fill_zero(dv, V);
+    gemm_rows<VC>(dv, 1, k, 0, 1, dA, K, V);
+    gemm_rows<VC>(dW, V, H_prev, 1, V, dA, K, V);
+    for (int64_t e = 0; e < KV; ++e) carry[e] = f * G[e];
+    gemm_rows<VC>(carry, K, dA, V, 1, W_t, V, V);
+  }
+  if (p.dh0) copy(carry, KV, p.dh0 + (b * N + n) * KV);
+}
+
+template <int VC, typename T>
+ChainKernels<T> kernels_for() {
+  return {&forward_chain<VC, T>, &backward_chain<VC, T>};
+}
+
+}  // namespace
+
+template <typename T>
+ChainKernels<T> M2RNN_CPU_ENTRY(int64_t V) {
+  switch (V) {
+    case 8: return kernels_for<8, T>();
+    case 16: return kernels_for<16, T>();
+    case 32: return kernels_for<32, T>();
+    case 64: return kernels_for<64, T>();
+    default: return kernels_for<0, T>();
+  }
+}
+
+template ChainKernels<float> M2RNN_CPU_ENTRY<float>(int64_t);
+template ChainKernels<double> M2RNN_CPU_ENTRY<double>(int64_t);
+
+}  // namespace m2b::kernels
