@@ -25,7 +25,7 @@ struct Boxes {
   }
 };
 
-// The index of the k-th (from 0) entry of `v` equal to or unequal to -1.
+// The index of the k-th (from 0) entry of `v` that is occupied (>= 0), or free (-1).
 int64_t nth(const std::vector<int64_t>& v, bool occupied, uint64_t k) {
   for (size_t i = 0; i < v.size(); ++i)
     if ((v[i] >= 0) == occupied && k-- == 0) return static_cast<int64_t>(i);
@@ -89,17 +89,17 @@ Example EntityTrackingTask::sample(int64_t length, Rng& rng) const {
   require_length(*this, length);
   ExampleWriter out(pad_, token_count(length));
   Boxes state(boxes_, objects_);
+  auto object = [&](int64_t x) { return static_cast<Token>(object0_ + x); };
+  auto box = [&](int64_t b) { return static_cast<Token>(box0_ + b); };
   // The initial assignment: a uniform injection of objects into boxes (partial Fisher-Yates).
   std::vector<int64_t> order(boxes_);
   for (int64_t b = 0; b < boxes_; ++b) order[b] = b;
   for (int64_t x = 0; x < objects_; ++x) {
     std::swap(order[x], order[x + rng.below(boxes_ - x)]);
     state.place(x, order[x]);
-    out.add(object0_ + x);
-    out.add(box0_ + order[x]);
+    out.add(object(x));
+    out.add(box(order[x]));
   }
-  auto object = [&](int64_t x) { return static_cast<Token>(object0_ + x); };
-  auto box = [&](int64_t b) { return static_cast<Token>(box0_ + b); };
   int64_t placed = objects_;
   for (int64_t step = 0; step < length; ++step) {
     const int64_t empty = boxes_ - placed, removed = objects_ - placed;
