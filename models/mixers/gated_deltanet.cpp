@@ -141,7 +141,7 @@ std::vector<OptionSpec> gated_deltanet_options() {
       {"head_v_dim", OptionType::Int, int64_t{0},
        "value width per head; 0 means 2 * head_k_dim (expand_v = 2)", 0, 4096},
       {"conv_kernel", OptionType::Int, int64_t{4}, "causal conv width over q, k and v", 1, 64},
-      {"chunk_size", OptionType::Int, int64_t{64},
+      {"chunk_size", OptionType::Int, int64_t{32},
        "chunk length of the parallel form (speed only: results do not depend on it)", 1, 4096},
       {"negative_eigenvalues", OptionType::Bool, false,
        "b = 2 sigmoid(.) in (0, 2) instead of sigmoid(.): the state transition may reflect, which "

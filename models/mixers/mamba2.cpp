@@ -116,7 +116,7 @@ std::vector<OptionSpec> mamba2_options() {
        "channels per head P; must divide expand * d_model (heads = expand * d_model / head_dim)",
        1, 4096},
       {"conv_kernel", OptionType::Int, int64_t{4}, "causal conv width over x, B and C", 1, 64},
-      {"chunk_size", OptionType::Int, int64_t{64},
+      {"chunk_size", OptionType::Int, int64_t{32},
        "SSD chunk length of the parallel form (speed only: results do not depend on it)", 1,
        4096}};
   for (auto& gate : decay_gate_options(1.0, 16.0)) spec.push_back(std::move(gate));
