@@ -1,0 +1,771 @@
+#pragma once
+// Fused M2RNN kernels: one thread block per (batch, head) chain, for the whole sequence.
+//
+// Work split. The block has NW = K / (16 MT) warps; warp w owns rows [16 MT w, 16 MT (w+1)) of
+// the K x V state, all V columns. Row i of H W needs only row i of H, so the recurrence never
+// crosses warps: the state lives in the warp's registers, in the fp32 accumulator layout of the
+// tensor-core tiles (fragment [m][nt][4]: rows 16m + g (+8), cols 8nt + 2j (+1)). That layout is
+// also the A-operand layout of the next step's product (bf16: pack pairs; tf32: permute k), so
+// one step's result feeds the next step's mma with no data movement. Only y (forward) and
+// dv, df (backward) sum over rows of several warps: through shared memory, once per tile.
+//
+// Tiles. Inputs (q, k, v, f, dy) come in tiles of P steps, staged in shared memory by the whole
+// block: the next tile's loads are issued into registers before the current tile's P steps run,
+// and stored to the other stage buffer after them; one barrier per tile.
+//
+// Backward. The forward saves H every C steps (checkpoints, fp32). For chunk j (steps [jC,
+// jC+C)) from last to first: pass 1 recomputes the chunk's states from its checkpoint and saves
+// the state at the start of each tile of P steps to a scratch buffer (L2-resident); pass 2 takes
+// the tiles in reverse, recomputes each tile's P states into shared memory and runs the reverse
+// recurrence over them:
+//   G = carry + q dy^T (clamped to [-c, c] when clipping), dq = H_t dy
+//   Z = tanh(H_{t-1} W + k v^T), dA = (1 - f) G (1 - Z^2), df = sum G (H_{t-1} - Z)
+//   dk = dA v, dv = dA^T k, carry = f G + dA W^T
+// dA is kept in shared memory next to the states, and at the end of the tile each warp adds
+// H^T dA over its rows and the tile's steps to dW (a (P 16 MT)-deep product on tensor cores).
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/recurrence_args.cuh"
+
+namespace m2b::kernels::cuda::detail {
+
+template <typename T_, int K_, int V_, int MT_, int P_, bool kExact_, int kMinBlocks_ = 1>
+struct Fused {
+  using T = T_;
+  static constexpr int K = K_, V = V_, MT = MT_, P = P_;
+  static constexpr bool kExact = kExact_;
+  static constexpr bool kTf32 = !kExact && std::is_same_v<T, float>;
+  static constexpr int NW = K / (16 * MT);
+  static constexpr int kThreads = 32 * NW;
+  static constexpr int kMinBlocks = kMinBlocks_;  // __launch_bounds__: caps registers per thread
+  static constexpr int NT = V / 8;
+  static constexpr int kRows = 16 * MT;  // rows per warp
+  // Shared-memory row stride of stored states and dA, in elements: 16 bytes of padding keep the
+  // fragment-wise and ldmatrix accesses free of bank conflicts.
+  static constexpr int LD = V + 16 / static_cast<int>(sizeof(T));
+  // Tensor-core B operand (W or W^T): k-steps along V, 32-bit registers per lane.
+  static constexpr int KS = kTf32 ? V / 8 : V / 16;
+  static constexpr bool kBInRegs = KS * NT * 2 <= 16;
+  static_assert(K % (16 * MT) == 0 && V % 16 == 0, "K must be a multiple of 16 MT, V of 16");
+  static_assert(!kExact || std::is_same_v<T, float>, "the exact path takes fp32 inputs");
+};
+
+template <class C>
+using Frag = float[C::MT][C::NT][4];
+
+// Thread coordinates inside the block.
+struct Lane {
+  int tid, w, g, j;
+  __device__ Lane() : tid(threadIdx.x), w(threadIdx.x >> 5), g((threadIdx.x & 31) >> 2),
+                      j(threadIdx.x & 3) {}
+};
+
+template <class C>
+__device__ __forceinline__ int row_of(const Lane& l, int m, int h) {
+  return l.w * C::kRows + 16 * m + l.g + 8 * h;
+}
+template <class C>
+__device__ __forceinline__ int col_of(const Lane& l, int nt) {
+  return 8 * nt + 2 * l.j;
+}
+
+// Fragment <-> rows of a K x V matrix (row stride ld), in shared or global memory.
+template <class C, typename S>
+__device__ __forceinline__ void store_frag(S* base, int ld, const Frag<C>& x, const Lane& l) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt)
+        store_pair<S>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt), x[m][nt][2 * h],
+                      x[m][nt][2 * h + 1]);
+}
+template <class C, typename S>
+__device__ __forceinline__ void load_frag(const S* base, int ld, Frag<C>& x, const Lane& l) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt) {
+        const float2 p = load_pair<S>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt));
+        x[m][nt][2 * h] = p.x;
+        x[m][nt][2 * h + 1] = p.y;
+      }
+}
+// Global K x V state (contiguous, any alignment): scalar accesses; nullptr reads zeros.
+template <class C, typename S>
+__device__ __forceinline__ void load_state(const S* src, Frag<C>& x, const Lane& l) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          x[m][nt][2 * h + e] =
+              src ? to_float<S>(src[row_of<C>(l, m, h) * C::V + col_of<C>(l, nt) + e]) : 0.f;
+}
+template <class C, typename S>
+__device__ __forceinline__ void store_state(S* dst, const Frag<C>& x, const Lane& l) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          dst[row_of<C>(l, m, h) * C::V + col_of<C>(l, nt) + e] =
+              from_float<S>(x[m][nt][2 * h + e]);
+}
+
+// The right-hand V x V operand of a product (W, or W^T for the backward's dA W^T): tensor-core
+// B fragments in registers (small V) or shared memory, or for the exact path the fp32 matrix.
+template <class C>
+struct BOperand {
+  static constexpr int kFrags = C::KS * C::NT;
+  uint32_t reg[C::KS][C::NT][2];
+  const uint2* frag_smem;  // [KS][NT][32]
+  const float* mat_smem;   // V x V
+  static constexpr int smem_bytes() {
+    return C::kExact ? C::V * C::V * 4 : (C::kBInRegs ? 0 : kFrags * 32 * 8);
+  }
+
+  // B(l, c) = W[l][c], or W[c][l] when transposed.
+  static __device__ float at(const typename C::T* W, bool transposed, int l, int c) {
+    return to_float(transposed ? W[c * C::V + l] : W[l * C::V + c]);
+  }
+  static __device__ uint2 make_frag(const typename C::T* W, bool tr, int ks, int nt, int lane) {
+    const int g = lane >> 2, j = lane & 3, c = 8 * nt + g;
+    if constexpr (C::kTf32) {
+      return make_uint2(to_tf32(at(W, tr, 8 * ks + 2 * j, c)), to_tf32(at(W, tr, 8 * ks + 2 * j + 1, c)));
+    } else {
+      const int l = 16 * ks + 2 * j;
+      return make_uint2(pack_bf16(at(W, tr, l, c), at(W, tr, l + 1, c)),
+                        pack_bf16(at(W, tr, l + 8, c), at(W, tr, l + 9, c)));
+    }
+  }
+  // Block-wide; the caller syncs before use.
+  __device__ void init(const typename C::T* W, bool transposed, void* smem, const Lane& l) {
+    if constexpr (C::kExact) {
+      float* m = static_cast<float*>(smem);
+      for (int e = l.tid; e < C::V * C::V; e += C::kThreads)
+        m[e] = at(W, transposed, e / C::V, e % C::V);
+      mat_smem = m;
+    } else if constexpr (C::kBInRegs) {
+#pragma unroll
+      for (int ks = 0; ks < C::KS; ++ks)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt) {
+          const uint2 f = make_frag(W, transposed, ks, nt, threadIdx.x & 31);
+          reg[ks][nt][0] = f.x;
+          reg[ks][nt][1] = f.y;
+        }
+    } else {
+      uint2* s = static_cast<uint2*>(smem);
+      for (int e = l.tid; e < kFrags * 32; e += C::kThreads)
+        s[e] = make_frag(W, transposed, e / (32 * C::NT), (e / 32) % C::NT, e % 32);
+      frag_smem = s;
+    }
+  }
+  __device__ __forceinline__ uint2 frag(int ks, int nt) const {
+    if constexpr (C::kBInRegs) return make_uint2(reg[ks][nt][0], reg[ks][nt][1]);
+    else return frag_smem[(ks * C::NT + nt) * 32 + (threadIdx.x & 31)];
+  }
+};
+
+// out += a B over the warp's rows. Tensor path: a comes from registers. Exact path: a comes from
+// `a_rows` (the same values, stored by the caller at the warp's rows of a stride-LD buffer).
+template <class C>
+__device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOperand<C>& B,
+                                    const typename C::T* a_rows, const Lane& l) {
+  if constexpr (C::kExact) {
+#pragma unroll
+    for (int l4 = 0; l4 < C::V / 4; ++l4) {
+      float4 av[C::MT][2];
+#pragma unroll
+      for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          av[m][h] = *reinterpret_cast<const float4*>(a_rows + row_of<C>(l, m, h) * C::LD + 4 * l4);
+#pragma unroll
+      for (int s = 0; s < 4; ++s)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt) {
+          const float2 b =
+              *reinterpret_cast<const float2*>(B.mat_smem + (4 * l4 + s) * C::V + col_of<C>(l, nt));
+#pragma unroll
+          for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              const float x = s == 0 ? av[m][h].x : s == 1 ? av[m][h].y : s == 2 ? av[m][h].z : av[m][h].w;
+              out[m][nt][2 * h] = fmaf(x, b.x, out[m][nt][2 * h]);
+              out[m][nt][2 * h + 1] = fmaf(x, b.y, out[m][nt][2 * h + 1]);
+            }
+        }
+    }
+  } else if constexpr (C::kTf32) {
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+      for (int ks = 0; ks < C::KS; ++ks) {
+        // k index j <-> column 2j, k index j + 4 <-> column 2j + 1 (B fragments match).
+        const uint32_t a0 = to_tf32(a[m][ks][0]), a1 = to_tf32(a[m][ks][2]),
+                       a2 = to_tf32(a[m][ks][1]), a3 = to_tf32(a[m][ks][3]);
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt) {
+          const uint2 b = B.frag(ks, nt);
+          mma_tf32(out[m][nt], a0, a1, a2, a3, b.x, b.y);
+        }
+      }
+  } else {
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+      for (int ks = 0; ks < C::KS; ++ks) {
+        const uint32_t a0 = pack_bf16(a[m][2 * ks][0], a[m][2 * ks][1]),
+                       a1 = pack_bf16(a[m][2 * ks][2], a[m][2 * ks][3]),
+                       a2 = pack_bf16(a[m][2 * ks + 1][0], a[m][2 * ks + 1][1]),
+                       a3 = pack_bf16(a[m][2 * ks + 1][2], a[m][2 * ks + 1][3]);
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt) {
+          const uint2 b = B.frag(ks, nt);
+          mma_bf16(out[m][nt], a0, a1, a2, a3, b.x, b.y);
+        }
+      }
+  }
+}
+
+// Inputs of a tile of P steps, staged in shared memory in their own type T by cp.async (no
+// registers held while the tile computes): q[P][K], k[P][K], v[P][V], dy[P][V] (backward only),
+// then f[P] in fp32 (one element per step is too small for cp.async; it goes through a register).
+// Copies are 4 bytes wide, so bf16 rows must start at even elements (checked on the host).
+template <class C, bool kGrads>
+struct Stage {
+  using T = typename C::T;
+  static constexpr int E = 4 / static_cast<int>(sizeof(T));  // elements per copy
+  static constexpr int oQ = 0, oK = C::P * C::K, oV = 2 * C::P * C::K, oDy = oV + C::P * C::V,
+                       kTElems = oDy + (kGrads ? C::P * C::V : 0);
+  static constexpr int kFOffset = (kTElems * static_cast<int>(sizeof(T)) + 15) / 16 * 16;
+  static constexpr int kBytes = kFOffset + (C::P * 4 + 15) / 16 * 16;  // one buffer
+  T f_reg;
+
+  // Starts the copies of steps [t0, t0 + P); steps past S, and q / dy when not needed, read as
+  // zeros.
+  __device__ void load(unsigned char* buf, const RecurrenceArgs<T>& a, const T* q, const T* k,
+                       const T* v, const T* f, const T* dy, int64_t t0, bool need_q, const Lane& l) {
+    T* dst = reinterpret_cast<T*>(buf);
+    constexpr int cQ = C::P * C::K / E, cV = C::P * C::V / E;
+    constexpr int kCopies = 2 * cQ + cV + (kGrads ? cV : 0);
+#pragma unroll 1
+    for (int c = l.tid; c < kCopies; c += C::kThreads) {
+      const T* src;
+      int64_t step;
+      int len, off, i = c;
+      bool on = true;
+      if (i < cQ) {
+        src = q, step = a.q.ss, len = C::K, off = oQ, on = need_q;
+      } else if ((i -= cQ) < cQ) {
+        src = k, step = a.k.ss, len = C::K, off = oK;
+      } else if ((i -= cQ) < cV) {
+        src = v, step = a.v.ss, len = C::V, off = oV;
+      } else {
+        i -= cV;
+        src = dy, step = a.dy.ss, len = C::V, off = oDy, on = need_q;
+      }
+      const int s = i / (len / E), e = i % (len / E) * E;
+      const bool valid = on && t0 + s < a.S;
+      const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + off + s * len + e));
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d),
+                   "l"(valid ? src + (t0 + s) * step + e : src), "r"(valid ? 4 : 0));
+    }
+    asm volatile("cp.async.commit_group;");
+    if (l.tid < C::P) f_reg = t0 + l.tid < a.S ? f[(t0 + l.tid) * a.f.ss] : from_float<T>(0.f);
+  }
+  // Completes this thread's part of the tile; a barrier must follow before anyone reads it.
+  __device__ void finish(unsigned char* buf, const Lane& l) const {
+    asm volatile("cp.async.wait_all;" ::: "memory");
+    if (l.tid < C::P) reinterpret_cast<float*>(buf + kFOffset)[l.tid] = to_float(f_reg);
+  }
+};
+
+// Step s of a staged tile.
+template <class C, bool kGrads>
+struct StepIn {
+  using St = Stage<C, kGrads>;
+  const typename C::T *q, *k, *v, *dy;
+  float f;
+  __device__ StepIn(const unsigned char* buf, int s) {
+    const auto* t = reinterpret_cast<const typename C::T*>(buf);
+    q = t + St::oQ + s * C::K;
+    k = t + St::oK + s * C::K;
+    v = t + St::oV + s * C::V;
+    dy = t + St::oDy + s * C::V;
+    f = reinterpret_cast<const float*>(buf + St::kFOffset)[s];
+  }
+};
+
+// One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T). When `rows` is
+// given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it).
+template <class C, class In>
+__device__ __forceinline__ void advance(Frag<C>& h, const BOperand<C>& W, const In& in,
+                                        typename C::T* rows, const Lane& l) {
+  if (rows) {
+    __syncwarp();
+    store_frag<C>(rows, C::LD, h, l);
+    __syncwarp();
+  }
+  Frag<C> acc;
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0.f;
+  mul<C>(acc, h, W, rows, l);
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float kr = to_float(in.k[row_of<C>(l, m, hh)]);
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt) {
+        const float2 vc = load_pair(in.v + col_of<C>(l, nt));
+        const float z0 = tanh_<C::kExact>(fmaf(kr, vc.x, acc[m][nt][2 * hh]));
+        const float z1 = tanh_<C::kExact>(fmaf(kr, vc.y, acc[m][nt][2 * hh + 1]));
+        float& h0 = h[m][nt][2 * hh];
+        float& h1 = h[m][nt][2 * hh + 1];
+        h0 = fmaf(in.f, h0 - z0, z0);
+        h1 = fmaf(in.f, h1 - z1, z1);
+      }
+    }
+}
+
+// Per column c: sum over the warp's rows of x[r][c] * wr[r], complete in lanes 0..3.
+template <class C>
+__device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::T* wr,
+                                            float (&s)[C::NT][2], const Lane& l) {
+  float w[C::MT][2];
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) w[m][h] = to_float(wr[row_of<C>(l, m, h)]);
+#pragma unroll
+  for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      float acc = 0.f;
+#pragma unroll
+      for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) acc = fmaf(w[m][h], x[m][nt][2 * h + e], acc);
+      s[nt][e] = butterfly_sum<4, 16>(acc);
+    }
+}
+// Per row r: sum over columns of x[r][c] * wc[c], complete in the lanes with j == 0.
+template <class C>
+__device__ __forceinline__ void row_sums(const Frag<C>& x, const typename C::T* wc,
+                                         float (&s)[C::MT][2], const Lane& l) {
+  float2 w[C::NT];
+#pragma unroll
+  for (int nt = 0; nt < C::NT; ++nt) w[nt] = load_pair(wc + col_of<C>(l, nt));
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float acc = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt)
+        acc = fmaf(x[m][nt][2 * h], w[nt].x, fmaf(x[m][nt][2 * h + 1], w[nt].y, acc));
+      s[m][h] = butterfly_sum<1, 2>(acc);
+    }
+}
+
+template <class C>
+struct ForwardSmem {
+  using St = Stage<C, false>;
+  static constexpr int oStage = 0;                                       // 2 Stage buffers
+  static constexpr int oY = oStage + 2 * St::kBytes;                     // float [2][P][NW][V]
+  static constexpr int oRows = oY + 2 * C::P * C::NW * C::V * 4;         // T [K][LD], exact only
+  static constexpr int oB = oRows + (C::kExact ? C::K * C::LD * 4 : 0);  // BOperand
+  static constexpr int kBytes = oB + BOperand<C>::smem_bytes();
+};
+
+template <class C>
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kernel(const RecurrenceArgs<typename C::T> a) {
+  using T = typename C::T;
+  using L = ForwardSmem<C>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* stage = smem + L::oStage;
+  float* ypart = reinterpret_cast<float*>(smem + L::oY);
+  T* rows = C::kExact ? reinterpret_cast<T*>(smem + L::oRows) : nullptr;
+  const Lane l;
+  const int64_t chain = blockIdx.x, b = chain / a.N, n = chain % a.N, S = a.S;
+  const T *q = a.q.chain(b, n, a.N), *k = a.k.chain(b, n, a.N), *v = a.v.chain(b, n, a.N),
+          *f = a.f.chain(b, n, a.N);
+
+  BOperand<C> W;
+  W.init(a.W + n / (a.N / a.Nw) * C::V * C::V, false, smem + L::oB, l);
+  Frag<C> h;
+  load_state<C>(a.h0 ? a.h0 + chain * C::K * C::V : static_cast<const T*>(nullptr), h, l);
+
+  typename L::St st;
+  st.load(stage, a, q, k, v, f, nullptr, 0, true, l);
+  st.finish(stage, l);
+  __syncthreads();
+  const int64_t tiles = (S + C::P - 1) / C::P;
+  for (int64_t it = 0; it < tiles; ++it) {
+    const int64_t t0 = it * C::P;
+    const int buf = it & 1;
+    unsigned char* next = stage + (buf ^ 1) * L::St::kBytes;
+    if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + C::P, true, l);
+    const unsigned char* sb = stage + buf * L::St::kBytes;
+    const int steps = static_cast<int>(S - t0 < C::P ? S - t0 : C::P);
+    for (int s = 0; s < steps; ++s) {
+      const StepIn<C, false> in(sb, s);
+      advance<C>(h, W, in, rows, l);
+      float ys[C::NT][2];
+      column_sums<C>(h, in.q, ys, l);
+      if (l.g == 0)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt)
+          *reinterpret_cast<float2*>(ypart + ((buf * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
+              make_float2(ys[nt][0], ys[nt][1]);
+    }
+    if (it + 1 < tiles) st.finish(next, l);
+    if (a.ck && (t0 + C::P) % a.C == 0 && t0 + C::P < S)
+      store_state<C>(a.ck + (chain * a.nck + (t0 + C::P) / a.C - 1) * C::K * C::V, h, l);
+    __syncthreads();
+    for (int e = l.tid; e < steps * C::V; e += C::kThreads) {
+      const int s = e / C::V, c = e % C::V;
+      float y = 0.f;
+#pragma unroll
+      for (int w = 0; w < C::NW; ++w) y += ypart[((buf * C::P + s) * C::NW + w) * C::V + c];
+      a.y[((b * S + t0 + s) * a.N + n) * C::V + c] = from_float<T>(y);
+    }
+  }
+  store_state<C>(a.h_final + chain * C::K * C::V, h, l);
+}
+
+// The backward's order of tiles: per chunk (last first), pass 1 over tiles 0 .. n-2, then pass 2
+// over tiles n-1 .. 0.
+struct Tile {
+  int64_t chunk = 0, sub = 0;
+  bool grads = false, valid = true;
+};
+template <class C>
+__device__ __forceinline__ int64_t tiles_in_chunk(const RecurrenceArgs<typename C::T>& a, int64_t chunk) {
+  const int64_t len = a.S - chunk * a.C < a.C ? a.S - chunk * a.C : a.C;
+  return (len + C::P - 1) / C::P;
+}
+template <class C>
+__device__ __forceinline__ Tile chunk_first_tile(const RecurrenceArgs<typename C::T>& a, int64_t chunk) {
+  Tile t;
+  t.chunk = chunk;
+  t.grads = tiles_in_chunk<C>(a, chunk) < 2;
+  return t;
+}
+template <class C>
+__device__ __forceinline__ Tile next_tile(const RecurrenceArgs<typename C::T>& a, Tile t) {
+  const int64_t n = tiles_in_chunk<C>(a, t.chunk);
+  if (!t.grads) {
+    if (t.sub + 1 <= n - 2) ++t.sub;
+    else t.sub = n - 1, t.grads = true;
+    return t;
+  }
+  if (t.sub > 0) {
+    --t.sub;
+    return t;
+  }
+  if (t.chunk == 0) {
+    t.valid = false;
+    return t;
+  }
+  return chunk_first_tile<C>(a, t.chunk - 1);
+}
+
+template <class C>
+struct BackwardSmem {
+  using St = Stage<C, true>;
+  static constexpr int kStateBytes = C::P * C::K * C::LD * static_cast<int>(sizeof(typename C::T));
+  static constexpr int oStage = 0;                                // 2 Stage buffers
+  static constexpr int oDv = oStage + 2 * St::kBytes;             // float [2][P][NW][V]
+  static constexpr int oDf = oDv + 2 * C::P * C::NW * C::V * 4;   // float [2][P][NW]
+  static constexpr int oDw = oDf + ((2 * C::P * C::NW * 4 + 15) / 16) * 16;  // float [V][V]
+  static constexpr int oStates = oDw + C::V * C::V * 4;           // T [P][K][LD]
+  static constexpr int oDa = oStates + kStateBytes;               // T [P][K][LD]
+  static constexpr int oW = oDa + kStateBytes;                    // BOperand W
+  static constexpr int oWt = oW + BOperand<C>::smem_bytes();      // BOperand W^T
+  static constexpr int kBytes = oWt + BOperand<C>::smem_bytes();
+};
+
+// dW += sum over the tile's steps and the warp's rows of H_{t-1}^T dA, into shared fp32 dW.
+template <class C>
+__device__ __forceinline__ void accumulate_dw(const typename C::T* states, const typename C::T* dA,
+                                              int steps, float* dW, const Lane& l) {
+  constexpr int kStep = C::K * C::LD;
+  const int r0 = l.w * C::kRows;
+#pragma unroll 1
+  for (int mt = 0; mt < C::V / 16; ++mt) {
+    float acc[C::NT][4];
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[nt][i] = 0.f;
+    for (int s = 0; s < steps; ++s) {
+      const typename C::T* hs = states + s * kStep;
+      const typename C::T* ds = dA + s * kStep;
+      if constexpr (C::kExact) {
+        for (int i = r0; i < r0 + C::kRows; ++i) {
+          const float a0 = hs[i * C::LD + 16 * mt + l.g], a1 = hs[i * C::LD + 16 * mt + l.g + 8];
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) {
+            const float2 d = load_pair(ds + i * C::LD + col_of<C>(l, nt));
+            acc[nt][0] = fmaf(a0, d.x, acc[nt][0]);
+            acc[nt][1] = fmaf(a0, d.y, acc[nt][1]);
+            acc[nt][2] = fmaf(a1, d.x, acc[nt][2]);
+            acc[nt][3] = fmaf(a1, d.y, acc[nt][3]);
+          }
+        }
+      } else if constexpr (C::kTf32) {
+#pragma unroll
+        for (int k0 = r0; k0 < r0 + C::kRows; k0 += 8) {
+          const float* h0 = hs + (k0 + l.j) * C::LD + 16 * mt + l.g;
+          const float* h1 = h0 + 4 * C::LD;
+          const uint32_t a0 = to_tf32(h0[0]), a1 = to_tf32(h0[8]), a2 = to_tf32(h1[0]),
+                         a3 = to_tf32(h1[8]);
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) {
+            const float* d = ds + (k0 + l.j) * C::LD + 8 * nt + l.g;
+            mma_tf32(acc[nt], a0, a1, a2, a3, to_tf32(d[0]), to_tf32(d[4 * C::LD]));
+          }
+        }
+      } else {
+        const int lane = l.tid & 31;
+#pragma unroll
+        for (int k0 = r0; k0 < r0 + C::kRows; k0 += 16) {
+          uint32_t a[4];
+          ldmatrix_x4_trans(a, hs + (k0 + (lane & 7) + 8 * (lane >> 4)) * C::LD + 16 * mt +
+                                   8 * ((lane >> 3) & 1));
+#pragma unroll
+          for (int p = 0; p < C::NT / 2; ++p) {
+            uint32_t bq[4];
+            ldmatrix_x4_trans(bq, ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 16 * p +
+                                      8 * (lane >> 4));
+            mma_bf16(acc[2 * p], a[0], a[1], a[2], a[3], bq[0], bq[1]);
+            mma_bf16(acc[2 * p + 1], a[0], a[1], a[2], a[3], bq[2], bq[3]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        atomicAdd(dW + (16 * mt + l.g + 8 * (i >> 1)) * C::V + col_of<C>(l, nt) + (i & 1), acc[nt][i]);
+  }
+}
+
+template <class C>
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_kernel(const RecurrenceArgs<typename C::T> a) {
+  using T = typename C::T;
+  using L = BackwardSmem<C>;
+  using St = typename L::St;
+  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* stage = smem + L::oStage;
+  float* dvpart = reinterpret_cast<float*>(smem + L::oDv);
+  float* dfpart = reinterpret_cast<float*>(smem + L::oDf);
+  float* dWs = reinterpret_cast<float*>(smem + L::oDw);
+  T* states = reinterpret_cast<T*>(smem + L::oStates);
+  T* dAs = reinterpret_cast<T*>(smem + L::oDa);
+  constexpr int kStep = C::K * C::LD;
+  const Lane l;
+  const int64_t chain = blockIdx.x, b = chain / a.N, n = chain % a.N, S = a.S, N = a.N;
+  const int64_t hq = n / (N / a.q.heads), hk = n / (N / a.k.heads), hv = n / (N / a.v.heads),
+                hf = n / (N / a.f.heads), hw = n / (N / a.Nw);
+  const T *q = a.q.chain(b, n, N), *k = a.k.chain(b, n, N), *v = a.v.chain(b, n, N),
+          *f = a.f.chain(b, n, N), *dy = a.dy.chain(b, n, N);
+
+  BOperand<C> W, Wt;
+  W.init(a.W + hw * C::V * C::V, false, smem + L::oW, l);
+  Wt.init(a.W + hw * C::V * C::V, true, smem + L::oWt, l);
+  for (int e = l.tid; e < C::V * C::V; e += C::kThreads) dWs[e] = 0.f;
+
+  Frag<C> carry, h;
+  load_state<C>(a.dh_final ? a.dh_final + chain * C::K * C::V : static_cast<const T*>(nullptr), carry, l);
+  float4* scratch = reinterpret_cast<float4*>(a.scratch) + chain * (a.C / C::P) * C::MT * C::NT * C::kThreads;
+  auto scratch_at = [&](int64_t sub, int i) -> float4& {
+    return scratch[(sub * C::MT * C::NT + i) * C::kThreads + l.tid];
+  };
+  auto chunk_start = [&](int64_t chunk) {
+    const T* h0 = a.h0 ? a.h0 + chain * C::K * C::V : nullptr;
+    if (chunk == 0) load_state<C>(h0, h, l);
+    else load_state<C>(a.ck + (chain * a.nck + chunk - 1) * C::K * C::V, h, l);
+  };
+
+  Tile cur = chunk_first_tile<C>(a, (S + a.C - 1) / a.C - 1);
+  St st;
+  auto tile_t0 = [&](const Tile& t) { return t.chunk * a.C + t.sub * C::P; };
+  st.load(stage, a, q, k, v, f, dy, tile_t0(cur), cur.grads, l);
+  st.finish(stage, l);
+  __syncthreads();
+  for (int buf = 0;; buf ^= 1) {
+    const Tile nxt = next_tile<C>(a, cur);
+    unsigned char* next = stage + (buf ^ 1) * St::kBytes;
+    if (nxt.valid) st.load(next, a, q, k, v, f, dy, tile_t0(nxt), nxt.grads, l);
+    const unsigned char* sb = stage + buf * St::kBytes;
+    const int64_t t0 = tile_t0(cur);
+    const int steps = static_cast<int>(S - t0 < C::P ? S - t0 : C::P);
+    if (cur.sub == 0) chunk_start(cur.chunk);
+    if (!cur.grads) {
+      // Pass 1: carry the state through this tile, keep where the next one starts.
+      for (int s = 0; s < steps; ++s)
+        advance<C>(h, W, StepIn<C, true>(sb, s), C::kExact ? states : nullptr, l);
+#pragma unroll
+      for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt)
+          scratch_at(cur.sub + 1, m * C::NT + nt) =
+              make_float4(h[m][nt][0], h[m][nt][1], h[m][nt][2], h[m][nt][3]);
+    } else {
+      if (cur.sub > 0)
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) {
+            const float4 x = scratch_at(cur.sub, m * C::NT + nt);
+            h[m][nt][0] = x.x, h[m][nt][1] = x.y, h[m][nt][2] = x.z, h[m][nt][3] = x.w;
+          }
+      // Pass 2, forward: the tile's states into shared memory; dq_t = H_t dy_t on the way.
+      for (int s = 0; s < steps; ++s) {
+        const StepIn<C, true> in(sb, s);
+        advance<C>(h, W, in, states + s * kStep, l);
+        float dq[C::MT][2];
+        row_sums<C>(h, in.dy, dq, l);
+        if (l.j == 0)
+#pragma unroll
+          for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh)
+              a.dq.put(((b * S + t0 + s) * a.q.heads + hq) * C::K + row_of<C>(l, m, hh), dq[m][hh]);
+      }
+      // Pass 2, reverse.
+      for (int s = steps - 1; s >= 0; --s) {
+        const StepIn<C, true> in(sb, s);
+        const float fs = in.f;
+        Frag<C>& G = carry;  // G overwrites carry: carry_{t+1} is not needed past this point
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const float qr = to_float(in.q[row_of<C>(l, m, hh)]);
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) {
+              const float2 d = load_pair(in.dy + col_of<C>(l, nt));
+              float g0 = fmaf(qr, d.x, G[m][nt][2 * hh]), g1 = fmaf(qr, d.y, G[m][nt][2 * hh + 1]);
+              if (a.clip > 0) {
+                g0 = fminf(fmaxf(g0, -a.clip), a.clip);
+                g1 = fminf(fmaxf(g1, -a.clip), a.clip);
+              }
+              G[m][nt][2 * hh] = g0;
+              G[m][nt][2 * hh + 1] = g1;
+            }
+          }
+        const T* hrows = states + s * kStep;
+        Frag<C> hp, dA;
+        load_frag<C>(hrows, C::LD, hp, l);
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) dA[m][nt][i] = 0.f;
+        mul<C>(dA, hp, W, hrows, l);
+        float df = 0.f;
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const float kr = to_float(in.k[row_of<C>(l, m, hh)]);
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) {
+              const float2 vc = load_pair(in.v + col_of<C>(l, nt));
+#pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                const float z = tanh_<C::kExact>(fmaf(kr, e ? vc.y : vc.x, dA[m][nt][2 * hh + e]));
+                const float gz = G[m][nt][2 * hh + e];
+                df = fmaf(gz, hp[m][nt][2 * hh + e] - z, df);
+                dA[m][nt][2 * hh + e] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
+              }
+            }
+          }
+        T* arows = dAs + s * kStep;
+        __syncwarp();
+        store_frag<C>(arows, C::LD, dA, l);
+        __syncwarp();
+        float dk[C::MT][2], dv[C::NT][2];
+        row_sums<C>(dA, in.v, dk, l);
+        column_sums<C>(dA, in.k, dv, l);
+        df = butterfly_sum<1, 16>(df);
+        if (l.j == 0)
+#pragma unroll
+          for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh)
+              a.dk.put(((b * S + t0 + s) * a.k.heads + hk) * C::K + row_of<C>(l, m, hh), dk[m][hh]);
+        if (l.g == 0)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+            *reinterpret_cast<float2*>(dvpart + ((buf * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
+                make_float2(dv[nt][0], dv[nt][1]);
+        if ((l.tid & 31) == 0) dfpart[(buf * C::P + s) * C::NW + l.w] = df;
+        // carry_t = f G + dA W^T
+        Frag<C> prod;
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) prod[m][nt][i] = fs * G[m][nt][i];
+        mul<C>(prod, dA, Wt, arows, l);
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) carry[m][nt][i] = prod[m][nt][i];
+      }
+      __syncwarp();
+      accumulate_dw<C>(states, dAs, steps, dWs, l);
+    }
+    if (nxt.valid) st.finish(next, l);
+    __syncthreads();
+    if (cur.grads) {
+      for (int e = l.tid; e < steps * C::V; e += C::kThreads) {
+        const int s = e / C::V, c = e % C::V;
+        float x = 0.f;
+#pragma unroll
+        for (int w = 0; w < C::NW; ++w) x += dvpart[((buf * C::P + s) * C::NW + w) * C::V + c];
+        a.dv.put(((b * S + t0 + s) * a.v.heads + hv) * C::V + c, x);
+      }
+      for (int s = l.tid; s < steps; s += C::kThreads) {
+        float x = 0.f;
+#pragma unroll
+        for (int w = 0; w < C::NW; ++w) x += dfpart[(buf * C::P + s) * C::NW + w];
+        a.df.put((b * S + t0 + s) * a.f.heads + hf, x);
+      }
+    }
+    if (!nxt.valid) break;
+    cur = nxt;
+  }
+  __syncthreads();
+  for (int e = l.tid; e < C::V * C::V; e += C::kThreads) atomicAdd(a.dW + hw * C::V * C::V + e, dWs[e]);
+  if (a.dh0) store_state<C>(a.dh0 + chain * C::K * C::V, carry, l);
+}
+
+}  // namespace m2b::kernels::cuda::detail

@@ -1,0 +1,91 @@
+#pragma once
+// Picks the compile-time configuration of the fused kernels for a shape and launches them. Each
+// element type / math path is instantiated in its own translation unit (m2rnn_fused_*.cu) so
+// that they compile in parallel.
+#include <type_traits>
+
+#include "kernels/cuda/m2rnn_fused.cuh"
+
+namespace m2b::kernels::cuda::detail {
+
+// MT: one warp per chain (all K rows) where the state is small, so that warps need not meet,
+// but no more than 32 fp32 registers per state copy (MT * V <= 64). P (tile steps): as many as
+// keep the backward's per-step shared memory (state and dA) within a budget that lets as many
+// chains share a multiprocessor as their count usually asks for (16 KiB for K V <= 512, 32 KiB
+// up to 2048, else one chain takes most of it). Min blocks: with small per-thread state, cap the
+// registers at 128 so that 16 warps of 32 threads fit (the statetrack shape: 2048 chains).
+template <typename T, int K, int V, bool kExact>
+struct Tuned {
+  static constexpr int MT = K / 16 < 64 / V ? K / 16 : 64 / V;
+  static constexpr int kStepBytes = 2 * K * (V + 16 / static_cast<int>(sizeof(T))) * static_cast<int>(sizeof(T));
+  static constexpr int kBudget = K * V <= 512 ? 16 * 1024 : K * V <= 2048 ? 32 * 1024 : 160 * 1024;
+  static constexpr int P = kBudget / kStepBytes >= 8 ? 8 : kBudget / kStepBytes >= 4 ? 4 : 2;
+  static constexpr int kThreads = 32 * K / (16 * MT);
+  static constexpr int kMinBlocks = MT * (V / 8) * 4 <= 16 ? 65536 / (kThreads * 128) : 1;
+  using Cfg = Fused<T, K, V, MT, P, kExact, kMinBlocks>;
+};
+
+// Calls fn(integral_constant K, integral_constant V) for the runtime K and V; false if unsupported.
+template <typename Fn>
+bool dispatch_kv(int64_t K, int64_t V, Fn&& fn) {
+  auto with_v = [&](auto k) {
+    switch (V) {
+      case 16: fn(k, std::integral_constant<int, 16>{}); return true;
+      case 32: fn(k, std::integral_constant<int, 32>{}); return true;
+      case 64: fn(k, std::integral_constant<int, 64>{}); return true;
+      default: return false;
+    }
+  };
+  switch (K) {
+    case 16: return with_v(std::integral_constant<int, 16>{});
+    case 32: return with_v(std::integral_constant<int, 32>{});
+    case 64: return with_v(std::integral_constant<int, 64>{});
+    case 128: return with_v(std::integral_constant<int, 128>{});
+    default: return false;
+  }
+}
+
+template <typename Kernel, typename Args>
+void launch(Kernel kernel, int threads, int smem_bytes, const Args& a, cudaStream_t stream,
+            const char* what) {
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes), what);
+  const int64_t blocks = a.B * a.N;
+  if (blocks > 0) kernel<<<static_cast<unsigned>(blocks), threads, smem_bytes, stream>>>(a);
+  check_cuda(cudaGetLastError(), what);
+}
+
+// The fused kernels of one element type and math path; each is explicitly instantiated in its
+// own translation unit (m2rnn_fused_*.cu).
+template <typename T, bool kExact>
+struct FusedLauncher {
+  static int tile_steps(int64_t K, int64_t V) {
+    int p = 0;
+    dispatch_kv(K, V, [&](auto k, auto v) { p = Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::P; });
+    return p;
+  }
+  static void forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream);
+  static void backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream);
+};
+
+// Out of the class body, so that `extern template` below keeps other translation units from
+// compiling the kernels.
+template <typename T, bool kExact>
+void FusedLauncher<T, kExact>::forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
+  dispatch_kv(K, V, [&](auto k, auto v) {
+    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
+    launch(fused_forward_kernel<C>, C::kThreads, ForwardSmem<C>::kBytes, a, stream, "m2rnn fused forward");
+  });
+}
+template <typename T, bool kExact>
+void FusedLauncher<T, kExact>::backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
+  dispatch_kv(K, V, [&](auto k, auto v) {
+    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
+    launch(fused_backward_kernel<C>, C::kThreads, BackwardSmem<C>::kBytes, a, stream, "m2rnn fused backward");
+  });
+}
+
+extern template struct FusedLauncher<float, true>;
+extern template struct FusedLauncher<float, false>;
+extern template struct FusedLauncher<__nv_bfloat16, false>;
+
+}  // namespace m2b::kernels::cuda::detail

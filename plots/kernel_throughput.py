@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Kernel benchmark JSON -> committed results and figure.
+
+Reads the Google Benchmark JSON that bench/cuda/bench_m2rnn_kernels writes (median aggregates,
+scripts/gpu-check.sh runs it) and writes, for the GPU it ran on (e.g. h100):
+  results/kernels/<gpu>.json  every row with provenance (git SHA, device, driver/CUDA, date, seed)
+  results/kernels/<gpu>.md    the table: ms, ns per step, speed-ups over cuBLAS and the anchor,
+                              bytes of saved state
+  plots/kernels/<gpu>.png     ns per step, fused vs cuBLAS vs the anchor, per shape and pass
+Usage: kernel_throughput.py BENCH_JSON [--root REPO_ROOT]
+"""
+import argparse
+import json
+import pathlib
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# shared/reference/anchors.md: the authors' Triton kernel on one H100 (ms), forward and fwd+bwd.
+ANCHORS = {
+    ("lm400m", "bf16"): {"fwd": 4.93, "fwd_bwd": 18.8},
+    ("lm400m", "fp32"): {"fwd": 4.72, "fwd_bwd": 21.6},
+    ("statetrack", "fp32"): {"fwd": 0.527, "fwd_bwd": 2.74},
+    ("wide", "bf16"): {"fwd": 2.77, "fwd_bwd": 11.4},
+}
+TARGET_SPEEDUP = 3.0
+PASSES = {"fwd": "forward", "fwd_bwd": "forward+backward"}
+
+
+def gpu_slug(device_name):
+    m = re.search(r"\b([A-Z]\d{2,3})\b", device_name)
+    return m.group(1).lower() if m else re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")
+
+
+def load_rows(bench):
+    rows = []
+    for b in bench["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        _, shape, dtype, backend, pas = b["run_name"].split("/")
+        assert b["time_unit"] == "ms"
+        row = {"shape": shape, "dtype": dtype, "backend": backend, "pass": pas,
+               "ms": b["real_time"], "repetitions": b.get("repetitions"),
+               "S": int(b["S"]), "saved_state_bytes": int(b["saved_state_bytes"])}
+        if "all_states_bytes" in b:
+            row["all_states_bytes"] = int(b["all_states_bytes"])
+            row["checkpoint_every"] = int(b["checkpoint_every"])
+        row["ns_per_step"] = row["ms"] * 1e6 / row["S"]
+        rows.append(row)
+    by_key = {(r["shape"], r["dtype"], r["backend"], r["pass"]): r for r in rows}
+    for r in rows:
+        cublas = by_key.get((r["shape"], r["dtype"], "cublas", r["pass"]))
+        r["speedup_vs_cublas"] = cublas["ms"] / r["ms"] if cublas else None
+        anchor = ANCHORS.get((r["shape"], r["dtype"]), {}).get(r["pass"])
+        r["anchor_ms"] = anchor
+        r["speedup_vs_anchor"] = anchor / r["ms"] if anchor else None
+    return rows
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def gib(n):
+    return f"{n / 2**30:.2f} GiB"
+
+
+def markdown(rows, prov):
+    lines = [
+        f"# M2RNN recurrence kernels on {prov['device_name']}",
+        "",
+        f"Measured by `bench/cuda/bench_m2rnn_kernels` (median of {rows[0]['repetitions']} CUDA-event "
+        f"timings, one call each, after a warm-up), git {prov['git_sha']}, {prov['date']}, "
+        f"driver {prov['cuda_driver_version']}, CUDA runtime {prov['cuda_runtime_version']}, "
+        f"input seed {prov['seed']}. q and k shared by all heads, gradient clipping 1.0. "
+        "Anchor: the authors' Triton kernel on an H100 (shared/reference/anchors.md). "
+        f"Target: {TARGET_SPEEDUP:g}x the anchor. fused = tensor cores (bf16 mma for bf16, tf32 for fp32); "
+        "fused_exact = fp32 FMA, no tensor cores.",
+        "",
+        "| shape | dtype | backend | pass | ms | ns / step | x cuBLAS | x anchor | target | saved state |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "all_states_bytes" in r:
+            saved = (f"{gib(r['saved_state_bytes'])} (every {r['checkpoint_every']} steps; "
+                     f"all states {gib(r['all_states_bytes'])})")
+        else:
+            saved = f"{gib(r['saved_state_bytes'])} (every state, fp32)"
+        met = "-"
+        if r["backend"] != "cublas" and r["speedup_vs_anchor"] is not None:
+            met = "met" if r["speedup_vs_anchor"] >= TARGET_SPEEDUP else "not met"
+        lines.append(f"| {r['shape']} | {r['dtype']} | {r['backend']} | {PASSES[r['pass']]} | {r['ms']:.3f} | "
+                     f"{r['ns_per_step']:.0f} | {fmt(r['speedup_vs_cublas'], '.1f')} | "
+                     f"{fmt(r['speedup_vs_anchor'], '.2f')} | {met} | {saved} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows, prov, path):
+    shapes = list(dict.fromkeys((r["shape"], r["dtype"]) for r in rows))
+    fig, axes = plt.subplots(1, len(PASSES), figsize=(11, 4), sharey=True)
+    for ax, pas in zip(axes, PASSES):
+        labels, series = [f"{s}\n{d}" for s, d in shapes], {}
+        for i, (shape, dtype) in enumerate(shapes):
+            for r in rows:
+                if (r["shape"], r["dtype"], r["pass"]) == (shape, dtype, pas):
+                    series.setdefault(r["backend"], {})[i] = r["ns_per_step"]
+            anchor = ANCHORS.get((shape, dtype), {}).get(pas)
+            if anchor:
+                steps = next(r["S"] for r in rows if r["shape"] == shape)
+                series.setdefault("anchor (Triton, H100)", {})[i] = anchor * 1e6 / steps
+        width = 0.8 / len(series)
+        for j, (name, vals) in enumerate(series.items()):
+            xs = [i + (j - (len(series) - 1) / 2) * width for i in vals]
+            ax.bar(xs, list(vals.values()), width, label=name)
+        ax.set_xticks(range(len(shapes)), labels)
+        ax.set_yscale("log")
+        ax.set_title(PASSES[pas])
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0].set_ylabel("ns per time step (lower is better)")
+    axes[-1].legend(fontsize=8)
+    fig.suptitle(f"M2RNN recurrence on {prov['device_name']} (git {prov['git_sha'][:12]})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench_json", type=pathlib.Path)
+    ap.add_argument("--root", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent.parent)
+    args = ap.parse_args()
+    bench = json.loads(args.bench_json.read_text())
+    ctx = bench["context"]
+    prov = {k: ctx.get(k, "unknown") for k in
+            ("git_sha", "date", "device_name", "sm_count", "cuda_driver_version", "cuda_runtime_version", "seed")}
+    prov["host_name"] = ctx.get("host_name")
+    rows = load_rows(bench)
+    if not rows:
+        raise SystemExit(f"{args.bench_json}: no median aggregates (run with --benchmark_repetitions > 1)")
+    slug = gpu_slug(prov["device_name"])
+    out = args.root / "results" / "kernels"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{slug}.json").write_text(json.dumps(
+        {"provenance": prov, "anchors_ms": {f"{s}/{d}": v for (s, d), v in ANCHORS.items()},
+         "target_speedup_vs_anchor": TARGET_SPEEDUP, "rows": rows}, indent=1) + "\n")
+    (out / f"{slug}.md").write_text(markdown(rows, prov))
+    figure(rows, prov, args.root / "plots" / "kernels" / f"{slug}.png")
+    print(f"wrote results/kernels/{slug}.json, .md and plots/kernels/{slug}.png")
+
+
+if __name__ == "__main__":
+    main()

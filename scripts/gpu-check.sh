@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: build the CUDA kernel targets, run their tests, compute-sanitizer
+# (memcheck, racecheck) on the small case, and the kernel benchmark. Logs and JSON go to $OUT
+# (default ./gpu-check-out); the last lines printed are a short summary.
+#   M2B_STEPS        which of "build test sanitize bench" to run (default: all four)
+#   M2B_PREBUILT     a folder holding kernels_gpu_test_m2rnn_cuda and bench_m2rnn_kernels built
+#                    elsewhere (and any shared libraries they need); used when they load here
+#   M2B_BENCH_REPS   benchmark repetitions per case, median reported (default 10)
+#   M2B_BENCH_FILTER --benchmark_filter regex (default: all)
+#   M2B_GIT_SHA      the commit measured, recorded in the benchmark context
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${OUT:-$root/gpu-check-out}"
+build="${M2B_GPU_BUILD:-$root/build-gpu}"
+steps="${M2B_STEPS:-build test sanitize bench}"
+torch_prefix="${M2B_TORCH_PREFIX:-/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake}"
+export PATH="$PATH:/usr/local/cuda/bin"
+mkdir -p "$out"
+summary=()
+note() { summary+=("$*"); echo "== $*"; }
+
+{ nvidia-smi; nvcc --version; } >"$out/environment.txt" 2>&1
+test_bin="$build/tests/kernels/kernels_gpu_test_m2rnn_cuda"
+bench_bin="$build/bench/bench_m2rnn_kernels"
+
+loads() { [ -x "$1" ] && ! ldd "$1" | grep -q "not found"; }
+if [ -n "${M2B_PREBUILT:-}" ]; then
+  export LD_LIBRARY_PATH="$M2B_PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if loads "$M2B_PREBUILT/kernels_gpu_test_m2rnn_cuda" && loads "$M2B_PREBUILT/bench_m2rnn_kernels"; then
+    test_bin="$M2B_PREBUILT/kernels_gpu_test_m2rnn_cuda"
+    bench_bin="$M2B_PREBUILT/bench_m2rnn_kernels"
+    steps="${steps//build/}"
+    note "using prebuilt binaries from $M2B_PREBUILT"
+  else
+    note "prebuilt binaries do not load here; building"
+    ldd "$M2B_PREBUILT/kernels_gpu_test_m2rnn_cuda" >"$out/ldd.txt" 2>&1
+  fi
+fi
+
+if [[ " $steps " == *" build "* ]]; then
+  start=$(date +%s)
+  if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DM2BENCH_CUDA=ON \
+      -DCMAKE_PREFIX_PATH="$torch_prefix" >"$out/configure.log" 2>&1 || { note "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
+  fi
+  cmake --build "$build" -j 16 --target kernels_gpu_test_m2rnn_cuda bench_m2rnn_kernels >"$out/build.log" 2>&1 \
+    || { note "build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; exit 1; }
+  note "build ok in $(( $(date +%s) - start )) s"
+fi
+
+if [[ " $steps " == *" test "* ]]; then
+  "$test_bin" --order rand --rng-seed 1 --durations yes >"$out/test.log" 2>&1
+  rc=$?
+  note "tests rc=$rc: $(grep -E 'test cases|All tests passed' "$out/test.log" | tail -1)"
+  [ $rc -ne 0 ] && grep -B3 -A12 -m8 "FAILED" "$out/test.log" | head -120
+fi
+
+if [[ " $steps " == *" sanitize "* ]]; then
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$test_bin" "[sanitize]" >"$out/sanitize_$tool.log" 2>&1
+    note "compute-sanitizer $tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
+  done
+fi
+
+if [[ " $steps " == *" bench "* ]]; then
+  "$bench_bin" --benchmark_repetitions="${M2B_BENCH_REPS:-10}" --benchmark_report_aggregates_only=true \
+    --benchmark_filter="${M2B_BENCH_FILTER:-.}" --benchmark_context=git_sha="${M2B_GIT_SHA:-unknown}" \
+    --benchmark_context=date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --benchmark_out="$out/bench.json" --benchmark_out_format=json >"$out/bench.log" 2>&1
+  note "bench rc=$?"
+  grep -E "_median" "$out/bench.log"
+fi
+
+printf '%s\n' "${summary[@]}"
