@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <stdexcept>
 #include <vector>
 
 #include "models/layers.h"
@@ -119,9 +118,6 @@ class GatedDeltaNetImpl : public MixerImpl {
 };
 
 void check_gated_deltanet(int64_t d_model, const Options& o) {
-  if (d_model < 1)
-    throw std::invalid_argument(
-        fmt::format("mixer gated_deltanet: d_model must be >= 1, got {}", d_model));
   const int64_t heads = o.get_int("num_heads");
   if (o.get_int("head_k_dim") == 0 && d_model % heads != 0)
     throw OptionError("num_heads",

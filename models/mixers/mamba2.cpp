@@ -3,7 +3,6 @@
 // One group: B and C are shared by all heads, as in the paper's default configuration.
 #include <fmt/format.h>
 
-#include <stdexcept>
 #include <vector>
 
 #include "models/layers.h"
@@ -97,8 +96,6 @@ class Mamba2Impl : public MixerImpl {
 };
 
 void check_mamba2(int64_t d_model, const Options& o) {
-  if (d_model < 1)
-    throw std::invalid_argument(fmt::format("mixer mamba2: d_model must be >= 1, got {}", d_model));
   const int64_t expand = o.get_int("expand"), head_dim = o.get_int("head_dim");
   if ((expand * d_model) % head_dim != 0)
     throw OptionError("head_dim",

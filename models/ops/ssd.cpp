@@ -37,7 +37,7 @@ void check_inputs(const torch::Tensor& x, const torch::Tensor& a, const torch::T
 
 // (..., G, N) -> (..., H, N): head h reads group h / (H / G).
 torch::Tensor expand_groups(const torch::Tensor& t, int64_t heads) {
-  const int64_t G = t.size(-2), N = t.size(-1);
+  const int64_t G = t.size(-2);
   auto sizes = t.sizes().vec();
   sizes.insert(sizes.end() - 1, heads / G);
   auto out_sizes = t.sizes().vec();
