@@ -1,0 +1,36 @@
+#pragma once
+// Runs a suite: every run not yet done is claimed, trained (resumed if it has a checkpoint) and
+// written to results/<suite>/<run-id>/. Finished runs are skipped; a run another process holds
+// is left to it, so several `m2bench run` processes (say one per GPU) can share one suite.
+#include <filesystem>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "harness/suite.h"
+
+namespace m2b {
+
+struct SuiteRunOptions {
+  std::filesystem::path results_root = "results";
+  // Retrain runs that are done too. The new run trains in a staging folder and replaces the old
+  // one only when its summary is written, so old results are never lost without new ones.
+  bool fresh = false;
+  std::vector<std::string> only;  // run ids (or unique prefixes) to run; empty for all
+  std::ostream* out = nullptr;    // progress and per-run lines; null for nowhere
+  bool live_progress = false;
+  std::function<bool()> interrupted;  // asked after every step: true stops with a checkpoint
+};
+
+struct SuiteRunReport {
+  int finished = 0, diverged = 0;     // trained now
+  int already_done = 0, claimed_elsewhere = 0;
+  std::vector<std::string> failures;  // "<run id>: <error>" for runs that threw
+  bool interrupted = false;           // the suite stopped at a checkpoint on request
+};
+
+// Throws std::invalid_argument when an `only` id matches no run of the suite (or several).
+SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options);
+
+}  // namespace m2b
