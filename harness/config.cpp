@@ -375,6 +375,7 @@ static const Located& option_node(const std::map<std::string, Located>& given,
 static int64_t resolve_task(const Assignments& values, const Located& whole, TaskSpec& task) {
   std::vector<std::string> task_names;
   for (const auto& info : tasks::task_infos()) task_names.push_back(info.name);
+  std::sort(task_names.begin(), task_names.end());
   const Located* name = find(values, "task.name");
   if (!name)
     fail(whole.with_path("task.name"),
@@ -441,12 +442,13 @@ static void resolve_layers(const Located& layers, const std::map<std::string, Lo
   model.layers.clear();
   for (size_t i = 0; i < layers.node.size(); ++i) {
     Located layer{layers.node[i], layers.file, fmt::format("{}[{}]", layers.path, i)};
-    std::map<std::string, Located> given;
+    std::map<std::string, Located> given, keys;
     const Located* mixer_node = nullptr;
     for (const Entry& e : entries(layer, "a layer like {mixer: NAME, ...options}")) {
       std::string key = e.key.path.substr(layer.path.size() + 1);
       if (key == "mixer") mixer_node = &given.emplace(key, e.value).first->second;
       else given.emplace(key, e.value);
+      keys.emplace(key, e.key);
     }
     if (!mixer_node) fail(layer, fmt::format("missing 'mixer' (valid: {})", mixers));
     models::LayerConfig config{read_name(*mixer_node), {}};
@@ -466,7 +468,13 @@ static void resolve_layers(const Located& layers, const std::map<std::string, Lo
     } catch (const OptionError& e) {
       // A width that the heads must divide may come from the model, not the layer.
       bool about_width = e.key() == "d_model" && model_nodes.count("d_model");
-      fail(about_width ? model_nodes.at("d_model") : option_node(given, e.key(), layer), e.what());
+      bool known = std::any_of(info->options.begin(), info->options.end(),
+                               [&](const OptionSpec& o) { return o.name == e.key(); });
+      fail(about_width ? model_nodes.at("d_model")
+                       : option_node(known ? given : keys, e.key(), layer),
+           e.what());
+    } catch (const std::invalid_argument& e) {  // a check that names no key
+      fail(layer, e.what());
     }
     model.layers.push_back(std::move(config));
   }

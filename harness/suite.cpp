@@ -42,8 +42,8 @@ class ModelLoader {
   void load_file(const fs::path& path, const Located* included_at) {
     fs::path canonical = fs::weakly_canonical(path);
     if (std::find(stack_.begin(), stack_.end(), canonical) != stack_.end())
-      fail(*included_at, fmt::format("'{}' includes itself (through {})", path.string(),
-                                     fmt::join(stack_names_, " -> ")));
+      fail(*included_at, fmt::format("include loop: '{}' is already being read (through {})",
+                                     path.string(), fmt::join(stack_names_, " -> ")));
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       if (!included_at) throw ConfigError(fmt::format("{}: cannot read the suite file", path.string()));
@@ -61,7 +61,7 @@ class ModelLoader {
                                                     : "a suite (a mapping)")) {
       std::string key = key_of(e);
       if (!is_one_of(key, allowed))
-        fail(e.key, fmt::format("unknown key '{}' (valid{}: {})", key,
+        fail(e.key.with_path(""), fmt::format("unknown key '{}' (valid{}: {})", key,
                                 included_at ? " in an included file" : "", fmt::join(allowed, ", ")));
       if (key == "include") load_includes(e.value, path);
       if (key == "models") add_models(e.value);

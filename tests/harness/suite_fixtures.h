@@ -1,0 +1,78 @@
+#pragma once
+// Shared by the suite, config, results and report tests: a scratch folder and suite files in it.
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "harness/config.h"
+
+namespace m2b::test {
+
+// std::filesystem::remove_all would resolve to the copy that libtorch.so exports, which calls a
+// recursive_directory_iterator it does not define and crashes (pytorch/pytorch#133437).
+inline void remove_tree(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(std::filesystem::symlink_status(path)))
+    for (const auto& entry : std::filesystem::directory_iterator(path)) remove_tree(entry.path());
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::temp_directory_path() /
+            ("m2b_harness_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    remove_tree(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { remove_tree(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `text` to path()/name (creating folders) and returns its path.
+  std::filesystem::path write(const std::string& name, const std::string& text) const {
+    std::filesystem::path file = path_ / name;
+    std::filesystem::create_directories(file.parent_path());
+    std::ofstream(file, std::ios::binary) << text;
+    return file;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The ConfigError message `f` throws, or "no error".
+inline std::string config_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Small named models on mixers that need no kernel: attention and a GRU.
+inline const char* kTestModels = R"(models:
+  att:
+    d_model: 32
+    n_layers: 2
+    layers: [{mixer: attention, num_heads: 4}]
+  gru:
+    d_model: 32
+    n_layers: 1
+    layers: [{mixer: gru}]
+  bad_heads:
+    d_model: 64
+    n_layers: 1
+    layers:
+      - mixer: attention
+        num_heads: 3
+)";
+
+}  // namespace m2b::test

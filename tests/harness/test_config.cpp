@@ -1,0 +1,197 @@
+// Validation of suite files: every class of error is one line naming file:line:column, the key,
+// what was given and what is valid; and the canonical form of a resolved run.
+#include <regex>
+
+#include "harness/config.h"
+#include "harness/suite.h"
+#include "tests/catch.h"
+#include "tests/harness/suite_fixtures.h"
+
+using m2b::test::config_error;
+using m2b::test::kTestModels;
+using m2b::test::TempDir;
+
+namespace {
+
+// A suite whose defaults end with `train_lines` (each indented under train:), so that the line
+// numbers below are fixed: line 4 is the model, line 5 the task, line 7 the first train line.
+std::string suite_text(const std::string& model, const std::string& task,
+                       const std::string& train_lines) {
+  return "suite: t\n"
+         "include: models.yaml\n"
+         "defaults:\n"
+         "  model: " + model + "\n"
+         "  task: " + task + "\n"
+         "  train:\n" + train_lines;
+}
+
+struct Fixture {
+  TempDir dir;
+  Fixture() { dir.write("models.yaml", kTestModels); }
+  std::string file(const std::string& name) const { return (dir.path() / name).string(); }
+  std::string error(const std::string& text) const {
+    auto path = dir.write("s.yaml", text);
+    return config_error([&] { m2b::load_suite(path); });
+  }
+};
+
+const std::string kTask = "{name: s3, train_max_length: 8}";
+
+}  // namespace
+
+TEST_CASE("an unknown key names its place and the valid keys", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    lrr: 1\n")) ==
+        f.file("s.yaml") +
+            ":7:5: train.lrr: unknown key 'lrr' (valid in train: steps, batch_size, lr, "
+            "min_lr_ratio, warmup_steps, weight_decay, beta1, beta2, eps, grad_clip, "
+            "target_accuracy, log_every, eval_every, checkpoint_every, device, precision)");
+  CHECK(f.error("suite: t\nmodles: {}\n") ==
+        f.file("s.yaml") + ":2:1: unknown key 'modles' (valid: suite, description, include, "
+                           "models, defaults, grid, overrides)");
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + "grid:\n  tsk.name: [s3]\n") ==
+        f.file("s.yaml") + ":9:3: tsk.name: unknown key 'tsk' (valid: model, seed, task, train)");
+}
+
+TEST_CASE("a value of the wrong type says what was expected and what was given", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    lr: fast\n")) ==
+        f.file("s.yaml") + ":7:9: train.lr: expected a number > 0, got \"fast\"");
+  CHECK(f.error(suite_text("att", kTask, "    device: gpu\n")) ==
+        f.file("s.yaml") + ":7:13: train.device: expected one of auto, cpu, cuda, got \"gpu\"");
+  CHECK(f.error(suite_text("att", kTask, "    steps: [1, 2]\n")) ==
+        f.file("s.yaml") + ":7:12: train.steps: expected an integer >= 1, got a list");
+}
+
+TEST_CASE("a value out of range states the valid range", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    steps: 0\n")) ==
+        f.file("s.yaml") + ":7:12: train.steps: expected an integer >= 1, got 0");
+  CHECK(f.error(suite_text("att", kTask, "    beta2: 1\n")) ==
+        f.file("s.yaml") + ":7:12: train.beta2: expected a number in [0, 1), got 1");
+  CHECK(f.error(suite_text("att", "{name: s3, train_min_length: 9, train_max_length: 8}",
+                           "    lr: 1\n")) ==
+        f.file("s.yaml") + ":5:59: task.train_max_length: expected train_max_length >= "
+                           "train_min_length, got [9, 8]");
+}
+
+TEST_CASE("an unknown model lists the defined ones", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("nope", kTask, "    lr: 1\n")) ==
+        f.file("s.yaml") + ":4:10: model: unknown model 'nope' (valid: att, bad_heads, gru)");
+  CHECK(f.error("suite: t\ndefaults:\n  model: att\n  task: {name: s3}\n") ==
+        f.file("s.yaml") + ":3:10: model: unknown model 'att' (no models are defined; include "
+                           "experiments/models.yaml or add models:)");
+}
+
+TEST_CASE("an unknown task lists the registered ones", "[config]") {
+  Fixture f;
+  std::string message = f.error(suite_text("att", "{name: s7}", "    lr: 1\n"));
+  CHECK_THAT(message, Catch::Matchers::StartsWith(f.file("s.yaml") +
+                                                  ":5:16: task.name: unknown task 's7' (valid: "));
+  CHECK_THAT(message, Catch::Matchers::Contains("s3") && Catch::Matchers::Contains("s5"));
+  CHECK(f.error("suite: t\ninclude: models.yaml\ndefaults: {model: att}\n") ==
+        f.file("s.yaml") + ":1:1: task.name: missing: no task is named (valid: " +
+            message.substr(message.find("(valid: ") + 8));
+}
+
+TEST_CASE("task parameters and mixer options are checked against their specs", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", "{name: cyclic, params: {n: 1}}", "    lr: 1\n")) ==
+        f.file("s.yaml") + ":5:36: task.params.n: task cyclic: option 'n' must be an integer in "
+                           "[2, 256], got 1");
+  std::string inline_model = "{name: g, d_model: 8, layers: [{mixer: gru, hiden_size: 4}]}";
+  CHECK(f.error(suite_text(inline_model, kTask, "    lr: 1\n")) ==
+        f.file("s.yaml") + ":4:54: model.layers[0].hiden_size: mixer gru: unknown option "
+                           "'hiden_size' (valid: hidden_size)");
+  CHECK_THAT(f.error(suite_text("{name: g, layers: [{mixer: gruu}]}", kTask, "    lr: 1\n")),
+             Catch::Matchers::StartsWith(f.file("s.yaml") +
+                                         ":4:37: model.layers[0].mixer: unknown mixer 'gruu' (valid: "));
+}
+
+TEST_CASE("a head count that does not divide the width points at the option", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("bad_heads", kTask, "    lr: 1\n")) ==
+        f.file("models.yaml") + ":15:20: model.layers[0].num_heads: mixer attention: num_heads "
+                                "(3) must divide d_model (64)");
+}
+
+TEST_CASE("a bad include names the file it looked for", "[config]") {
+  Fixture f;
+  std::string missing = f.error("suite: t\ninclude: missing.yaml\n");
+  CHECK_THAT(missing, Catch::Matchers::StartsWith(f.file("s.yaml") +
+                                                  ":2:10: include: cannot read 'missing.yaml' "
+                                                  "(looked for "));
+  CHECK_THAT(missing, Catch::Matchers::EndsWith("missing.yaml)"));
+  CHECK_THAT(f.error("suite: t\ninclude: [models.yaml, s.yaml]\n"),
+             Catch::Matchers::StartsWith(f.file("s.yaml") + ":2:24: include[1]: include loop: "));
+  f.dir.write("more.yaml", "defaults: {seed: 1}\n");
+  CHECK(f.error("suite: t\ninclude: more.yaml\n") ==
+        f.file("more.yaml") + ":1:1: unknown key 'defaults' (valid in an included file: include, "
+                              "models)");
+  f.dir.write("twice.yaml", "models:\n  att: {layers: [{mixer: gru}]}\n");
+  CHECK(f.error("suite: t\ninclude: [models.yaml, twice.yaml]\n") ==
+        f.file("twice.yaml") + ":2:3: models.att: model 'att' is defined twice (first at " +
+            f.file("models.yaml") + ":3:5)");
+}
+
+TEST_CASE("broken YAML is reported with its position", "[config]") {
+  Fixture f;
+  CHECK_THAT(f.error("suite: t\ndefaults: {seed: 1\n"),
+             Catch::Matchers::StartsWith(f.file("s.yaml") + ":3:1: not valid YAML: "));
+}
+
+TEST_CASE("bf16 and tf32 are refused on the CPU", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    device: cpu\n    precision: bf16\n")) ==
+        f.file("s.yaml") + ":8:16: train.precision: expected fp32 on device cpu (tf32 and bf16 "
+                           "need cuda), got bf16");
+}
+
+TEST_CASE("the canonical YAML fills in every default and reads back to the same run", "[config]") {
+  Fixture f;
+  auto path = f.dir.write("s.yaml", suite_text("att", kTask, "    lr: 3e-4\n"));
+  m2b::Suite suite = m2b::load_suite(path);
+  REQUIRE(suite.runs.size() == 1);
+  const m2b::RunConfig& run = suite.runs[0];
+  CHECK(run.model_name == "att");
+  CHECK(run.model.vocab_size == 6);  // the six permutations of S3
+  CHECK(run.task.eval_lengths == std::vector<int64_t>{8, 16, 32});
+  CHECK(run.train.lr == 3e-4);
+  CHECK(std::get<std::string>(run.model.layers[0].options.at("positional")) == "rope");
+  const std::string& yaml = run.canonical_yaml;
+  CHECK_THAT(yaml, Catch::Matchers::Contains("lr: 0.0003\n"));
+  CHECK_THAT(yaml, Catch::Matchers::Contains("rope_base: 10000.0\n"));
+  CHECK_THAT(yaml, Catch::Matchers::Contains("eval_lengths: [8, 16, 32]\n"));
+  CHECK_THAT(yaml, Catch::Matchers::Contains("weight_decay: 0.1\n"));
+  CHECK(std::regex_match(run.id, std::regex("[0-9a-f]{12}")));
+  CHECK(run.id == m2b::run_id(yaml));
+
+  m2b::RunConfig back = m2b::run_config_from_yaml(yaml, "config.yaml");
+  CHECK(back.canonical_yaml == yaml);
+  CHECK(back.id == run.id);
+  CHECK(back.suite == "t");
+}
+
+TEST_CASE("a config.yaml that was edited is validated like a suite", "[config]") {
+  Fixture f;
+  auto path = f.dir.write("s.yaml", suite_text("att", kTask, "    lr: 1\n"));
+  std::string yaml = m2b::load_suite(path).runs[0].canonical_yaml;
+  std::string edited = std::regex_replace(yaml, std::regex("vocab_size: 6"), "vocab_size: 7");
+  CHECK_THAT(config_error([&] { m2b::run_config_from_yaml(edited, "config.yaml"); }),
+             Catch::Matchers::Matches("config\\.yaml:[0-9]+:15: model\\.vocab_size: the task s3 "
+                                      "has 6 tokens, got 7"));
+}
+
+TEST_CASE("run ids follow the config, not the spelling or place of the file", "[config]") {
+  Fixture f;
+  auto nested = f.dir.write("a.yaml", suite_text("att", kTask, "    lr: 0.001\n"));
+  auto dotted = f.dir.write("sub/b.yaml",
+                            "suite: t\ninclude: ../models.yaml\ndefaults:\n  model: att\n"
+                            "  task.name: s3\n  task.train_max_length: 8\n  train.lr: 1e-3\n");
+  auto other = f.dir.write("c.yaml", suite_text("att", kTask, "    lr: 0.002\n"));
+  std::string id = m2b::load_suite(nested).runs[0].id;
+  CHECK(m2b::load_suite(dotted).runs[0].id == id);
+  CHECK(m2b::load_suite(nested).runs[0].id == id);
+  CHECK(m2b::load_suite(other).runs[0].id != id);
+}
