@@ -43,6 +43,13 @@ inline std::vector<OptionMap> option_variants(const std::string& mixer) {
         {{"num_heads", int64_t{2}}, {"head_k_dim", int64_t{8}}, {"head_v_dim", int64_t{4}},
          {"chunk_size", int64_t{4}}, {"negative_eigenvalues", true}},
         {{"conv_kernel", int64_t{1}}, {"num_heads", int64_t{1}}}}},
+      // Head sharing: N = 4 with q, k, v, w, f and g head counts each dividing it.
+      {"m2rnn",
+       {{{"backend", std::string("reference")}},
+        {{"num_q_heads", int64_t{2}}, {"num_k_heads", int64_t{4}}, {"num_v_heads", int64_t{1}},
+         {"num_w_heads", int64_t{2}}, {"num_f_heads", int64_t{1}}, {"num_g_heads", int64_t{1}}},
+        {{"k_dim", int64_t{4}}, {"v_dim", int64_t{8}}, {"conv_kernel", int64_t{1}},
+         {"grad_clip", 0.0}}}},
       {"rnn", {{{"hidden_size", int64_t{8}}}}},
       {"gru", {{{"hidden_size", int64_t{8}}}}},
       {"lstm", {{{"hidden_size", int64_t{8}}}}},
@@ -59,6 +66,10 @@ inline std::vector<OptionMap> invalid_combinations(const std::string& mixer) {
       {"attention", {{{"num_heads", int64_t{3}}}, {{"num_heads", int64_t{32}}}}},
       {"mamba2", {{{"head_dim", int64_t{48}}}, {{"a_init_min", 5.0}, {"a_init_max", 2.0}}}},
       {"gated_deltanet", {{{"num_heads", int64_t{3}}}}},
+      {"m2rnn",
+       {{{"num_v_heads", int64_t{3}}},
+        {{"num_q_heads", int64_t{8}}, {"num_g_heads", int64_t{3}}},
+        {{"a_init_min", 5.0}, {"a_init_max", 2.0}}}},
   };
   auto it = table.find(mixer);
   return it == table.end() ? std::vector<OptionMap>{} : it->second;
