@@ -19,6 +19,19 @@ struct Located {
   YAML::Node node;
   std::shared_ptr<const std::string> file;  // as the user named it (or as an include resolved)
   std::string path;                         // the run key it sets, e.g. "train.lr"
+
+  Located() = default;
+  Located(YAML::Node n, std::shared_ptr<const std::string> f, std::string p)
+      : node(std::move(n)), file(std::move(f)), path(std::move(p)) {}
+  Located(const Located&) = default;
+  // YAML::Node's operator= writes into the node it refers to (every other reference to that
+  // node sees the change); assigning a Located must instead make it refer to another node.
+  Located& operator=(const Located& other) {
+    node.reset(other.node);
+    file = other.file;
+    path = other.path;
+    return *this;
+  }
   Located with_path(std::string new_path) const { return {node, file, std::move(new_path)}; }
 };
 

@@ -53,7 +53,7 @@ class ModelLoader {
     std::ostringstream text;
     text << in.rdbuf();
     Located root = parse_yaml(text.str(), path.lexically_normal().string());
-    if (root.node.IsNull()) root.node = YAML::Node(YAML::NodeType::Map);
+    if (root.node.IsNull()) root.node.reset(YAML::Node(YAML::NodeType::Map));
     stack_.push_back(canonical);
     stack_names_.push_back(path.string());
     const auto& allowed = included_at ? kIncludedKeys : kSuiteKeys;
