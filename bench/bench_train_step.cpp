@@ -43,8 +43,14 @@ void train_step(benchmark::State& state, const std::string& mixer, torch::Device
         .backward();
     if (device.is_cuda()) torch::cuda::synchronize();
   };
-  run();  // warm-up: allocator, cuDNN/cuBLAS plans
-  for (auto _ : state) run();
+  // A mixer that throws (an unsupported size on this device, ...) is reported, not fatal.
+  try {
+    run();  // warm-up: allocator, cuDNN/cuBLAS plans
+    for (auto _ : state) run();
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
   state.counters["tokens/s"] = benchmark::Counter(
       static_cast<double>(state.iterations() * shape.batch * shape.seq),
       benchmark::Counter::kIsRate);

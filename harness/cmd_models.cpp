@@ -23,8 +23,10 @@ void add_models_command(CLI::App& app) {
   cmd->callback([names] {
     const auto& registry = models::MixerRegistry::instance();
     const auto shown = names->empty() ? registry.names() : *names;
-    for (size_t i = 0; i < shown.size(); ++i) {
-      const models::MixerInfo& info = registry.get(shown[i]);  // unknown names list valid ones
+    std::vector<const models::MixerInfo*> infos;  // all looked up first: a typo prints nothing
+    for (const auto& name : shown) infos.push_back(&registry.get(name));
+    for (size_t i = 0; i < infos.size(); ++i) {
+      const models::MixerInfo& info = *infos[i];
       fmt::print("{}{}: {}{}\n", i ? "\n" : "", info.name, info.description,
                  info.supports_float64 ? "" : " (no float64)");
       fmt::print("{}", info.options.empty() ? "  (no options)\n" : describe_options(info.options));
