@@ -1,0 +1,204 @@
+// The results store: whole files or none, metrics that survive a torn line, summaries that read
+// back, and a run claim that holds across processes and dies with its holder.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "harness/results.h"
+#include "tests/catch.h"
+#include "tests/harness/suite_fixtures.h"
+
+using m2b::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Runs `child` in a forked process and returns its exit status.
+int in_child(const std::function<int()>& child) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(child());
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+m2b::RunSummary sample_summary() {
+  m2b::RunSummary s;
+  s.id = "0123456789ab";
+  s.suite = "quick";
+  s.model = "m2rnn";
+  s.task = "s3";
+  s.seed = 2;
+  s.status = "diverged";
+  s.steps = 120;
+  s.diverged_at_step = 118;
+  s.wall_s = 3.5;
+  s.tokens_per_s = 1e5;
+  s.peak_memory_bytes = 1 << 20;
+  s.train_min_length = 1;
+  s.train_max_length = 16;
+  s.eval = {{16, 0.5, 0.25, 1.5}, {64, 0.25, 0.0, 2.5}};
+  s.provenance = {{"git_sha", "abc"}, {"eval_seed", 1234}};
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("write_atomic replaces a file whole and leaves no temporary behind", "[results]") {
+  TempDir dir;
+  const fs::path file = dir.path() / "new" / "summary.json";
+  m2b::write_atomic(file, "first");
+  CHECK(read(file) == "first");
+  m2b::write_atomic(file, "second, longer");
+  CHECK(read(file) == "second, longer");
+  CHECK(names_in(file.parent_path()) == std::vector<std::string>{"summary.json"});
+}
+
+TEST_CASE("a failed atomic write keeps the old file and says why", "[results]") {
+  TempDir dir;
+  const fs::path file = dir.path() / "config.yaml";
+  m2b::write_atomic(file, "old");
+  fs::create_directories(dir.path() / "blocked");
+  // A folder where the file should go: the rename must fail.
+  CHECK_THROWS_WITH(m2b::write_atomic(dir.path() / "blocked", "new"),
+                    Catch::Matchers::Contains("cannot replace") &&
+                        Catch::Matchers::Contains("blocked"));
+  CHECK(read(file) == "old");
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"blocked", "config.yaml"});
+}
+
+TEST_CASE("a reader never sees a half-written file", "[results]") {
+  TempDir dir;
+  const fs::path file = dir.path() / "summary.json";
+  const std::string a(200000, 'a'), b(300000, 'b');
+  m2b::write_atomic(file, a);
+  pid_t writer = fork();
+  if (writer == 0) {
+    for (int i = 0; i < 200; ++i) m2b::write_atomic(file, i % 2 ? a : b);
+    _exit(0);
+  }
+  int torn = 0;
+  for (int i = 0; i < 400; ++i) {
+    std::string seen = read(file);
+    torn += seen != a && seen != b;
+  }
+  int status = 0;
+  waitpid(writer, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(torn == 0);
+}
+
+TEST_CASE("a run summary reads back as written", "[results]") {
+  TempDir dir;
+  m2b::RunSummary s = sample_summary();
+  m2b::write_summary(dir.path(), s);
+  auto back = m2b::read_summary(dir.path());
+  REQUIRE(back);
+  CHECK(nlohmann::json(*back) == nlohmann::json(s));
+  CHECK(back->diverged_at_step == 118);
+  CHECK(back->eval[1].length == 64);
+  CHECK_FALSE(m2b::read_summary(dir.path() / "nothing"));
+  m2b::write_atomic(dir.path() / "bad" / "summary.json", "{\"id\": 1}");
+  CHECK_THROWS_WITH(m2b::read_summary(dir.path() / "bad"),
+                    Catch::Matchers::Contains("summary.json: not a run summary"));
+}
+
+TEST_CASE("metrics lines append, and a torn last line is skipped then cut off", "[results]") {
+  TempDir dir;
+  m2b::append_metrics(dir.path(), {{"step", 1}, {"kind", "train"}, {"loss", 2.0}});
+  m2b::append_metrics(dir.path(), {{"step", 2}, {"kind", "train"}, {"loss", 1.5}});
+  {  // a crash in the middle of the third line
+    std::ofstream out(dir.path() / "metrics.jsonl", std::ios::app | std::ios::binary);
+    out << "{\"step\": 3, \"ki";
+  }
+  auto lines = m2b::read_metrics(dir.path());
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1]["loss"] == 1.5);
+  m2b::append_metrics(dir.path(), {{"step", 3}, {"kind", "eval"}, {"length", 64}});
+  lines = m2b::read_metrics(dir.path());
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[2]["length"] == 64);
+  CHECK(read(dir.path() / "metrics.jsonl").find("\"ki\n") == std::string::npos);
+  CHECK_THROWS_AS(m2b::append_metrics(dir.path(), nlohmann::json::array()), std::invalid_argument);
+  CHECK(m2b::read_metrics(dir.path() / "none").empty());
+}
+
+TEST_CASE("the state of a run follows its files", "[results]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  CHECK(m2b::run_state(run) == m2b::RunState::missing);
+  m2b::RunConfig config;
+  config.canonical_yaml = "suite: x\n";
+  m2b::write_config(run, config);
+  CHECK(m2b::run_state(run) == m2b::RunState::started);
+  m2b::RunSummary s = sample_summary();
+  m2b::write_summary(run, s);
+  CHECK(m2b::run_state(run) == m2b::RunState::diverged);
+  s.status = "finished";
+  m2b::write_summary(run, s);
+  CHECK(m2b::run_state(run) == m2b::RunState::finished);
+}
+
+TEST_CASE("run_dir is results/<suite>/<id>", "[results]") {
+  m2b::RunConfig config;
+  config.suite = "quick";
+  config.id = "0123456789ab";
+  CHECK(m2b::run_dir("results", config) == fs::path("results/quick/0123456789ab"));
+}
+
+TEST_CASE("a claimed run cannot be claimed again until it is released", "[results]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "suite" / "run";
+  {
+    auto claim = m2b::RunClaim::try_claim(run);
+    REQUIRE(claim);
+    CHECK(claim->run_dir() == run);
+    CHECK_FALSE(m2b::RunClaim::try_claim(run));
+    // Another process is refused too.
+    CHECK(in_child([&] { return m2b::RunClaim::try_claim(run) ? 1 : 0; }) == 0);
+    auto moved = std::move(*claim);
+    CHECK_FALSE(m2b::RunClaim::try_claim(run));
+  }
+  CHECK(in_child([&] { return m2b::RunClaim::try_claim(run) ? 0 : 1; }) == 0);
+  CHECK(m2b::RunClaim::try_claim(run));
+}
+
+TEST_CASE("a killed holder's claim does not block the run", "[results]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  pid_t holder = fork();
+  if (holder == 0) {
+    auto claim = m2b::RunClaim::try_claim(run);
+    char byte = claim ? 'y' : 'n';
+    (void)!write(ready[1], &byte, 1);
+    for (;;) pause();
+  }
+  char byte = 0;
+  REQUIRE(read(ready[0], &byte, 1) == 1);
+  REQUIRE(byte == 'y');
+  CHECK_FALSE(m2b::RunClaim::try_claim(run));
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  CHECK(m2b::RunClaim::try_claim(run));
+  close(ready[0]);
+  close(ready[1]);
+}
