@@ -1,0 +1,174 @@
+// Tables from hand-made results: mean ± std over seeds, diverged and missing runs shown as such,
+// the training range marked, the paper's statements beside the measurements; md, csv and tex.
+#include "harness/report.h"
+#include "tests/catch.h"
+#include "tests/harness/suite_fixtures.h"
+
+using m2b::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// accuracy and sequence accuracy at lengths 16 and 64
+m2b::TableRun run(const std::string& model, uint64_t seed, m2b::RunState state,
+                  std::vector<std::pair<double, double>> at16_at64 = {}) {
+  m2b::TableRun r;
+  r.id = model + std::to_string(seed);
+  r.model = model;
+  r.task = "s3";
+  r.seed = seed;
+  r.train_min_length = 1;
+  r.train_max_length = 16;
+  r.eval_lengths = {16, 64};
+  r.state = state;
+  if (state == m2b::RunState::finished || state == m2b::RunState::diverged) {
+    m2b::RunSummary s;
+    s.id = r.id;
+    s.model = model;
+    s.task = "s3";
+    s.seed = seed;
+    s.status = state == m2b::RunState::finished ? "finished" : "diverged";
+    s.train_min_length = 1;
+    s.train_max_length = 16;
+    if (!at16_at64.empty())
+      s.eval = {{16, at16_at64[0].first, at16_at64[0].second, 0.1},
+                {64, at16_at64[1].first, at16_at64[1].second, 0.2}};
+    r.summary = s;
+  }
+  return r;
+}
+
+std::vector<m2b::TableRun> sample_runs() {
+  using m2b::RunState;
+  return {run("m2rnn", 0, RunState::finished, {{1.0, 1.0}, {1.0, 0.5}}),
+          run("m2rnn", 1, RunState::finished, {{1.0, 1.0}, {0.9, 0.4}}),
+          run("m2rnn", 2, RunState::finished, {{1.0, 1.0}, {0.8, 0.3}}),
+          run("mamba2", 0, RunState::finished, {{0.9, 0.6}, {0.3, 0.0}}),
+          run("mamba2", 1, RunState::diverged),
+          run("mamba2", 2, RunState::missing),
+          run("lstm", 0, RunState::started)};
+}
+
+std::vector<m2b::ReferenceNumber> sample_references() {
+  using m2b::Metric;
+  return {{"s3", "m2rnn", {Metric::accuracy, Metric::sequence_accuracy}, 4, 1.0, "perfect", ""},
+          {"s3", "mamba2", {Metric::accuracy}, 4, std::nullopt, "fails", ""},
+          {"s5", "m2rnn", {Metric::accuracy}, 4, 1.0, "elsewhere", ""}};
+}
+
+}  // namespace
+
+TEST_CASE("the markdown table shows mean ± std, diverged and missing runs and the paper", "[report]") {
+  auto tables = m2b::build_tables(sample_runs(), {m2b::Metric::accuracy, m2b::Metric::sequence_accuracy},
+                                  sample_references());
+  REQUIRE(tables.size() == 2);
+  CHECK(tables[0].models == std::vector<std::string>{"m2rnn", "mamba2", "lstm"});
+  CHECK(tables[0].references.size() == 2);  // s5's is for another task
+  CHECK(tables[1].references.size() == 1);  // mamba2's speaks for accuracy only
+  const std::string md = m2b::to_markdown({tables[0]});
+  CHECK_THAT(md, Catch::Matchers::StartsWith(
+                     "### s3: accuracy (training lengths 1-16)\n\n"
+                     "| model | 16 (train) | 64 |\n"
+                     "|---|---|---|\n"
+                     "| m2rnn | 1.000 ± 0.000 (n=3) | 0.900 ± 0.100 (n=3) |\n"
+                     "| m2rnn (paper) | unknown | 1.000 (perfect) |\n"
+                     "| mamba2 | 0.900 (n=1); diverged 1/3; missing 1/3 | 0.300 (n=1); diverged 1/3; "
+                     "missing 1/3 |\n"
+                     "| mamba2 (paper) | unknown | fails (no number) |\n"
+                     "| lstm | missing | missing |\n"));
+  const std::string seq = m2b::to_markdown({tables[1]});
+  CHECK_THAT(seq, Catch::Matchers::Contains("| m2rnn | 1.000 ± 0.000 (n=3) | 0.400 ± 0.100 (n=3) |\n"));
+  CHECK_THAT(seq, Catch::Matchers::Contains("| mamba2 | 0.600 (n=1); diverged 1/3; missing 1/3 |"));
+}
+
+TEST_CASE("a run with every seed diverged says so, and lengths no run planned are marked", "[report]") {
+  std::vector<m2b::TableRun> runs = {run("gru", 0, m2b::RunState::diverged),
+                                     run("gru", 1, m2b::RunState::diverged)};
+  runs.push_back(run("rnn", 0, m2b::RunState::missing));
+  runs.back().eval_lengths = {16};
+  auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, {});
+  CHECK_THAT(m2b::to_markdown(tables),
+             Catch::Matchers::Contains("| gru | diverged 2/2 | diverged 2/2 |\n"
+                                       "| rnn | missing | - |\n"));
+}
+
+TEST_CASE("the csv holds one line per cell with counts and the paper's value", "[report]") {
+  auto tables = m2b::build_tables(sample_runs(), {m2b::Metric::accuracy}, sample_references());
+  const std::string csv = m2b::to_csv(tables);
+  CHECK_THAT(csv, Catch::Matchers::StartsWith(
+                      "task,train_min_length,train_max_length,metric,model,length,"
+                      "in_training_range,mean,std,n,diverged,missing,runs,paper_value,paper_claim\n"
+                      "s3,1,16,accuracy,m2rnn,16,1,1.000000,0.000000,3,0,0,3,,\n"
+                      "s3,1,16,accuracy,m2rnn,64,0,0.900000,0.100000,3,0,0,3,1,perfect\n"
+                      "s3,1,16,accuracy,mamba2,16,1,0.900000,0.000000,1,1,1,3,,\n"
+                      "s3,1,16,accuracy,mamba2,64,0,0.300000,0.000000,1,1,1,3,,fails\n"
+                      "s3,1,16,accuracy,lstm,16,1,,,0,0,1,1,,\n"));
+}
+
+TEST_CASE("the latex table marks the training range and escapes names", "[report]") {
+  auto runs = sample_runs();
+  for (auto& r : runs) r.model += "_x";
+  auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, sample_references());
+  const std::string tex = m2b::to_latex(tables);
+  CHECK_THAT(tex, Catch::Matchers::Contains("\\begin{tabular}{lcc}\n\\toprule\nModel & 16$^\\dagger$ & 64 \\\\\n"));
+  CHECK_THAT(tex, Catch::Matchers::Contains("m2rnn\\_x & 1.000 $\\pm$ 0.000 (n=3) & 0.900 $\\pm$ 0.100 (n=3) \\\\\n"));
+  CHECK_THAT(tex, Catch::Matchers::Contains("lstm\\_x & missing & missing \\\\\n"));
+  // "m2rnn_x" is not the model "m2rnn": no paper row for it.
+  CHECK_THAT(tex, !Catch::Matchers::Contains("(paper) &"));
+}
+
+TEST_CASE("a paper number at a length the table lacks is listed under it", "[report]") {
+  auto runs = sample_runs();
+  for (auto& r : runs) r.train_max_length = 8;  // 4x is 32: not evaluated
+  auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, sample_references());
+  CHECK_THAT(m2b::to_markdown(tables),
+             Catch::Matchers::Contains("paper: m2rnn at 4x the training length (32): 1.000 (perfect)"));
+}
+
+TEST_CASE("tables are built from a results folder and written atomically", "[report]") {
+  TempDir dir;
+  const fs::path suite = dir.path() / "quick";
+  auto finished = run("m2rnn", 0, m2b::RunState::finished, {{1.0, 1.0}, {0.5, 0.25}});
+  m2b::write_summary(suite / "aaa", *finished.summary);
+  m2b::write_atomic(suite / "bbb" / "config.yaml",
+                    "suite: quick\nmodel_name: gru\nseed: 3\ntask:\n  name: s3\n"
+                    "  train_min_length: 1\n  train_max_length: 16\n  eval_lengths: [16, 64]\n");
+  auto runs = m2b::collect_runs(suite);
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0].model == "gru");
+  CHECK(runs[0].state == m2b::RunState::started);
+  CHECK(runs[1].state == m2b::RunState::finished);
+  auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, {});
+  m2b::write_tables(suite, tables, runs);
+  for (const char* name : {"table.md", "table.csv", "table.tex", "runs.csv"})
+    CHECK(fs::exists(suite / name));
+  std::ifstream in(suite / "runs.csv");
+  std::string header, first;
+  std::getline(in, header);
+  std::getline(in, first);
+  CHECK(header == "id,model,task,seed,train_min_length,train_max_length,state");
+  CHECK(first == "bbb,gru,s3,3,1,16,started");
+}
+
+TEST_CASE("reference numbers are read with their positions checked", "[report]") {
+  TempDir dir;
+  auto good = dir.write("good.yaml", R"(references:
+  - {task: s3, model: m2rnn, metrics: [accuracy], length_ratio: 4, value: 1.0, claim: perfect}
+  - {task: s3, model: mamba2, metrics: [accuracy], length_ratio: 4, value: unknown, claim: fails}
+)");
+  auto refs = m2b::load_reference_numbers(good);
+  REQUIRE(refs.size() == 2);
+  CHECK(refs[0].value == 1.0);
+  CHECK_FALSE(refs[1].value);
+  auto bad = dir.write("bad.yaml", R"(references:
+  - {task: s3, model: m2rnn, metrics: [acc], length_ratio: 4, value: 1.0, claim: perfect}
+)");
+  CHECK(m2b::test::config_error([&] { m2b::load_reference_numbers(bad); }) ==
+        bad.string() + ":2:40: references[0].metrics[0]: unknown metric 'acc' (valid: accuracy, "
+                       "sequence_accuracy)");
+  auto invented = dir.write("invented.yaml", R"(references:
+  - {task: s3, model: m2rnn, metrics: [accuracy], length_ratio: 4, value: 1.2, claim: x}
+)");
+  CHECK_THAT(m2b::test::config_error([&] { m2b::load_reference_numbers(invented); }),
+             Catch::Matchers::EndsWith("expected a number in [0, 1] or unknown, got 1.2"));
+}
