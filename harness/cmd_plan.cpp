@@ -23,21 +23,26 @@ struct PlanArgs {
 
 void print_plan(const PlanArgs& args) {
   Suite suite = load_suite(args.suite);
-  std::map<RunState, int> counts;
-  size_t model_width = 5;
-  for (const RunConfig& run : suite.runs) model_width = std::max(model_width, run.model_name.size());
+  auto lengths = [](const RunConfig& run) { return fmt::format("{}", fmt::join(run.task.eval_lengths, ",")); };
+  size_t model_width = 5, task_width = 4, eval_width = 12;
+  for (const RunConfig& run : suite.runs) {
+    model_width = std::max(model_width, run.model_name.size());
+    task_width = std::max(task_width, run.task.name.size());
+    eval_width = std::max(eval_width, lengths(run).size());
+  }
+  const std::string row = fmt::format("{{:<12}}  {{:<{}}}  {{:<{}}}  {{:>4}}  {{:>9}}  {{:<{}}}  {{:>7}}  {{}}\n",
+                                      model_width, task_width, eval_width);
   std::cout << fmt::format("suite {} ({}): {} runs, results in {}\n", suite.name, args.suite,
                            suite.runs.size(), suite_dir(args.results, suite.name).string());
-  std::cout << fmt::format("{:<12}  {:<{}}  {:<16}  {:>4}  {:>9}  {:<18}  {:>7}  {}\n", "id", "model",
-                           model_width, "task", "seed", "train", "eval lengths", "steps", "result");
+  std::cout << fmt::format(fmt::runtime(row), "id", "model", "task", "seed", "train", "eval lengths",
+                           "steps", "result");
+  std::map<RunState, int> counts;
   for (const RunConfig& run : suite.runs) {
     RunState state = run_state(run_dir(args.results, run));
     ++counts[state];
-    std::cout << fmt::format(
-        "{:<12}  {:<{}}  {:<16}  {:>4}  {:>9}  {:<18}  {:>7}  {}\n", run.id, run.model_name,
-        model_width, run.task.name, run.seed,
-        fmt::format("{}-{}", run.task.train_min_length, run.task.train_max_length),
-        fmt::format("{}", fmt::join(run.task.eval_lengths, ",")), run.train.steps, to_string(state));
+    std::cout << fmt::format(fmt::runtime(row), run.id, run.model_name, run.task.name, run.seed,
+                             fmt::format("{}-{}", run.task.train_min_length, run.task.train_max_length),
+                             lengths(run), run.train.steps, to_string(state));
   }
   std::cout << fmt::format("{} finished, {} diverged, {} started (no summary yet), {} missing\n",
                            counts[RunState::finished], counts[RunState::diverged],

@@ -587,7 +587,9 @@ std::string canonical_yaml(const RunConfig& run) {
 
   out << Key << "task" << Value << BeginMap;
   out << Key << "name" << Value << run.task.name;
-  out << Key << "params" << Value << BeginMap;
+  out << Key << "params" << Value;
+  if (run.task.params.empty()) out << Flow;  // "params: {}" rather than "{}" on a line of its own
+  out << BeginMap;
   for (const auto& [key, value] : run.task.params)
     out << Key << key << Value << config::option_text(value);
   out << EndMap;
