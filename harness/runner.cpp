@@ -42,6 +42,14 @@ static std::vector<const RunConfig*> select_runs(const Suite& suite,
   return selected;
 }
 
+// std::filesystem::remove_all would resolve to the copy that libtorch.so exports, which crashes
+// (pytorch/pytorch#133437).
+static void remove_tree(const fs::path& path) {
+  if (fs::is_directory(fs::symlink_status(path)))
+    for (const auto& entry : fs::directory_iterator(path)) remove_tree(entry.path());
+  fs::remove(path);
+}
+
 // Puts the freshly trained `staging` folder in place of `dir` in one step where the file system
 // can exchange two names (renameat2), else by two renames with the old folder kept aside until
 // the new one is in place.
@@ -51,13 +59,13 @@ static void replace_run_dir(const fs::path& dir, const fs::path& staging) {
       throw std::runtime_error(fmt::format("cannot put {} in place of {}: {}", staging.string(),
                                            dir.string(), std::strerror(errno)));
     const fs::path aside = dir.parent_path() / (".old-" + dir.filename().string());
-    fs::remove_all(aside);
+    remove_tree(aside);
     fs::rename(dir, aside);
     fs::rename(staging, dir);
-    fs::remove_all(aside);
+    remove_tree(aside);
     return;
   }
-  fs::remove_all(staging);  // now the old results
+  remove_tree(staging);  // now the old results
 }
 
 SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
@@ -92,7 +100,7 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
       if (options.fresh) {
         // A staging folder left by an earlier --fresh that was stopped: fresh means from scratch.
         const fs::path staging = dir.parent_path() / (".fresh-" + run.id);
-        fs::remove_all(staging);
+        remove_tree(staging);
         summary = train_run(run, staging, train_options);
         if (summary) replace_run_dir(dir, staging);
       } else {

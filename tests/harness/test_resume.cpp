@@ -1,0 +1,145 @@
+// Resuming: a run stopped or killed at any point and started again ends exactly where an
+// unbroken run ends, and no results file is lost or left half-written.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness/checkpoint.h"
+#include "harness/results.h"
+#include "harness/trainer.h"
+#include "tests/catch.h"
+#include "tests/harness/suite_fixtures.h"
+#include "tests/harness/tiny_run.h"
+
+extern char** environ;
+
+using namespace m2b;
+using m2b::test::resolved;
+using m2b::test::TempDir;
+using m2b::test::tiny_run;
+namespace fs = std::filesystem;
+
+// The killed run: long enough that the kill lands mid-way, checkpoints every 10 steps.
+static RunConfig killable_run() { return resolved(tiny_run("s3", 400)); }
+
+// What must not depend on where a run was interrupted: every metrics value but the timings.
+static std::vector<nlohmann::json> reproducible_metrics(const fs::path& dir) {
+  std::vector<nlohmann::json> out;
+  for (nlohmann::json line : read_metrics(dir)) {
+    line.erase("wall_s");
+    line.erase("tokens_per_s");
+    out.push_back(line);
+  }
+  return out;
+}
+
+static void require_same_result(const fs::path& unbroken, const fs::path& resumed) {
+  const auto a = read_summary(unbroken), b = read_summary(resumed);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a->status == b->status);
+  CHECK(a->steps == b->steps);
+  CHECK(a->stopped_early == b->stopped_early);
+  REQUIRE(a->eval.size() == b->eval.size());
+  for (size_t i = 0; i < a->eval.size(); ++i) {
+    CHECK(a->eval[i].length == b->eval[i].length);
+    CHECK(a->eval[i].loss == b->eval[i].loss);  // exactly: CPU training is deterministic
+    CHECK(a->eval[i].accuracy == b->eval[i].accuracy);
+    CHECK(a->eval[i].sequence_accuracy == b->eval[i].sequence_accuracy);
+  }
+  const auto metrics_a = reproducible_metrics(unbroken), metrics_b = reproducible_metrics(resumed);
+  CHECK(metrics_a.size() == metrics_b.size());
+  CHECK(metrics_a == metrics_b);
+  CHECK_FALSE(fs::exists(checkpoint_path(resumed)));
+}
+
+// Every line of metrics.jsonl is whole JSON (a resumed run cuts a torn tail before appending).
+static void require_whole_lines(const fs::path& dir) {
+  std::ifstream in(dir / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    INFO(line);
+    CHECK_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded());
+  }
+}
+
+TEST_CASE("a run stopped between checkpoints and resumed ends exactly like an unbroken run",
+          "[resume]") {
+  TempDir scratch;
+  const RunConfig run = resolved(tiny_run("s3", 60));
+  REQUIRE(train_run(run, scratch.path() / "unbroken"));
+
+  const fs::path dir = scratch.path() / "resumed";
+  TrainOptions stop_at_17;  // neither a log (5) nor a checkpoint (10) step
+  stop_at_17.stop_requested = [](int64_t step) { return step == 17; };
+  CHECK_FALSE(train_run(run, dir, stop_at_17));
+  CHECK(fs::exists(checkpoint_path(dir)));
+  CHECK_FALSE(read_summary(dir));
+  REQUIRE(train_run(run, dir));
+  require_same_result(scratch.path() / "unbroken", dir);
+}
+
+TEST_CASE("a run resumed twice, once past its last evaluation, still matches", "[resume]") {
+  TempDir scratch;
+  const RunConfig run = resolved(tiny_run("s3", 60));
+  REQUIRE(train_run(run, scratch.path() / "unbroken"));
+  const fs::path dir = scratch.path() / "resumed";
+  for (int64_t stop : {20, 45}) {  // 20: an evaluation and a checkpoint step
+    TrainOptions options;
+    options.stop_requested = [stop](int64_t step) { return step == stop; };
+    CHECK_FALSE(train_run(run, dir, options));
+  }
+  REQUIRE(train_run(run, dir));
+  require_same_result(scratch.path() / "unbroken", dir);
+}
+
+// The child process of the next test: trains the killable run in $M2B_TEST_RUN_DIR until the
+// parent kills it. Hidden from normal runs by its [.] tag.
+TEST_CASE("resume child: train until killed", "[.resume_child]") {
+  const char* dir = std::getenv("M2B_TEST_RUN_DIR");
+  REQUIRE(dir);
+  train_run(killable_run(), dir);
+}
+
+TEST_CASE("a run killed with SIGKILL after a checkpoint resumes to the same result, no file torn",
+          "[resume]") {
+  TempDir scratch;
+  const fs::path dir = scratch.path() / "killed";
+  const std::string env_dir = "M2B_TEST_RUN_DIR=" + dir.string();
+  std::vector<char*> env;
+  for (char** e = environ; *e; ++e) env.push_back(*e);
+  env.push_back(const_cast<char*>(env_dir.c_str()));
+  env.push_back(nullptr);
+  // A fresh process of this test program (no fork of a process with torch's threads running).
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  char arg_filter[] = "[.resume_child]";
+  char* argv[] = {const_cast<char*>(self.c_str()), arg_filter, nullptr};
+  pid_t child = 0;
+  REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(checkpoint_path(dir)) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  REQUIRE(WIFSIGNALED(status));  // killed mid-way, not finished
+  REQUIRE(fs::exists(checkpoint_path(dir)));
+  CHECK_FALSE(read_summary(dir));
+  std::ifstream config(dir / "config.yaml");
+  std::ostringstream config_text;
+  config_text << config.rdbuf();
+  CHECK(config_text.str() == killable_run().canonical_yaml);
+
+  REQUIRE(train_run(killable_run(), dir));  // resumes; a torn checkpoint would throw here
+  require_whole_lines(dir);
+  REQUIRE(train_run(killable_run(), scratch.path() / "unbroken"));
+  require_same_result(scratch.path() / "unbroken", dir);
+}
