@@ -1,0 +1,163 @@
+// A tiny suite, from its YAML to its table: `m2bench run` trains and evaluates every run,
+// skips what is done, leaves claimed runs alone, resumes a stopped suite, and `--fresh`
+// replaces results only with new ones.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "harness/cli.h"
+#include "harness/report.h"
+#include "harness/results.h"
+#include "harness/runner.h"
+#include "harness/suite.h"
+#include "tests/catch.h"
+#include "tests/harness/suite_fixtures.h"
+#include "tests/harness/tiny_run.h"  // one intra-op thread
+
+using namespace m2b;
+using m2b::test::TempDir;
+namespace fs = std::filesystem;
+
+static const char* kTinySuite = R"(suite: e2e
+models:
+  gru: {d_model: 16, n_layers: 1, layers: [{mixer: gru}]}
+  att: {d_model: 16, n_layers: 1, layers: [{mixer: attention, num_heads: 2}]}
+defaults:
+  task: {name: parity, train_min_length: 2, train_max_length: 8, eval_lengths: [8, 16],
+         eval_examples: 32}
+  train: {steps: 30, batch_size: 16, lr: 1.0e-2, warmup_steps: 5, log_every: 10,
+          eval_every: 100, checkpoint_every: 10, device: cpu, target_accuracy: 2.0}
+grid:
+  model: [gru, att]
+)";
+
+// Runs one m2bench subcommand line through the same CLI code as the executable.
+static void m2bench(const std::string& line) {
+  CLI::App app;
+  app.require_subcommand(1);
+  cli::add_run_command(app);
+  cli::add_table_command(app);
+  app.parse(line);
+}
+
+static std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_CASE("m2bench run trains a suite and m2bench table tabulates it", "[end_to_end]") {
+  TempDir dir;
+  const fs::path suite_file = dir.write("e2e.yaml", kTinySuite);
+  const fs::path results = dir.path() / "results";
+  m2bench(fmt::format("run {} --results {}", suite_file.string(), results.string()));
+
+  const Suite suite = load_suite(suite_file);
+  REQUIRE(suite.runs.size() == 2);
+  for (const RunConfig& run : suite.runs) {
+    const auto summary = read_summary(run_dir(results, run));
+    REQUIRE(summary);
+    CHECK(summary->status == "finished");
+    CHECK(summary->steps == 30);
+    CHECK(summary->eval.size() == 2);
+    CHECK_FALSE(read_metrics(run_dir(results, run)).empty());
+  }
+
+  m2bench(fmt::format("table {} --results {}", suite_file.string(), results.string()));
+  const std::string table = read_text(results / "e2e" / "table.md");
+  CHECK(table.find("gru") != std::string::npos);
+  CHECK(table.find("att") != std::string::npos);
+  for (const char* file : {"table.csv", "table.tex", "runs.csv"})
+    CHECK(fs::exists(results / "e2e" / file));
+  const auto tables = build_tables(collect_runs(suite, results), {Metric::accuracy}, {});
+  REQUIRE(tables.size() == 1);
+  REQUIRE(tables[0].models.size() == 2);
+  REQUIRE(tables[0].lengths == std::vector<int64_t>{8, 16});
+  for (const auto& row : tables[0].cells)
+    for (const Cell& cell : row) CHECK(cell.values.size() == 1);
+}
+
+TEST_CASE("a second run skips finished runs and leaves claimed ones to their holder",
+          "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  options.only = {suite.runs[0].id};
+  CHECK(run_suite(suite, options).finished == 1);
+
+  // Run 1 is held by "another process"; run 0 is done.
+  auto claim = RunClaim::try_claim(run_dir(options.results_root, suite.runs[1]));
+  REQUIRE(claim);
+  options.only.clear();
+  const SuiteRunReport report = run_suite(suite, options);
+  CHECK(report.already_done == 1);
+  CHECK(report.claimed_elsewhere == 1);
+  CHECK(report.finished == 0);
+  CHECK_FALSE(read_summary(run_dir(options.results_root, suite.runs[1])));
+}
+
+TEST_CASE("a suite stopped mid-run resumes that run at the next m2bench run", "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  int steps = 0;
+  options.interrupted = [&] { return ++steps == 15; };  // Ctrl-C during the first run
+  const SuiteRunReport stopped = run_suite(suite, options);
+  CHECK(stopped.interrupted);
+  CHECK(stopped.finished == 0);
+  const fs::path first = run_dir(options.results_root, suite.runs[0]);
+  CHECK(fs::exists(first / "checkpoint.pt"));
+
+  options.interrupted = nullptr;
+  CHECK(run_suite(suite, options).finished == 2);
+  const auto summary = read_summary(first);
+  REQUIRE(summary);
+  CHECK(summary->steps == 30);
+  int64_t last_step = 0;  // no step logged twice across the two sessions
+  for (const auto& line : read_metrics(first))
+    if (line.at("kind") == "train") {
+      CHECK(line.at("step").get<int64_t>() > last_step);
+      last_step = line.at("step").get<int64_t>();
+    }
+}
+
+TEST_CASE("--fresh retrains a finished run and replaces its results whole", "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  options.only = {suite.runs[0].id.substr(0, 6)};  // a prefix names a run too
+  REQUIRE(run_suite(suite, options).finished == 1);
+  const fs::path run = run_dir(options.results_root, suite.runs[0]);
+  const fs::path marker = run / "left-by-the-old-run";
+  std::ofstream(marker) << "old";
+
+  options.fresh = true;
+  CHECK(run_suite(suite, options).finished == 1);
+  CHECK(read_summary(run));
+  CHECK_FALSE(fs::exists(marker));  // the folder is the new run's, not a mix of both
+  for (const auto& entry : fs::directory_iterator(options.results_root / "e2e"))
+    CHECK(entry.path().filename().string().rfind(".fresh-", 0) != 0);  // no staging left
+}
+
+TEST_CASE("--only names a run of the suite, or the error lists them", "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  options.only = {"zzzz"};
+  std::string message;
+  try {
+    run_suite(suite, options);
+  } catch (const std::invalid_argument& e) {
+    message = e.what();
+  }
+  CAPTURE(message);
+  CHECK(message.find("--only zzzz: matches no run of suite e2e") != std::string::npos);
+  CHECK(message.find(suite.runs[1].id) != std::string::npos);
+}
