@@ -40,7 +40,7 @@ def load_rows(bench):
     for b in bench["benchmarks"]:
         if b.get("aggregate_name") != "median":
             continue
-        _, shape, dtype, backend, pas = b["run_name"].split("/")
+        _, shape, dtype, backend, pas = b["run_name"].split("/")[:5]
         assert b["time_unit"] == "ms"
         row = {"shape": shape, "dtype": dtype, "backend": backend, "pass": pas,
                "ms": b["real_time"], "repetitions": b.get("repetitions"),

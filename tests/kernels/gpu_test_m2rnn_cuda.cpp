@@ -53,7 +53,9 @@ double check_backend(const ProblemSpec& spec, Backend backend, M2rnnCudaOptions 
   for (const auto& [name, array] : dev.outputs()) {
     if (name == "dh0" && !spec.h0) continue;  // written, but no input receives it
     const double err = rel_error(array->download(), ref.out.at(name));
-    line += " " + name + "=" + std::to_string(err);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2e", err);
+    line += " " + name + "=" + buf;
     CHECK(err < tol);
     worst = std::max(worst, err);
   }
