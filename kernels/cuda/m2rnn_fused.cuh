@@ -320,8 +320,14 @@ __device__ __forceinline__ void advance(Frag<C>& h, const BOperand<C>& W, const 
     store_frag<C>(rows, C::LD, h, l);
     __syncwarp();
   }
-  // acc starts as k v^T, which does not depend on h: off the step's critical path.
   Frag<C> acc;
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0.f;
+  mul<C>(acc, h, W, rows, l);
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
 #pragma unroll
@@ -330,20 +336,14 @@ __device__ __forceinline__ void advance(Frag<C>& h, const BOperand<C>& W, const 
 #pragma unroll
       for (int nt = 0; nt < C::NT; ++nt) {
         const float2 vc = load_pair(in.v + col_of<C>(l, nt));
-        acc[m][nt][2 * hh] = kr * vc.x;
-        acc[m][nt][2 * hh + 1] = kr * vc.y;
+        const float z0 = tanh_<C::kExact>(fmaf(kr, vc.x, acc[m][nt][2 * hh]));
+        const float z1 = tanh_<C::kExact>(fmaf(kr, vc.y, acc[m][nt][2 * hh + 1]));
+        float& h0 = h[m][nt][2 * hh];
+        float& h1 = h[m][nt][2 * hh + 1];
+        h0 = fmaf(in.f, h0 - z0, z0);
+        h1 = fmaf(in.f, h1 - z1, z1);
       }
     }
-  mul<C>(acc, h, W, rows, l);
-#pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float z = tanh_<C::kExact>(acc[m][nt][i]);
-        h[m][nt][i] = fmaf(in.f, h[m][nt][i] - z, z);
-      }
 }
 
 // Per column c: sum over the warp's rows of x[r][c] * wr[r], complete in lanes 0..3.

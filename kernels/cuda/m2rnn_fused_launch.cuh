@@ -8,32 +8,21 @@
 
 namespace m2b::kernels::cuda::detail {
 
-// The kernels are latency-bound (each step waits on the last), so what matters is how many warps
-// each multiprocessor interleaves. Forward: one warp per 16 rows (MT = 1), registers capped so
-// that enough chains stay resident (64 for small states: 2048 statetrack chains in one wave; 80
-// for K = 64, V = 16: lm400m's 672 chains at 6 per multiprocessor). Backward: more state per
-// thread, so MT = 1 only from K V >= 1024 and otherwise one warp per chain (MT * V <= 64),
-// registers capped at 80 / 128 by per-thread state. P (tile steps, shared by both): as many as
+// MT: one warp per chain (all K rows) where the state is small, so that warps need not meet,
+// but no more than 32 fp32 registers per state copy (MT * V <= 64). P (tile steps): as many as
 // keep the backward's per-step shared memory (state and dA) within a budget that lets as many
 // chains share a multiprocessor as their count usually asks for (16 KiB for K V <= 512, 32 KiB
-// up to 2048, else one chain takes most of it). The caps were read off ptxas (no spills) for
-// the benchmark shapes; see kernels/cuda/NOTES.md.
+// up to 2048, else one chain takes most of it). Min blocks: with small per-thread state, cap the
+// registers at 128 so that 16 warps of 32 threads fit (the statetrack shape: 2048 chains).
 template <typename T, int K, int V, bool kExact>
 struct Tuned {
+  static constexpr int MT = K / 16 < 64 / V ? K / 16 : 64 / V;
   static constexpr int kStepBytes = 2 * K * (V + 16 / static_cast<int>(sizeof(T))) * static_cast<int>(sizeof(T));
   static constexpr int kBudget = K * V <= 512 ? 16 * 1024 : K * V <= 2048 ? 32 * 1024 : 160 * 1024;
   static constexpr int P = kBudget / kStepBytes >= 8 ? 8 : kBudget / kStepBytes >= 4 ? 4 : 2;
-
-  static constexpr int min_blocks(int threads, int reg_cap) {
-    return reg_cap >= 255 ? 1 : (65536 / (threads * reg_cap) < 32 ? 65536 / (threads * reg_cap) : 32);
-  }
-  static constexpr int kFwdRegs = V == 16 ? (K <= 32 ? 64 : 80) : V == 32 ? 128 : 255;
-  using Fwd = Fused<T, K, V, 1, P, kExact, min_blocks(2 * K, kFwdRegs)>;
-
-  static constexpr int kBwdMT = K * V >= 1024 ? 1 : (K / 16 < 64 / V ? K / 16 : 64 / V);
-  static constexpr int kBwdState = kBwdMT * V / 2;  // fp32 registers per state copy
-  static constexpr int kBwdRegs = kBwdState <= 8 ? 80 : kBwdState <= 16 ? 128 : 255;
-  using Bwd = Fused<T, K, V, kBwdMT, P, kExact, min_blocks(32 * K / (16 * kBwdMT), kBwdRegs)>;
+  static constexpr int kThreads = 32 * K / (16 * MT);
+  static constexpr int kMinBlocks = MT * (V / 8) * 4 <= 16 ? 65536 / (kThreads * 128) : 1;
+  using Cfg = Fused<T, K, V, MT, P, kExact, kMinBlocks>;
 };
 
 // Calls fn(integral_constant K, integral_constant V) for the runtime K and V; false if unsupported.
@@ -83,14 +72,14 @@ struct FusedLauncher {
 template <typename T, bool kExact>
 void FusedLauncher<T, kExact>::forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
-    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Fwd;
+    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
     launch(fused_forward_kernel<C>, C::kThreads, ForwardSmem<C>::kBytes, a, stream, "m2rnn fused forward");
   });
 }
 template <typename T, bool kExact>
 void FusedLauncher<T, kExact>::backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
-    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Bwd;
+    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
     launch(fused_backward_kernel<C>, C::kThreads, BackwardSmem<C>::kBytes, a, stream, "m2rnn fused backward");
   });
 }
