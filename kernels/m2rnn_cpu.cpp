@@ -38,23 +38,37 @@ void M2rnnShape::validate() const {
 
 namespace {
 
-bool machine_has_avx2() {
+bool machine_has(CpuIsa isa) {
 #if defined(__x86_64__)
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  switch (isa) {
+    case CpuIsa::Baseline: return true;
+    case CpuIsa::Avx2: return avx2;
+    case CpuIsa::Avx512:
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512dq");
+  }
   return false;
+#else
+  return isa == CpuIsa::Baseline;
 #endif
 }
 
 std::atomic<CpuIsa>& isa_in_use() {
-  static std::atomic<CpuIsa> isa{machine_has_avx2() ? CpuIsa::Avx2 : CpuIsa::Baseline};
+  static std::atomic<CpuIsa> isa{machine_has(CpuIsa::Avx512) ? CpuIsa::Avx512
+                                 : machine_has(CpuIsa::Avx2) ? CpuIsa::Avx2
+                                                             : CpuIsa::Baseline};
   return isa;
 }
 
+// The widest build allowed whose vectors tile a row of V elements: a row the AVX-512 build
+// cannot tile (V = 8 floats, say) would take its scalar loops.
 template <typename T>
 ChainKernels<T> chain_kernels(int64_t V) {
 #if defined(__x86_64__)
-  if (isa_in_use().load() == CpuIsa::Avx2) return chain_kernels_avx2<T>(V);
+  const CpuIsa isa = isa_in_use().load();
+  if (isa == CpuIsa::Avx512 && V * sizeof(T) % 64 == 0) return chain_kernels_avx512<T>(V);
+  if (isa != CpuIsa::Baseline) return chain_kernels_avx2<T>(V);
 #endif
   return chain_kernels_baseline<T>(V);
 }
@@ -101,9 +115,12 @@ class HeadGradient {
 
 CpuIsa m2rnn_cpu_isa() { return isa_in_use().load(); }
 
+bool m2rnn_cpu_has_isa(CpuIsa isa) { return machine_has(isa); }
+
 void m2rnn_cpu_set_isa(CpuIsa isa) {
-  if (isa == CpuIsa::Avx2 && !machine_has_avx2())
-    throw std::invalid_argument("m2rnn_cpu_set_isa: this machine lacks AVX2 and FMA");
+  if (!machine_has(isa))
+    throw std::invalid_argument(std::string("m2rnn_cpu_set_isa: this machine lacks ") +
+                                (isa == CpuIsa::Avx2 ? "AVX2 and FMA" : "AVX-512 F, VL and DQ"));
   isa_in_use().store(isa);
 }
 

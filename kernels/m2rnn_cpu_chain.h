@@ -5,17 +5,21 @@
 // two builds share no symbol that the linker could pick the wrong one of.
 //
 // All products are rows of V contiguous elements accumulated into registers: GCC's vector
-// extension (32-byte vectors, lowered to SSE2 halves in the baseline build) keeps the codegen
-// predictable, which the auto-vectoriser was not for these tiny matrices.
+// extension (M2RNN_CPU_VECTOR_BYTES wide, 32 unless the build says otherwise; lowered to SSE2
+// halves in the baseline build) keeps the codegen predictable, which the auto-vectoriser was not
+// for these tiny matrices.
 #ifndef M2RNN_CPU_ENTRY
 #error "define M2RNN_CPU_ENTRY before including m2rnn_cpu_chain.h"
+#endif
+#ifndef M2RNN_CPU_VECTOR_BYTES
+#define M2RNN_CPU_VECTOR_BYTES 32
 #endif
 
 #include <cstdint>
 
 #include "kernels/m2rnn_cpu_internal.h"
 
-// Returning 32-byte vectors from the internal helpers below crosses no ABI boundary. (Not popped:
+// Returning wide vectors from the internal helpers below crosses no ABI boundary. (Not popped:
 // GCC reports it where the templates are instantiated, at the end of the including file.)
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -24,8 +28,8 @@ namespace {
 
 template <typename T>
 struct Simd {
-  typedef T vec __attribute__((vector_size(32)));
-  static constexpr int L = 32 / sizeof(T);
+  typedef T vec __attribute__((vector_size(M2RNN_CPU_VECTOR_BYTES)));
+  static constexpr int L = M2RNN_CPU_VECTOR_BYTES / sizeof(T);
   static vec load(const T* p) {
     vec v;
     __builtin_memcpy(&v, p, sizeof v);
@@ -74,9 +78,9 @@ template <int VC, typename T>
 void gemm_rows(T* __restrict out, int64_t rows, const T* __restrict C, int64_t c_row,
                int64_t c_col, const T* __restrict X, int64_t count, int64_t V) {
   if constexpr (kVectorRows<VC, T>) {
-    // Enough independent accumulators (rows x vectors) to hide the FMA latency.
+    // Eight independent accumulators (rows x vectors) hide the FMA latency.
     constexpr int R = VC / Simd<T>::L;
-    constexpr int BR = R >= 8 ? 1 : R >= 4 ? 2 : 4;
+    constexpr int BR = R >= 8 ? 1 : 8 / R;
     const int64_t blocked = rows / BR * BR;
     for (int64_t o = 0; o < blocked; o += BR)
       gemm_rows_block<BR, VC>(out + o * VC, C + o * c_row, c_row, c_col, X, count);
