@@ -8,6 +8,8 @@
 #   M2B_BENCH_REPS   benchmark repetitions per case, median reported (default 10)
 #   M2B_BENCH_FILTER --benchmark_filter regex (default: all)
 #   M2B_GIT_SHA      the commit measured, recorded in the benchmark context
+# The test step runs every `gpu`-labelled test (ctest -L gpu): the kernels against the CPU oracle,
+# the mixer conformance suite on the device (m2rnn through the cuda backend) and the linear ops.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${OUT:-$root/gpu-check-out}"
@@ -43,7 +45,8 @@ if [[ " $steps " == *" build "* ]]; then
     cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DM2BENCH_CUDA=ON \
       -DCMAKE_PREFIX_PATH="$torch_prefix" >"$out/configure.log" 2>&1 || { note "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
   fi
-  cmake --build "$build" -j 16 --target kernels_gpu_test_m2rnn_cuda bench_m2rnn_kernels >"$out/build.log" 2>&1 \
+  gpu_tests=$(cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p')
+  cmake --build "$build" -j 16 --target $gpu_tests bench_m2rnn_kernels >"$out/build.log" 2>&1 \
     || { note "build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; exit 1; }
   note "build ok in $(( $(date +%s) - start )) s"
 fi
@@ -51,8 +54,14 @@ fi
 if [[ " $steps " == *" test "* ]]; then
   "$test_bin" --order rand --rng-seed 1 --durations yes >"$out/test.log" 2>&1
   rc=$?
-  note "tests rc=$rc: $(grep -E 'test cases|All tests passed' "$out/test.log" | tail -1)"
+  note "kernel tests rc=$rc: $(grep -E 'test cases|All tests passed' "$out/test.log" | tail -1)"
   [ $rc -ne 0 ] && grep -B3 -A12 -m8 "FAILED" "$out/test.log" | head -120
+  if [ -f "$build/CTestTestfile.cmake" ]; then
+    (cd "$build" && ctest -L gpu --output-on-failure) >"$out/ctest_gpu.log" 2>&1
+    rc=$?
+    note "ctest -L gpu rc=$rc: $(grep -E 'tests passed' "$out/ctest_gpu.log" | tail -1)"
+    [ $rc -ne 0 ] && grep -B2 -A25 -m6 "FAILED\|failed\|what()" "$out/ctest_gpu.log" | head -150
+  fi
 fi
 
 if [[ " $steps " == *" sanitize "* ]]; then
