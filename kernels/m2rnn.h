@@ -39,7 +39,8 @@ struct M2rnnForward {
   const T* h0 = nullptr;            // (B, N, K, V), contiguous; nullptr means zeros
   T* y;                             // (B, S, N, V), contiguous
   T* h_final;                       // (B, N, K, V), contiguous
-  // Training: every state H_1..H_S, (B, S, N, K, V), contiguous; nullptr for inference.
+  // Training: every state H_1..H_S, (B, N, S, K, V), contiguous (each chain's states in one
+  // run, which the backward streams through); nullptr for inference.
   T* h_all = nullptr;
 };
 

@@ -16,6 +16,7 @@
 #endif
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/m2rnn_cpu_internal.h"
 
@@ -25,6 +26,22 @@
 
 namespace m2b::kernels {
 namespace {
+
+// The sum of the lanes of a vector of B bytes, by halving: log2(lanes) adds.
+template <typename T, int B>
+struct LaneSum {
+  typedef T vec __attribute__((vector_size(B)));
+  static T sum(const vec& v) {
+    if constexpr (B == 2 * sizeof(T)) {
+      return v[0] + v[1];
+    } else {
+      typename LaneSum<T, B / 2>::vec lo, hi;
+      __builtin_memcpy(&lo, &v, B / 2);
+      __builtin_memcpy(&hi, reinterpret_cast<const char*>(&v) + B / 2, B / 2);
+      return LaneSum<T, B / 2>::sum(lo + hi);
+    }
+  }
+};
 
 template <typename T>
 struct Simd {
@@ -36,12 +53,27 @@ struct Simd {
     return v;
   }
   static void store(T* p, const vec& v) { __builtin_memcpy(p, &v, sizeof v); }
+  static T sum(const vec& v) { return LaneSum<T, M2RNN_CPU_VECTOR_BYTES>::sum(v); }
+};
+
+// The same interface one element at a time, for rows that vectors do not tile.
+template <typename T>
+struct Scalar {
+  typedef T vec;
+  static constexpr int L = 1;
+  static T load(const T* p) { return *p; }
+  static void store(T* p, T v) { *p = v; }
+  static T sum(T v) { return v; }
 };
 
 // Whether rows of VC elements take the vector path: a whole number of vectors, few enough to
 // stay in registers.
 template <int VC, typename T>
 constexpr bool kVectorRows = VC > 0 && VC % Simd<T>::L == 0 && VC / Simd<T>::L <= 8;
+
+// Vectors or scalars, whichever walk a row of VC elements.
+template <int VC, typename T>
+using RowLanes = std::conditional_t<kVectorRows<VC, T>, Simd<T>, Scalar<T>>;
 
 // BR rows of gemm_rows, their accumulators held in registers across the whole sum.
 template <int BR, int VC, typename T>
@@ -93,14 +125,6 @@ void gemm_rows(T* __restrict out, int64_t rows, const T* __restrict C, int64_t c
         for (int64_t j = 0; j < V; ++j) out[o * V + j] += c * X[m * V + j];
       }
   }
-}
-
-template <typename T>
-inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
-  T acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t e = 0; e < n; ++e) acc += a[e] * b[e];
-  return acc;
 }
 
 template <typename T>
@@ -160,10 +184,10 @@ inline void tanh_inplace(double* __restrict x, int64_t n) {
   for (int64_t e = 0; e < n; ++e) x[e] = __builtin_tanh(x[e]);
 }
 
-// out = base + a b^T (a of length K, b of length V); base nullptr means zeros.
+// out = a b^T (a of length K, b of length V).
 template <int VC, typename T>
-inline void outer_plus(T* __restrict out, const T* __restrict base, const T* __restrict a,
-                       const T* __restrict b, int64_t K, int64_t V) {
+inline void outer(T* __restrict out, const T* __restrict a, const T* __restrict b, int64_t K,
+                  int64_t V) {
   if constexpr (kVectorRows<VC, T>) {
     using S = Simd<T>;
     constexpr int R = VC / S::L;
@@ -172,15 +196,10 @@ inline void outer_plus(T* __restrict out, const T* __restrict base, const T* __r
     for (int r = 0; r < R; ++r) bv[r] = S::load(b + r * S::L);
     for (int64_t i = 0; i < K; ++i)
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        typename S::vec x = a[i] * bv[r];
-        if (base) x += S::load(base + i * VC + r * S::L);
-        S::store(out + i * VC + r * S::L, x);
-      }
+      for (int r = 0; r < R; ++r) S::store(out + i * VC + r * S::L, a[i] * bv[r]);
   } else {
     for (int64_t i = 0; i < K; ++i)
-      for (int64_t j = 0; j < V; ++j)
-        out[i * V + j] = (base ? base[i * V + j] : T(0)) + a[i] * b[j];
+      for (int64_t j = 0; j < V; ++j) out[i * V + j] = a[i] * b[j];
   }
 }
 
@@ -214,7 +233,7 @@ Chain<T> chain_inputs(const M2rnnForward<T>& p, int64_t b, int64_t n) {
 template <int VC, typename T>
 void candidate(const T* __restrict H, const T* __restrict W, const T* __restrict k,
                const T* __restrict v, int64_t K, int64_t V, T* __restrict Z) {
-  outer_plus<VC>(Z, static_cast<const T*>(nullptr), k, v, K, V);
+  outer<VC>(Z, k, v, K, V);
   gemm_rows<VC>(Z, K, H, V, 1, W, V, V);
   tanh_inplace(Z, K * V);
 }
@@ -235,7 +254,7 @@ void forward_chain(const M2rnnForward<T>& p, int64_t b, int64_t n, T* scratch) {
     T* __restrict y = p.y + ((b * S + t) * N + n) * V;
     fill_zero(y, V);
     gemm_rows<VC>(y, 1, c.q + t * c.q_step, 0, 1, H, K, V);
-    if (p.h_all) copy(H, KV, p.h_all + ((b * S + t) * N + n) * KV);
+    if (p.h_all) copy(H, KV, p.h_all + ((b * N + n) * S + t) * KV);
   }
   copy(H, KV, p.h_final + (b * N + n) * KV);
 }
@@ -252,25 +271,28 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
   const Chain<T> c = chain_inputs(fp, b, n);
   const T* __restrict W_t = g.W_t + n / (N / s.Nw) * V * V;
   T* __restrict dW = g.dW + (b * N + n) * V * V;
-  T* __restrict G = scratch;
-  T* __restrict Z = scratch + KV;
-  T* __restrict dA = scratch + 2 * KV;
-  T* __restrict carry = scratch + 3 * KV;
-  T* __restrict zeros = scratch + 4 * KV;
+  T* __restrict Z = scratch;
+  T* __restrict dA = scratch + KV;
+  T* __restrict carry = scratch + 2 * KV;
+  T* __restrict zeros = scratch + 3 * KV;
   fill_zero(dW, V * V);
   fill_zero(zeros, KV);
   if (p.dh_final) copy(p.dh_final + (b * N + n) * KV, KV, carry);
   else fill_zero(carry, KV);
-  const T clip = static_cast<T>(p.grad_clip);
+  // No clipping is clipping at infinity.
+  const T clip = p.grad_clip > 0 ? static_cast<T>(p.grad_clip) : static_cast<T>(__builtin_inf());
   // H_{t+1} in the recurrence's numbering; H_0 for t = -1.
   auto state = [&](int64_t t) -> const T* {
-    if (t >= 0) return fp.h_all + ((b * S + t) * N + n) * KV;
+    if (t >= 0) return fp.h_all + ((b * N + n) * S + t) * KV;
     return c.h0 ? c.h0 : zeros;
   };
 
   for (int64_t t = S - 1; t >= 0; --t) {
     const T* __restrict H = state(t);
     const T* __restrict H_prev = state(t - 1);
+    // The states are read backwards, which hardware prefetchers follow poorly: ask for the next.
+    if (t >= 2)
+      for (int64_t e = 0; e < KV; e += 64 / sizeof(T)) __builtin_prefetch(state(t - 2) + e);
     const T* __restrict q = c.q + t * c.q_step;
     const T* __restrict k = c.k + t * c.k_step;
     const T* __restrict v = c.v + t * c.v_step;
@@ -278,27 +300,34 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
     const int64_t slot = (b * S + t) * N + n;
     const T f = c.f[t * c.f_step];
 
-    // Everything reaching H_t, from y_t and from step t+1, is clipped as one.
-    outer_plus<VC>(G, carry, q, dy, K, V);
-    if (clip > 0) map_inplace(G, KV, [clip](const auto& e) { return clamp_symmetric(e, clip); });
-
-    for (int64_t i = 0; i < K; ++i) g.dq[slot * K + i] = dot(H + i * V, dy, V);
-
     candidate<VC>(H_prev, c.W, k, v, K, V, Z);
-    T df = 0;
-#pragma omp simd reduction(+ : df)
-    for (int64_t e = 0; e < KV; ++e) {
-      df += G[e] * (H_prev[e] - Z[e]);
-      dA[e] = (T(1) - f) * G[e] * (T(1) - Z[e] * Z[e]);
+    // One pass over the state. G is everything reaching H_t, from y_t and from step t+1,
+    // clipped as one; the carry keeps its f G part until dA W^T joins it below.
+    using Ln = RowLanes<VC, T>;
+    typename Ln::vec df{};
+    for (int64_t i = 0; i < K; ++i) {
+      typename Ln::vec dq_i{}, dk_i{};
+      for (int64_t j = 0; j < V; j += Ln::L) {
+        const int64_t e = i * V + j;
+        const auto dy_j = Ln::load(dy + j);
+        const auto G = clamp_symmetric(Ln::load(carry + e) + q[i] * dy_j, clip);
+        const auto Z_e = Ln::load(Z + e);
+        dq_i += Ln::load(H + e) * dy_j;
+        df += G * (Ln::load(H_prev + e) - Z_e);
+        const auto a = (T(1) - f) * G * (T(1) - Z_e * Z_e);
+        Ln::store(dA + e, a);
+        dk_i += a * Ln::load(v + j);
+        Ln::store(carry + e, f * G);
+      }
+      g.dq[slot * K + i] = Ln::sum(dq_i);
+      g.dk[slot * K + i] = Ln::sum(dk_i);
     }
-    g.df[slot] = df;
+    g.df[slot] = Ln::sum(df);
 
-    for (int64_t i = 0; i < K; ++i) g.dk[slot * K + i] = dot(dA + i * V, v, V);
     T* __restrict dv = g.dv + slot * V;
     fill_zero(dv, V);
     gemm_rows<VC>(dv, 1, k, 0, 1, dA, K, V);
     gemm_rows<VC>(dW, V, H_prev, 1, V, dA, K, V);
-    for (int64_t e = 0; e < KV; ++e) carry[e] = f * G[e];
     gemm_rows<VC>(carry, K, dA, V, 1, W_t, V, V);
   }
   if (p.dh0) copy(carry, KV, p.dh0 + (b * N + n) * KV);

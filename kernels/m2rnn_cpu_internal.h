@@ -19,7 +19,7 @@ struct ChainGradients {
 };
 
 // Scratch a chain needs, in units of K*V elements.
-constexpr int64_t kChainScratchMatrices = 5;
+constexpr int64_t kChainScratchMatrices = 4;
 
 template <typename T>
 struct ChainKernels {

@@ -162,7 +162,7 @@ KernelOutputs run_forward_kernel(const M2rnnShape& s, const KernelInputs& in, bo
   KernelOutputs out;
   out.y = torch::empty({s.B, s.S, s.N(), s.V}, options);
   out.h_final = torch::empty({s.B, s.N(), s.K, s.V}, options);
-  if (save_states) out.h_all = torch::empty({s.B, s.S, s.N(), s.K, s.V}, options);
+  if (save_states) out.h_all = torch::empty({s.B, s.N(), s.S, s.K, s.V}, options);
   dispatch_float(in.q.scalar_type(), [&](auto zero) {
     using T = decltype(zero);
     kernels::M2rnnForward<T> p = in.view<T>(s);
@@ -267,8 +267,15 @@ std::pair<Tensor, Tensor> recurrence_cuda(const Tensor& q, const Tensor& k, cons
 #endif
 }
 
-M2rnnBackend resolve_auto(const Tensor& q) {
-  if (q.device().is_cuda()) return M2rnnBackend::Cuda;
+M2rnnBackend resolve_auto(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& W,
+                          const Tensor& f) {
+#ifdef M2BENCH_HAVE_CUDA
+  // Shapes the fused kernels do not take (K = 4, say) run the reference on the device.
+  if (q.device().is_cuda())
+    return m2rnn_cuda_supports(q, k, v, W, f) ? M2rnnBackend::Cuda : M2rnnBackend::Reference;
+#else
+  (void)k, (void)v, (void)W, (void)f;
+#endif
   if (q.device().is_cpu() &&
       (q.scalar_type() == torch::kFloat32 || q.scalar_type() == torch::kFloat64))
     return M2rnnBackend::Cpu;
@@ -281,7 +288,7 @@ std::pair<Tensor, Tensor> m2rnn_recurrence(const Tensor& q, const Tensor& k, con
                                            const Tensor& W, const Tensor& f, const Tensor& h0,
                                            double grad_clip, M2rnnBackend backend) {
   const M2rnnShape s = check_inputs(q, k, v, W, f, h0);
-  if (backend == M2rnnBackend::Auto) backend = resolve_auto(q);
+  if (backend == M2rnnBackend::Auto) backend = resolve_auto(q, k, v, W, f);
   switch (backend) {
     case M2rnnBackend::Reference: return recurrence_reference(s, q, k, v, W, f, h0, grad_clip);
     case M2rnnBackend::Cpu: return recurrence_cpu(s, q, k, v, W, f, h0, grad_clip);
