@@ -42,6 +42,9 @@ struct M2rnnForward {
   // Training: every state H_1..H_S, (B, N, S, K, V), contiguous (each chain's states in one
   // run, which the backward streams through); nullptr for inference.
   T* h_all = nullptr;
+  // Training, optional (CPU): every candidate Z_t = tanh(H_{t-1} W + k_t v_t^T), laid out as
+  // h_all. When the forward saves them, the backward reads them instead of recomputing them.
+  T* z_all = nullptr;
 };
 
 template <typename T>

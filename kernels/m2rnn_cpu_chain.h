@@ -255,6 +255,7 @@ void forward_chain(const M2rnnForward<T>& p, int64_t b, int64_t n, T* scratch) {
     fill_zero(y, V);
     gemm_rows<VC>(y, 1, c.q + t * c.q_step, 0, 1, H, K, V);
     if (p.h_all) copy(H, KV, p.h_all + ((b * N + n) * S + t) * KV);
+    if (p.z_all) copy(Z, KV, p.z_all + ((b * N + n) * S + t) * KV);
   }
   copy(H, KV, p.h_final + (b * N + n) * KV);
 }
@@ -271,7 +272,7 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
   const Chain<T> c = chain_inputs(fp, b, n);
   const T* __restrict W_t = g.W_t + n / (N / s.Nw) * V * V;
   T* __restrict dW = g.dW + (b * N + n) * V * V;
-  T* __restrict Z = scratch;
+  T* __restrict Z_scratch = scratch;
   T* __restrict dA = scratch + KV;
   T* __restrict carry = scratch + 2 * KV;
   T* __restrict zeros = scratch + 3 * KV;
@@ -287,12 +288,16 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
     return c.h0 ? c.h0 : zeros;
   };
 
+  auto saved_z = [&](int64_t t) -> const T* { return fp.z_all + ((b * N + n) * S + t) * KV; };
+
   for (int64_t t = S - 1; t >= 0; --t) {
     const T* __restrict H = state(t);
     const T* __restrict H_prev = state(t - 1);
     // The states are read backwards, which hardware prefetchers follow poorly: ask for the next.
     if (t >= 2)
       for (int64_t e = 0; e < KV; e += 64 / sizeof(T)) __builtin_prefetch(state(t - 2) + e);
+    if (fp.z_all && t >= 1)
+      for (int64_t e = 0; e < KV; e += 64 / sizeof(T)) __builtin_prefetch(saved_z(t - 1) + e);
     const T* __restrict q = c.q + t * c.q_step;
     const T* __restrict k = c.k + t * c.k_step;
     const T* __restrict v = c.v + t * c.v_step;
@@ -300,7 +305,8 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
     const int64_t slot = (b * S + t) * N + n;
     const T f = c.f[t * c.f_step];
 
-    candidate<VC>(H_prev, c.W, k, v, K, V, Z);
+    if (!fp.z_all) candidate<VC>(H_prev, c.W, k, v, K, V, Z_scratch);
+    const T* __restrict Z = fp.z_all ? saved_z(t) : Z_scratch;
     // One pass over the state. G is everything reaching H_t, from y_t and from step t+1,
     // clipped as one; the carry keeps its f G part until dA W^T joins it below.
     using Ln = RowLanes<VC, T>;

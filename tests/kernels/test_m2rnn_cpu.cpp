@@ -67,11 +67,13 @@ SeqStrides contiguous(const M2rnnShape& s, int64_t heads, int64_t inner) {
 // Outputs of one forward and backward in precision T.
 template <typename T>
 struct Result {
-  std::vector<T> y, h_final, h_all, dq, dk, dv, dW, df, dh0;
+  std::vector<T> y, h_final, h_all, z_all, dq, dk, dv, dW, df, dh0;
 };
 
+// With save_candidates the forward saves every Z_t and the backward reads them; without, the
+// backward recomputes them.
 template <typename T>
-Result<T> run(const Problem& pr, double grad_clip) {
+Result<T> run(const Problem& pr, double grad_clip, bool save_candidates = true) {
   const M2rnnShape& s = pr.shape;
   const int64_t B = s.B, S = s.S, N = s.N(), K = s.K, V = s.V;
   auto q = cast<T>(pr.q), k = cast<T>(pr.k), v = cast<T>(pr.v), W = cast<T>(pr.W),
@@ -80,6 +82,7 @@ Result<T> run(const Problem& pr, double grad_clip) {
   r.y.resize(B * S * N * V);
   r.h_final.resize(B * N * K * V);
   r.h_all.resize(B * S * N * K * V);
+  if (save_candidates) r.z_all.resize(B * S * N * K * V);
   M2rnnForward<T> fwd{s,
                       q.data(), contiguous(s, s.Nq, K),
                       k.data(), contiguous(s, s.Nk, K),
@@ -88,6 +91,7 @@ Result<T> run(const Problem& pr, double grad_clip) {
                       f.data(), contiguous(s, s.Nf, 1),
                       pr.with_h0 ? h0.data() : nullptr,
                       r.y.data(), r.h_final.data(), r.h_all.data()};
+  fwd.z_all = save_candidates ? r.z_all.data() : nullptr;
   m2rnn_forward_cpu(fwd);
   r.dq.resize(q.size());
   r.dk.resize(k.size());
@@ -234,6 +238,15 @@ TEST_CASE("M2RNN CPU clipping clamps the total gradient reaching each state", "[
   CHECK(std::abs(r.dv[0] - (dA1 * k1)) <= 1e-14);
   CHECK(std::abs(r.dW[0] - (H1 * dA2 + h0 * dA1)) <= 1e-14);
   CHECK(std::abs(r.dh0[0] - (f1 * G1 + dA1 * w)) <= 1e-14);
+}
+
+TEST_CASE("M2RNN CPU backward reads saved candidates or recomputes them alike", "[m2rnn]") {
+  for (const auto& s : {shape(2, 7, 16, 16, 1, 1, 4, 4, 4), shape(2, 5, 3, 5, 2, 1, 2, 1, 2)}) {
+    const Problem pr(s, 13);
+    INFO("V " << s.V);
+    check_close(run<float>(pr, 0.7, true), run<float>(pr, 0.7, false), 0.0);
+    check_close(run<double>(pr, 0.7, true), run<double>(pr, 0.7, false), 0.0);
+  }
 }
 
 TEST_CASE("M2RNN CPU float follows double", "[m2rnn]") {
