@@ -1,8 +1,9 @@
 // The per-chain loops of the M2RNN recurrence on CPU: one (b, n) chain, plain loops over time.
-// Included once by each build of them, m2rnn_cpu.cpp (baseline instruction set) and
-// m2rnn_cpu_avx2.cpp (under #pragma GCC target), with M2RNN_CPU_ENTRY naming that build's entry
-// point. Everything else here has internal linkage and the file uses no library templates, so the
-// two builds share no symbol that the linker could pick the wrong one of.
+// Included once by each build of them, m2rnn_cpu.cpp (baseline instruction set),
+// m2rnn_cpu_avx2.cpp and m2rnn_cpu_avx512.cpp (under #pragma GCC target), with M2RNN_CPU_ENTRY
+// naming that build's entry point. Everything else here has internal linkage and the file calls
+// no library function templates, so the builds share no symbol that the linker could pick the
+// wrong one of.
 //
 // All products are rows of V contiguous elements accumulated into registers: GCC's vector
 // extension (M2RNN_CPU_VECTOR_BYTES wide, 32 unless the build says otherwise; lowered to SSE2
