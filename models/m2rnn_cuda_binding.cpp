@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -133,10 +134,12 @@ torch::Tensor run_forward(const M2rnnShape& s, const torch::Tensor& q, const tor
 
 class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
  public:
+  // An absent h0 travels as nullopt: autograd functions take no undefined tensors.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor q,
                                                 torch::Tensor k, torch::Tensor v, torch::Tensor W,
-                                                torch::Tensor f, torch::Tensor h0, double grad_clip,
-                                                bool cublas) {
+                                                torch::Tensor f, const std::optional<torch::Tensor>& h0_given,
+                                                double grad_clip, bool cublas) {
+    const torch::Tensor h0 = h0_given.value_or(torch::Tensor());
     const M2rnnShape s = shape_of(q, k, v, W, f);
     torch::Tensor y, h_final;
     const torch::Tensor saved = run_forward(s, q, k, v, W, f, h0, cublas, true, y, h_final);
@@ -204,8 +207,23 @@ std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence_cuda(
     run_forward(shape_of(qc, kc_, vc, Wc, f), qc, kc_, vc, Wc, f, hc, cublas, false, y, h_final);
     return {y, h_final};
   }
-  auto out = M2rnnFunction::apply(qc, kc_, vc, Wc, f, hc, grad_clip, cublas);
+  auto out = M2rnnFunction::apply(qc, kc_, vc, Wc, f,
+                                  hc.defined() ? std::optional<torch::Tensor>(hc) : std::nullopt,
+                                  grad_clip, cublas);
   return {out[0], out[1]};
+}
+
+bool m2rnn_cuda_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                         const torch::Tensor& W, const torch::Tensor& f) {
+  const auto dtype = q.scalar_type();
+  if (!q.is_cuda() || (dtype != torch::kFloat32 && dtype != torch::kBFloat16)) return false;
+  try {
+    const M2rnnShape s = shape_of(q, k, v, W, f);
+    with_type(dtype, [&](auto tag) { kc::m2rnn_fused_check<decltype(tag)>(s, kc::M2rnnCudaOptions{}); });
+    return true;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
 }
 
 }  // namespace m2b::models

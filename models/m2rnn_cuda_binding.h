@@ -15,4 +15,8 @@ std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence_cuda(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& W,
     const torch::Tensor& f, const torch::Tensor& h0, double grad_clip, bool cublas);
 
+// Whether the fused kernels take these inputs (dtype, K, V, ...): `auto` picks them only then.
+bool m2rnn_cuda_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                         const torch::Tensor& W, const torch::Tensor& f);
+
 }  // namespace m2b::models

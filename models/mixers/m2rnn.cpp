@@ -129,8 +129,8 @@ std::vector<OptionSpec> m2rnn_options() {
       {"grad_clip", OptionType::Float, 1.0,
        "clamp of the gradient reaching each state during backward; 0 disables it", 0.0, 1e9},
       {"backend", OptionType::String, std::string("auto"),
-       "recurrence implementation: auto picks cuda on GPU, cpu for float32/64 on CPU, else "
-       "reference",
+       "recurrence implementation: auto picks cuda on GPU where the fused kernels take the "
+       "shape, cpu for float32/64 on CPU, else reference",
        -INFINITY, INFINITY, m2rnn_backend_names()}};
   for (auto& gate : decay_gate_options(0.0, 16.0)) spec.push_back(std::move(gate));
   return spec;
