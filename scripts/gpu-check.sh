@@ -22,7 +22,7 @@ summary=()
 note() { summary+=("$*"); echo "== $*"; }
 
 { nvidia-smi; nvcc --version; } >"$out/environment.txt" 2>&1
-test_bin="$build/tests/kernels/kernels_gpu_test_m2rnn_cuda"
+test_bin="$build/tests/kernels_gpu_test_m2rnn_cuda"
 bench_bin="$build/bench/bench_m2rnn_kernels"
 
 loads() { [ -x "$1" ] && ! ldd "$1" | grep -q "not found"; }
