@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <torch/torch.h>
 
 #include "harness/cli.h"
 #include "harness/results.h"
@@ -30,10 +31,12 @@ struct RunArgs {
   std::string results = "results";
   bool fresh = false;
   std::vector<std::string> only;
+  int threads = 0;
 };
 
 void run_command(const RunArgs& args) {
   const Suite suite = load_suite(args.suite);
+  if (args.threads > 0) torch::set_num_threads(args.threads);
   SuiteRunOptions options;
   options.results_root = args.results;
   options.fresh = args.fresh;
@@ -74,6 +77,11 @@ void add_run_command(CLI::App& app) {
                 "Retrain runs that are done too; each new run replaces the old one only once "
                 "its summary is written");
   cmd->add_option("--only", args->only, "Run only this run id (or a unique prefix); repeatable");
+  cmd->add_option("--threads", args->threads,
+                  "CPU threads per run (default: LibTorch's choice, one per core). Use 1 when "
+                  "several processes share the cores: small models gain little from more, and "
+                  "oversubscribed threads can slow training many times over")
+      ->check(CLI::PositiveNumber);
   cmd->callback([args] { run_command(*args); });
 }
 
