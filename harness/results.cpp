@@ -265,4 +265,10 @@ RunClaim::~RunClaim() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void remove_tree(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(std::filesystem::symlink_status(path)))
+    for (const auto& entry : std::filesystem::directory_iterator(path)) remove_tree(entry.path());
+  std::filesystem::remove(path);
+}
+
 }  // namespace m2b

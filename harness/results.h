@@ -56,6 +56,10 @@ std::filesystem::path run_dir(const std::filesystem::path& results_root, const R
 // std::runtime_error naming the path and the system error.
 void write_atomic(const std::filesystem::path& path, const std::string& content);
 
+// Deletes a file or folder tree. std::filesystem::remove_all would resolve to the copy that
+// libtorch.so exports, which crashes (pytorch/pytorch#133437).
+void remove_tree(const std::filesystem::path& path);
+
 // Writes config.yaml (the run's canonical YAML) into its run folder, creating it.
 void write_config(const std::filesystem::path& run_dir, const RunConfig& run);
 

@@ -42,14 +42,6 @@ static std::vector<const RunConfig*> select_runs(const Suite& suite,
   return selected;
 }
 
-// std::filesystem::remove_all would resolve to the copy that libtorch.so exports, which crashes
-// (pytorch/pytorch#133437).
-static void remove_tree(const fs::path& path) {
-  if (fs::is_directory(fs::symlink_status(path)))
-    for (const auto& entry : fs::directory_iterator(path)) remove_tree(entry.path());
-  fs::remove(path);
-}
-
 // Puts the freshly trained `staging` folder in place of `dir` in one step where the file system
 // can exchange two names (renameat2), else by two renames with the old folder kept aside until
 // the new one is in place.

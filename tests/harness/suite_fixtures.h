@@ -9,16 +9,16 @@
 #include <string>
 
 #include "harness/config.h"
+#include "harness/results.h"
 
 namespace m2b::test {
 
-// std::filesystem::remove_all would resolve to the copy that libtorch.so exports, which calls a
-// recursive_directory_iterator it does not define and crashes (pytorch/pytorch#133437).
+// Clean-up that never throws (it runs in destructors); see m2b::remove_tree for why not remove_all.
 inline void remove_tree(const std::filesystem::path& path) {
-  if (std::filesystem::is_directory(std::filesystem::symlink_status(path)))
-    for (const auto& entry : std::filesystem::directory_iterator(path)) remove_tree(entry.path());
-  std::error_code ignored;
-  std::filesystem::remove(path, ignored);
+  try {
+    m2b::remove_tree(path);
+  } catch (const std::filesystem::filesystem_error&) {
+  }
 }
 
 class TempDir {
