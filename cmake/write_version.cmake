@@ -4,6 +4,11 @@ execute_process(COMMAND git rev-parse HEAD WORKING_DIRECTORY ${SRC}
                 OUTPUT_VARIABLE sha OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 execute_process(COMMAND git status --porcelain --untracked-files=no WORKING_DIRECTORY ${SRC}
                 OUTPUT_VARIABLE changes OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+# A tree exported with `git archive` (to a machine without the repository) has no git: the
+# exporter names its commit in M2BENCH_SOURCE_SHA, and the tree is that commit, unchanged.
+if(NOT sha AND DEFINED ENV{M2BENCH_SOURCE_SHA})
+  set(sha $ENV{M2BENCH_SOURCE_SHA})
+endif()
 if(NOT sha)
   set(sha unknown)
 endif()

@@ -3,6 +3,10 @@
 //   H_t = f_t H_{t-1} + (1 - f_t) tanh(H_{t-1} W + k_t v_t^T),  y_t = q_t^T H_t,
 // behind one input projection, a causal conv with SiLU on q, k, v and a softplus decay gate for
 // f; then y + D v, an output gate silu(g), RMSNorm and the output projection.
+// One option beyond the authors' layer, input_scale s (default 1, their layer): the recurrence
+// takes s k, so its input s k v^T. The SiLU'd k and v of a freshly initialised small model are
+// O(0.3), which leaves tanh in its linear range, where the layer behaves like a linear RNN and
+// learns state tracking slowly; experiments/paper/ says what it measured.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,6 +49,7 @@ class M2rnnImpl : public MixerImpl {
   M2rnnImpl(int64_t d_model, const Options& o)
       : n_(o),
         grad_clip_(o.get_float("grad_clip")),
+        input_scale_(o.get_float("input_scale")),
         backend_(parse_m2rnn_backend(o.get_string("backend"))) {
     const int64_t N = n_.N();
     in_proj_ = register_module(
@@ -70,6 +75,7 @@ class M2rnnImpl : public MixerImpl {
     auto qkv = conv_->forward(p.narrow(-1, 0, n_.qkv_width()), state ? &history : nullptr);
     auto q = qkv.narrow(-1, 0, n_.Nq * K).unflatten(-1, {n_.Nq, K});
     auto k = qkv.narrow(-1, n_.Nq * K, n_.Nk * K).unflatten(-1, {n_.Nk, K});
+    if (input_scale_ != 1.0) k = k * input_scale_;
     auto v = qkv.narrow(-1, (n_.Nq + n_.Nk) * K, n_.Nv * V).unflatten(-1, {n_.Nv, V});
     auto f = torch::exp(decay_->forward(p.narrow(-1, n_.qkv_width(), n_.Nf)).log_decay);
     auto g = p.narrow(-1, n_.qkv_width() + n_.Nf, n_.Ng * V).unflatten(-1, {n_.Ng, V});
@@ -89,7 +95,7 @@ class M2rnnImpl : public MixerImpl {
 
  private:
   M2rnnSizes n_;
-  double grad_clip_;
+  double grad_clip_, input_scale_;
   M2rnnBackend backend_;
   torch::nn::Linear in_proj_{nullptr}, out_proj_{nullptr};
   CausalConv conv_{nullptr};
@@ -128,6 +134,9 @@ std::vector<OptionSpec> m2rnn_options() {
       {"conv_kernel", OptionType::Int, int64_t{4}, "causal conv width over q, k and v", 1, 64},
       {"grad_clip", OptionType::Float, 1.0,
        "clamp of the gradient reaching each state during backward; 0 disables it", 0.0, 1e9},
+      {"input_scale", OptionType::Float, 1.0,
+       "multiplier on k, so the recurrence's input is input_scale k v^T; 1 is the authors' layer",
+       1e-3, 1e3},
       {"backend", OptionType::String, std::string("auto"),
        "recurrence implementation: auto picks cuda on GPU where the fused kernels take the "
        "shape, cpu for float32/64 on CPU, else reference",

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: build m2bench with CUDA, run the GPU checks it is asked for, then
+# train suites with several m2bench processes sharing the GPU (they split a suite's runs between
+# them), stopping at a deadline so the call ends in time. Stopped runs resume from their last
+# checkpoint at the next call. Results go to $OUT/results (copy them into results/ afterwards);
+# logs to $OUT.
+#   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
+#   M2B_PROCS       m2bench processes per suite (default 8); each uses 1 CPU thread
+#   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
+#   M2B_RESULTS     a results root to resume from (default: none; $OUT/results starts empty)
+#   M2B_CHECKS      any of "test bench": ctest -L gpu, and bench_train_step on the GPU
+#   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${OUT:-$root/gpu-suites-out}"
+build="${M2B_GPU_BUILD:-$root/build-gpu}"
+suites="${M2B_SUITES:-experiments/paper/s3_length_generalisation.yaml}"
+procs="${M2B_PROCS:-8}"
+deadline=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
+checks="${M2B_CHECKS:-}"
+torch_prefix="${M2B_TORCH_PREFIX:-/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake}"
+export PATH="$PATH:/usr/local/cuda/bin"
+mkdir -p "$out/results"
+[ -n "${M2B_RESULTS:-}" ] && cp -r "$M2B_RESULTS"/. "$out/results/"
+nvidia-smi >"$out/environment.txt" 2>&1
+
+start=$(date +%s)
+targets="m2bench"
+[[ " $checks " == *" bench "* ]] && targets+=" bench_train_step"
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DM2BENCH_CUDA=ON \
+    -DCMAKE_PREFIX_PATH="$torch_prefix" >"$out/configure.log" 2>&1 \
+    || { echo "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
+fi
+if [[ " $checks " == *" test "* ]]; then
+  targets+=" $(cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p' | tr '\n' ' ')"
+fi
+cmake --build "$build" -j 16 --target $targets >"$out/build.log" 2>&1 \
+  || { echo "build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; exit 1; }
+echo "== build ok in $(( $(date +%s) - start )) s"
+"$build/m2bench" version | tee "$out/version.txt"
+
+if [[ " $checks " == *" test "* ]]; then
+  (cd "$build" && ctest -L gpu --output-on-failure) >"$out/ctest_gpu.log" 2>&1
+  echo "== ctest -L gpu rc=$?: $(grep -E 'tests passed' "$out/ctest_gpu.log" | tail -1)"
+fi
+if [[ " $checks " == *" bench "* ]]; then
+  "$build/bench/bench_train_step" --benchmark_filter=cuda --benchmark_repetitions=3 \
+    --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_train_step_cuda.json" \
+    --benchmark_out_format=json >"$out/bench_train_step_cuda.log" 2>&1
+  echo "== bench_train_step rc=$?"
+  grep -E "_median" "$out/bench_train_step_cuda.log"
+fi
+
+for suite in $suites; do
+  name=$(basename "$suite" .yaml)
+  left=$(( deadline - $(date +%s) ))
+  [ "$left" -le 30 ] && { echo "== $name: not started, deadline reached"; continue; }
+  echo "== $name: $procs processes, at most $left s"
+  pids=()
+  for i in $(seq 1 "$procs"); do
+    timeout --signal=INT --kill-after=20 "$left" "$build/m2bench" run "$suite" --threads 1 \
+      --results "$out/results" >"$out/${name}_$i.log" 2>&1 &
+    pids+=($!)
+    sleep 1  # staggered, so that the processes claim different runs
+  done
+  wait "${pids[@]}"
+  "$build/m2bench" plan "$suite" --results "$out/results" | tail -1
+done
+echo "== done in $(( $(date +%s) - start )) s"
