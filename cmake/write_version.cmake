@@ -1,13 +1,15 @@
 # Run at every build: writes the git SHA and dirty flag into a source file, touching it only when
 # they change, so provenance names the code that was built without forcing rebuilds.
-execute_process(COMMAND git rev-parse HEAD WORKING_DIRECTORY ${SRC}
-                OUTPUT_VARIABLE sha OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-execute_process(COMMAND git status --porcelain --untracked-files=no WORKING_DIRECTORY ${SRC}
-                OUTPUT_VARIABLE changes OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-# A tree exported with `git archive` (to a machine without the repository) has no git: the
-# exporter names its commit in M2BENCH_SOURCE_SHA, and the tree is that commit, unchanged.
-if(NOT sha AND DEFINED ENV{M2BENCH_SOURCE_SHA})
+# A tree exported with `git archive` (to a machine without the repository) is that commit,
+# unchanged: the exporter names it in M2BENCH_SOURCE_SHA, which wins over any repository git
+# would find in a folder above the tree.
+if(DEFINED ENV{M2BENCH_SOURCE_SHA})
   set(sha $ENV{M2BENCH_SOURCE_SHA})
+else()
+  execute_process(COMMAND git rev-parse HEAD WORKING_DIRECTORY ${SRC}
+                  OUTPUT_VARIABLE sha OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  execute_process(COMMAND git status --porcelain --untracked-files=no WORKING_DIRECTORY ${SRC}
+                  OUTPUT_VARIABLE changes OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 endif()
 if(NOT sha)
   set(sha unknown)

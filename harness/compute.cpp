@@ -45,7 +45,12 @@ Compute setup_compute(const TrainSpec& train) {
   at::globalContext().setFloat32MatmulPrecision(train.precision == "tf32" ? "high" : "highest");
   compute.bf16_autocast = train.precision == "bf16";
 #ifdef M2BENCH_HAVE_CUDA
-  if (cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(compute.device.index());
+  if (cuda) {
+    // The caching allocator knows no device before CUDA's lazy initialisation, which the first
+    // tensor on the device triggers; resetting its statistics before that throws.
+    torch::empty({1}, torch::TensorOptions().device(compute.device));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(compute.device.index());
+  }
 #endif
   return compute;
 }
