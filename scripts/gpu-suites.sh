@@ -2,12 +2,13 @@
 # One call on a GPU machine: build m2bench with CUDA, run the GPU checks it is asked for, then
 # train suites with several m2bench processes sharing the GPU (they split a suite's runs between
 # them), stopping at a deadline so the call ends in time. Stopped runs resume from their last
-# checkpoint at the next call. Results go to $OUT/results (copy them into results/ afterwards);
-# logs to $OUT.
+# checkpoint at the next call. $OUT gets few files (the device tool returns only a handful):
+# results.tar.gz (the results root; unpack it into results/paper/ or wherever the suites' results
+# live), logs.tar.gz, and the short logs of the build and checks.
 #   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
 #   M2B_PROCS       m2bench processes per suite (default 8); each uses 1 CPU thread
 #   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
-#   M2B_RESULTS     a results root to resume from (default: none; $OUT/results starts empty)
+#   M2B_RESULTS     a results root to resume from (default: none: training starts afresh)
 #   M2B_CHECKS      any of "test bench": ctest -L gpu, and bench_train_step on the GPU
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
 set -uo pipefail
@@ -20,8 +21,9 @@ deadline=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
 checks="${M2B_CHECKS:-}"
 torch_prefix="${M2B_TORCH_PREFIX:-/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake}"
 export PATH="$PATH:/usr/local/cuda/bin"
-mkdir -p "$out/results"
-[ -n "${M2B_RESULTS:-}" ] && cp -r "$M2B_RESULTS"/. "$out/results/"
+work="$build/suites"  # results and per-process logs, packed into $OUT at the end
+rm -rf "$work" && mkdir -p "$work/results" "$work/logs" "$out"
+[ -n "${M2B_RESULTS:-}" ] && cp -r "$M2B_RESULTS"/. "$work/results/"
 nvidia-smi >"$out/environment.txt" 2>&1
 
 start=$(date +%s)
@@ -60,11 +62,14 @@ for suite in $suites; do
   pids=()
   for i in $(seq 1 "$procs"); do
     timeout --signal=INT --kill-after=20 "$left" "$build/m2bench" run "$suite" --threads 1 \
-      --results "$out/results" >"$out/${name}_$i.log" 2>&1 &
+      --results "$work/results" >"$work/logs/${name}_$i.log" 2>&1 &
     pids+=($!)
     sleep 1  # staggered, so that the processes claim different runs
   done
   wait "${pids[@]}"
-  "$build/m2bench" plan "$suite" --results "$out/results" | tail -1
+  "$build/m2bench" plan "$suite" --results "$work/results" | tail -1
+  grep -h "failed:" "$work/logs/${name}"_*.log | sort | uniq -c | head -5
 done
+tar -czf "$out/results.tar.gz" -C "$work/results" .
+tar -czf "$out/logs.tar.gz" -C "$work/logs" .
 echo "== done in $(( $(date +%s) - start )) s"
