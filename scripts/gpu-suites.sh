@@ -3,8 +3,9 @@
 # train suites with several m2bench processes sharing the GPU (they split a suite's runs between
 # them), stopping at a deadline so the call ends in time. Finished runs are kept; a run stopped
 # at the deadline resumes from its checkpoint only on the same machine (see the packing below).
-# $OUT gets few files (the device tool returns only a handful): results.tar.gz (the results root; unpack it into results/paper/ or wherever the suites' results
-# live), logs.tar.gz, and the short logs of the build and checks.
+# $OUT gets few files (the device tool returns only a handful): results.tar.gz (the results
+# root; unpack it into results/paper/ or wherever the suites' results live), logs.tar.gz, and
+# the short logs of the build and checks.
 #   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
 #   M2B_PROCS       m2bench processes per suite (default 8); each uses 1 CPU thread
 #   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
