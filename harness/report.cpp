@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -401,19 +402,84 @@ std::string to_latex(const std::vector<Table>& tables) {
   return out;
 }
 
+// A provenance field of a run's summary as text; empty where the run has none.
+static std::string provenance_field(const TableRun& run, const char* key) {
+  if (!run.summary) return "";
+  const nlohmann::json& p = run.summary->provenance;
+  if (!p.contains(key) || p.at(key).is_null()) return "";
+  return p.at(key).is_string() ? p.at(key).get<std::string>() : p.at(key).dump();
+}
+
 std::string runs_csv(const std::vector<TableRun>& runs) {
-  std::string out = "id,model,task,seed,train_min_length,train_max_length,state\n";
-  for (const TableRun& run : runs)
-    out += fmt::format("{},{},{},{},{},{},{}\n", run.id, csv_field(run.model), csv_field(run.task),
-                       run.seed, run.train_min_length, run.train_max_length, to_string(run.state));
+  std::string out =
+      "id,model,task,seed,train_min_length,train_max_length,state,git_sha,git_dirty,device,"
+      "libtorch,cuda,wall_s,finished_at\n";
+  for (const TableRun& run : runs) {
+    const auto field = [&](const char* key) { return csv_field(provenance_field(run, key)); };
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", run.id, csv_field(run.model),
+                       csv_field(run.task), run.seed, run.train_min_length, run.train_max_length,
+                       to_string(run.state), field("git_sha"), field("git_dirty"),
+                       field("device"), field("libtorch"), field("cuda"),
+                       run.summary ? fmt::format("{:.1f}", run.summary->wall_s) : "",
+                       field("finished_at"));
+  }
   return out;
+}
+
+std::vector<std::string> provenance_lines(const std::vector<TableRun>& runs) {
+  // Each distinct value with the number of runs that have it, so a table mixing code versions
+  // or devices says so.
+  const auto tally = [&](const std::function<std::string(const TableRun&)>& value) {
+    std::map<std::string, int> counts;
+    for (const TableRun& run : runs)
+      if (run.summary) ++counts[value(run)];
+    std::vector<std::string> parts;
+    for (const auto& [text, n] : counts)
+      parts.push_back(fmt::format("{} ({} run{})", text, n, n == 1 ? "" : "s"));
+    return fmt::format("{}", fmt::join(parts, "; "));
+  };
+  size_t with_results = 0;
+  double wall_s = 0;
+  std::string first_start, last_finish;
+  for (const TableRun& run : runs) {
+    if (!run.summary) continue;
+    ++with_results;
+    wall_s += run.summary->wall_s;
+    const std::string start = provenance_field(run, "started_at");
+    const std::string finish = provenance_field(run, "finished_at");
+    if (!start.empty() && (first_start.empty() || start < first_start)) first_start = start;
+    if (finish > last_finish) last_finish = finish;
+  }
+  if (with_results == 0) return {"no run has results yet"};
+  return {
+      fmt::format("code: {}", tally([](const TableRun& r) {
+                    const std::string sha = provenance_field(r, "git_sha");
+                    return fmt::format("git {}{}", sha.substr(0, 12),
+                                       provenance_field(r, "git_dirty") == "true" ? " (dirty)" : "");
+                  })),
+      fmt::format("device: {}", tally([](const TableRun& r) {
+                    return provenance_field(r, "device");
+                  })),
+      fmt::format("libtorch {}", tally([](const TableRun& r) {
+                    const std::string cuda = provenance_field(r, "cuda");
+                    return provenance_field(r, "libtorch") +
+                           (cuda.empty() ? ", no CUDA" : ", CUDA " + cuda);
+                  })),
+      fmt::format("seeds: {}", tally([](const TableRun& r) { return provenance_field(r, "seed"); })),
+      fmt::format("wall time: {:.1f} min summed over {} runs, from {} to {}", wall_s / 60,
+                  with_results, first_start, last_finish)};
 }
 
 void write_tables(const fs::path& dir, const std::vector<Table>& tables,
                   const std::vector<TableRun>& runs) {
-  write_atomic(dir / "table.md", to_markdown(tables));
+  const std::vector<std::string> provenance = provenance_lines(runs);
+  std::string md = to_markdown(tables) + "\nProvenance (from the runs' summary.json; per run in runs.csv):\n\n";
+  for (const std::string& line : provenance) md += "- " + line + "\n";
+  std::string tex = to_latex(tables) + "% Provenance (per run in runs.csv):\n";
+  for (const std::string& line : provenance) tex += "% " + line + "\n";
+  write_atomic(dir / "table.md", md);
   write_atomic(dir / "table.csv", to_csv(tables));
-  write_atomic(dir / "table.tex", to_latex(tables));
+  write_atomic(dir / "table.tex", tex);
   write_atomic(dir / "runs.csv", runs_csv(runs));
 }
 

@@ -72,10 +72,15 @@ std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::ve
 std::string to_markdown(const std::vector<Table>& tables);
 std::string to_csv(const std::vector<Table>& tables);  // long form: one line per cell
 std::string to_latex(const std::vector<Table>& tables);
-// id, model, task, seed, training range and state of every run: what the plot scripts read.
+// id, model, task, seed, training range and state of every run (what the plot scripts read),
+// and its provenance: git SHA and dirty flag, device, LibTorch and CUDA versions, wall time.
 std::string runs_csv(const std::vector<TableRun>& runs);
+// What produced the runs with results, one line per aspect (code, device, versions, seeds, wall
+// time), each distinct value with its run count; table.md and table.tex end with these.
+std::vector<std::string> provenance_lines(const std::vector<TableRun>& runs);
 
-// Writes table.md, table.csv, table.tex and runs.csv into `dir`, each atomically.
+// Writes table.md, table.csv, table.tex (the first and last with the provenance lines) and
+// runs.csv into `dir`, each atomically.
 void write_tables(const std::filesystem::path& dir, const std::vector<Table>& tables,
                   const std::vector<TableRun>& runs);
 

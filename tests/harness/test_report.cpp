@@ -146,8 +146,42 @@ TEST_CASE("tables are built from a results folder and written atomically", "[rep
   std::string header, first;
   std::getline(in, header);
   std::getline(in, first);
-  CHECK(header == "id,model,task,seed,train_min_length,train_max_length,state");
-  CHECK(first == "bbb,gru,s3,3,1,16,started");
+  CHECK(header ==
+        "id,model,task,seed,train_min_length,train_max_length,state,git_sha,git_dirty,device,"
+        "libtorch,cuda,wall_s,finished_at");
+  CHECK(first == "bbb,gru,s3,3,1,16,started,,,,,,,");  // no summary, no provenance
+}
+
+TEST_CASE("the provenance lines count each code version, device and seed among the runs",
+          "[report]") {
+  auto runs = sample_runs();
+  using nlohmann::json;
+  const auto stamp = [](m2b::TableRun& r, const char* sha, bool dirty, const char* device,
+                        const char* start, const char* finish) {
+    r.summary->provenance = {{"git_sha", sha},          {"git_dirty", dirty},
+                             {"device", device},        {"libtorch", "2.11.0"},
+                             {"cuda", device[0] == 'N' ? json("13.0") : json()},
+                             {"seed", r.seed},          {"started_at", start},
+                             {"finished_at", finish}};
+    r.summary->wall_s = 90;
+  };
+  stamp(runs[0], "aaaaaaaaaaaaaaaa", false, "NVIDIA H100", "2026-01-01T00:00:00Z",
+        "2026-01-01T00:01:30Z");
+  stamp(runs[1], "aaaaaaaaaaaaaaaa", false, "NVIDIA H100", "2026-01-01T00:02:00Z",
+        "2026-01-01T00:03:30Z");
+  stamp(runs[2], "bbbbbbbbbbbbbbbb", true, "cpu", "2025-12-31T23:00:00Z",
+        "2025-12-31T23:01:30Z");
+  runs.resize(3);
+  const auto lines = m2b::provenance_lines(runs);
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == "code: git aaaaaaaaaaaa (2 runs); git bbbbbbbbbbbb (dirty) (1 run)");
+  CHECK(lines[1] == "device: NVIDIA H100 (2 runs); cpu (1 run)");
+  CHECK(lines[2] == "libtorch 2.11.0, CUDA 13.0 (2 runs); 2.11.0, no CUDA (1 run)");
+  CHECK(lines[3] == "seeds: 0 (1 run); 1 (1 run); 2 (1 run)");
+  CHECK(lines[4] ==
+        "wall time: 4.5 min summed over 3 runs, from 2025-12-31T23:00:00Z to 2026-01-01T00:03:30Z");
+  CHECK(m2b::runs_csv(runs).find(",aaaaaaaaaaaaaaaa,false,NVIDIA H100,2.11.0,13.0,90.0,"
+                                 "2026-01-01T00:01:30Z\n") != std::string::npos);
 }
 
 TEST_CASE("reference numbers are read with their positions checked", "[report]") {
