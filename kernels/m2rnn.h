@@ -28,6 +28,11 @@ struct SeqStrides {
 // Gradient clipping c > 0 clamps the gradient reaching each H_t (t = 1..S, from y_t and from
 // step t+1 together) to [-c, c] before it flows further back; c <= 0 disables it. The gradient
 // flowing into h0 is the one step 1 passes back, not clamped itself.
+constexpr int64_t kCpuCheckpointEvery = 16;
+inline int64_t m2rnn_cpu_checkpoint_count(int64_t S) {
+  return (S + kCpuCheckpointEvery - 1) / kCpuCheckpointEvery;
+}
+
 template <typename T>
 struct M2rnnForward {
   M2rnnShape shape;
@@ -39,17 +44,18 @@ struct M2rnnForward {
   const T* h0 = nullptr;            // (B, N, K, V), contiguous; nullptr means zeros
   T* y;                             // (B, S, N, V), contiguous
   T* h_final;                       // (B, N, K, V), contiguous
-  // Training: every state H_1..H_S, (B, N, S, K, V), contiguous (each chain's states in one
-  // run, which the backward streams through); nullptr for inference.
-  T* h_all = nullptr;
-  // Training, optional (CPU): every candidate Z_t = tanh(H_{t-1} W + k_t v_t^T), laid out as
-  // h_all. When the forward saves them, the backward reads them instead of recomputing them.
-  T* z_all = nullptr;
+  // Training on the CPU: the state before every kCpuCheckpointEvery-th step (H_0, H_C, H_2C,
+  // ...), (B, N, m2rnn_cpu_checkpoint_count(S), K, V), contiguous; nullptr for inference. The
+  // backward recomputes each chunk's states and candidates from its checkpoint into scratch
+  // that stays in cache: storing every state (and candidate) instead was slower, the memory
+  // traffic costing more than the recomputed product per step. The CUDA kernels take their
+  // own checkpoints and need this null.
+  T* checkpoints = nullptr;
 };
 
 template <typename T>
 struct M2rnnBackward {
-  M2rnnForward<T> fwd;  // the same inputs; fwd.h_all holds the states the forward saved
+  M2rnnForward<T> fwd;  // the same inputs; fwd.checkpoints holds what the forward saved
   double grad_clip = 0;
   const T* dy;        // (B, S, N, V), contiguous
   const T* dh_final;  // (B, N, K, V), contiguous; nullptr means zeros

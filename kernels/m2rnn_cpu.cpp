@@ -131,7 +131,7 @@ void m2rnn_forward_cpu(const M2rnnForward<T>& p) {
   const ChainKernels<T> kernels = chain_kernels<T>(p.shape.V);
 #pragma omp parallel
   {
-    std::vector<T> scratch(static_cast<size_t>(kChainScratchMatrices * KV));
+    std::vector<T> scratch(static_cast<size_t>(kForwardScratchMatrices * KV));
 #pragma omp for schedule(static)
     for (int64_t chain = 0; chain < B * N; ++chain)
       kernels.forward(p, chain / N, chain % N, scratch.data());
@@ -142,9 +142,9 @@ template <typename T>
 void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
   const M2rnnShape& s = p.fwd.shape;
   s.validate();
-  if (!p.fwd.h_all)
+  if (!p.fwd.checkpoints)
     throw std::invalid_argument(
-        "m2rnn_backward_cpu: fwd.h_all is null; the forward must save the states for backward");
+        "m2rnn_backward_cpu: fwd.checkpoints is null; the forward must save them for backward");
   const int64_t B = s.B, S = s.S, N = s.N(), K = s.K, V = s.V, VV = V * V;
 
   std::vector<T> W_t(static_cast<size_t>(s.Nw * VV));
@@ -160,7 +160,7 @@ void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
 
 #pragma omp parallel
   {
-    std::vector<T> scratch(static_cast<size_t>(kChainScratchMatrices * K * V));
+    std::vector<T> scratch(static_cast<size_t>(kBackwardScratchMatrices * K * V));
 #pragma omp for schedule(static)
     for (int64_t chain = 0; chain < B * N; ++chain)
       kernels.backward(p, grads, chain / N, chain % N, scratch.data());

@@ -239,6 +239,16 @@ void candidate(const T* __restrict H, const T* __restrict W, const T* __restrict
   tanh_inplace(Z, K * V);
 }
 
+// One step from H_prev: Z = tanh(H_prev W + k_t v_t^T), H = f_t H_prev + (1 - f_t) Z. H may be
+// H_prev (the forward updates in place).
+template <int VC, typename T>
+void step(const T* H_prev, const Chain<T>& c, int64_t t, int64_t K, int64_t V, T* __restrict Z,
+          T* H) {
+  candidate<VC>(H_prev, c.W, c.k + t * c.k_step, c.v + t * c.v_step, K, V, Z);
+  const T f = c.f[t * c.f_step], g = T(1) - f;
+  for (int64_t e = 0; e < K * V; ++e) H[e] = f * H_prev[e] + g * Z[e];
+}
+
 template <int VC, typename T>
 void forward_chain(const M2rnnForward<T>& p, int64_t b, int64_t n, T* scratch) {
   const M2rnnShape& s = p.shape;
@@ -246,17 +256,17 @@ void forward_chain(const M2rnnForward<T>& p, int64_t b, int64_t n, T* scratch) {
   const Chain<T> c = chain_inputs(p, b, n);
   T* __restrict H = scratch;
   T* __restrict Z = scratch + KV;
+  T* __restrict checkpoints =
+      p.checkpoints ? p.checkpoints + (b * N + n) * m2rnn_cpu_checkpoint_count(S) * KV : nullptr;
   if (c.h0) copy(c.h0, KV, H);
   else fill_zero(H, KV);
   for (int64_t t = 0; t < S; ++t) {
-    candidate<VC>(H, c.W, c.k + t * c.k_step, c.v + t * c.v_step, K, V, Z);
-    const T f = c.f[t * c.f_step], g = T(1) - f;
-    for (int64_t e = 0; e < KV; ++e) H[e] = f * H[e] + g * Z[e];
+    if (checkpoints && t % kCpuCheckpointEvery == 0)
+      copy(H, KV, checkpoints + t / kCpuCheckpointEvery * KV);
+    step<VC>(H, c, t, K, V, Z, H);
     T* __restrict y = p.y + ((b * S + t) * N + n) * V;
     fill_zero(y, V);
     gemm_rows<VC>(y, 1, c.q + t * c.q_step, 0, 1, H, K, V);
-    if (p.h_all) copy(H, KV, p.h_all + ((b * N + n) * S + t) * KV);
-    if (p.z_all) copy(Z, KV, p.z_all + ((b * N + n) * S + t) * KV);
   }
   copy(H, KV, p.h_final + (b * N + n) * KV);
 }
@@ -273,69 +283,65 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
   const Chain<T> c = chain_inputs(fp, b, n);
   const T* __restrict W_t = g.W_t + n / (N / s.Nw) * V * V;
   T* __restrict dW = g.dW + (b * N + n) * V * V;
-  T* __restrict Z_scratch = scratch;
-  T* __restrict dA = scratch + KV;
-  T* __restrict carry = scratch + 2 * KV;
-  T* __restrict zeros = scratch + 3 * KV;
+  T* __restrict dA = scratch;
+  T* __restrict carry = scratch + KV;
+  // One chunk's states (H_t at slot t - t0) and candidates, recomputed from its checkpoint.
+  T* __restrict states = scratch + 2 * KV;
+  T* __restrict candidates = states + kCpuCheckpointEvery * KV;
+  const int64_t chunks = m2rnn_cpu_checkpoint_count(S);
+  const T* __restrict checkpoints = fp.checkpoints + (b * N + n) * chunks * KV;
   fill_zero(dW, V * V);
-  fill_zero(zeros, KV);
   if (p.dh_final) copy(p.dh_final + (b * N + n) * KV, KV, carry);
   else fill_zero(carry, KV);
   // No clipping is clipping at infinity.
   const T clip = p.grad_clip > 0 ? static_cast<T>(p.grad_clip) : static_cast<T>(__builtin_inf());
-  // H_{t+1} in the recurrence's numbering; H_0 for t = -1.
-  auto state = [&](int64_t t) -> const T* {
-    if (t >= 0) return fp.h_all + ((b * N + n) * S + t) * KV;
-    return c.h0 ? c.h0 : zeros;
-  };
 
-  auto saved_z = [&](int64_t t) -> const T* { return fp.z_all + ((b * N + n) * S + t) * KV; };
-
-  for (int64_t t = S - 1; t >= 0; --t) {
-    const T* __restrict H = state(t);
-    const T* __restrict H_prev = state(t - 1);
-    // The states are read backwards, which hardware prefetchers follow poorly: ask for the next.
-    if (t >= 2)
-      for (int64_t e = 0; e < KV; e += 64 / sizeof(T)) __builtin_prefetch(state(t - 2) + e);
-    if (fp.z_all && t >= 1)
-      for (int64_t e = 0; e < KV; e += 64 / sizeof(T)) __builtin_prefetch(saved_z(t - 1) + e);
-    const T* __restrict q = c.q + t * c.q_step;
-    const T* __restrict k = c.k + t * c.k_step;
-    const T* __restrict v = c.v + t * c.v_step;
-    const T* __restrict dy = p.dy + ((b * S + t) * N + n) * V;
-    const int64_t slot = (b * S + t) * N + n;
-    const T f = c.f[t * c.f_step];
-
-    if (!fp.z_all) candidate<VC>(H_prev, c.W, k, v, K, V, Z_scratch);
-    const T* __restrict Z = fp.z_all ? saved_z(t) : Z_scratch;
-    // One pass over the state. G is everything reaching H_t, from y_t and from step t+1,
-    // clipped as one; the carry keeps its f G part until dA W^T joins it below.
-    using Ln = RowLanes<VC, T>;
-    typename Ln::vec df{};
-    for (int64_t i = 0; i < K; ++i) {
-      typename Ln::vec dq_i{}, dk_i{};
-      for (int64_t j = 0; j < V; j += Ln::L) {
-        const int64_t e = i * V + j;
-        const auto dy_j = Ln::load(dy + j);
-        const auto G = clamp_symmetric(Ln::load(carry + e) + q[i] * dy_j, clip);
-        const auto Z_e = Ln::load(Z + e);
-        dq_i += Ln::load(H + e) * dy_j;
-        df += G * (Ln::load(H_prev + e) - Z_e);
-        const auto a = (T(1) - f) * G * (T(1) - Z_e * Z_e);
-        Ln::store(dA + e, a);
-        dk_i += a * Ln::load(v + j);
-        Ln::store(carry + e, f * G);
+  for (int64_t chunk = chunks - 1; chunk >= 0; --chunk) {
+    const int64_t t0 = chunk * kCpuCheckpointEvery;
+    const int64_t t1 = t0 + kCpuCheckpointEvery < S ? t0 + kCpuCheckpointEvery : S;
+    const T* __restrict H_start = checkpoints + chunk * KV;
+    for (int64_t t = t0; t < t1; ++t)
+      step<VC>(t == t0 ? H_start : states + (t - t0 - 1) * KV, c, t, K, V,
+               candidates + (t - t0) * KV, states + (t - t0) * KV);
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+      const T* __restrict H = states + (t - t0) * KV;
+      const T* __restrict H_prev = t == t0 ? H_start : H - KV;
+      const T* __restrict Z = candidates + (t - t0) * KV;
+      const T* __restrict q = c.q + t * c.q_step;
+      const T* __restrict k = c.k + t * c.k_step;
+      const T* __restrict v = c.v + t * c.v_step;
+      const T* __restrict dy = p.dy + ((b * S + t) * N + n) * V;
+      const int64_t slot = (b * S + t) * N + n;
+      const T f = c.f[t * c.f_step];
+      // One pass over the state. G is everything reaching H_t, from y_t and from step t+1,
+      // clipped as one; the carry keeps its f G part until dA W^T joins it below.
+      using Ln = RowLanes<VC, T>;
+      typename Ln::vec df{};
+      for (int64_t i = 0; i < K; ++i) {
+        typename Ln::vec dq_i{}, dk_i{};
+        for (int64_t j = 0; j < V; j += Ln::L) {
+          const int64_t e = i * V + j;
+          const auto dy_j = Ln::load(dy + j);
+          const auto G = clamp_symmetric(Ln::load(carry + e) + q[i] * dy_j, clip);
+          const auto Z_e = Ln::load(Z + e);
+          dq_i += Ln::load(H + e) * dy_j;
+          df += G * (Ln::load(H_prev + e) - Z_e);
+          const auto a = (T(1) - f) * G * (T(1) - Z_e * Z_e);
+          Ln::store(dA + e, a);
+          dk_i += a * Ln::load(v + j);
+          Ln::store(carry + e, f * G);
+        }
+        g.dq[slot * K + i] = Ln::sum(dq_i);
+        g.dk[slot * K + i] = Ln::sum(dk_i);
       }
-      g.dq[slot * K + i] = Ln::sum(dq_i);
-      g.dk[slot * K + i] = Ln::sum(dk_i);
-    }
-    g.df[slot] = Ln::sum(df);
+      g.df[slot] = Ln::sum(df);
 
-    T* __restrict dv = g.dv + slot * V;
-    fill_zero(dv, V);
-    gemm_rows<VC>(dv, 1, k, 0, 1, dA, K, V);
-    gemm_rows<VC>(dW, V, H_prev, 1, V, dA, K, V);
-    gemm_rows<VC>(carry, K, dA, V, 1, W_t, V, V);
+      T* __restrict dv = g.dv + slot * V;
+      fill_zero(dv, V);
+      gemm_rows<VC>(dv, 1, k, 0, 1, dA, K, V);
+      gemm_rows<VC>(dW, V, H_prev, 1, V, dA, K, V);
+      gemm_rows<VC>(carry, K, dA, V, 1, W_t, V, V);
+    }
   }
   if (p.dh0) copy(carry, KV, p.dh0 + (b * N + n) * KV);
 }

@@ -154,8 +154,8 @@ struct KernelInputs {
 };
 
 struct KernelOutputs {
-  // The states and candidates, h_all and z_all, only where they are saved for backward.
-  Tensor y, h_final, h_all, z_all;
+  // The state checkpoints only where they are saved for backward.
+  Tensor y, h_final, checkpoints;
 };
 
 KernelOutputs run_forward_kernel(const M2rnnShape& s, const KernelInputs& in, bool save_states) {
@@ -164,16 +164,15 @@ KernelOutputs run_forward_kernel(const M2rnnShape& s, const KernelInputs& in, bo
   out.y = torch::empty({s.B, s.S, s.N(), s.V}, options);
   out.h_final = torch::empty({s.B, s.N(), s.K, s.V}, options);
   if (save_states) {
-    out.h_all = torch::empty({s.B, s.N(), s.S, s.K, s.V}, options);
-    out.z_all = torch::empty_like(out.h_all);
+    out.checkpoints = torch::empty(
+        {s.B, s.N(), kernels::m2rnn_cpu_checkpoint_count(s.S), s.K, s.V}, options);
   }
   dispatch_float(in.q.scalar_type(), [&](auto zero) {
     using T = decltype(zero);
     kernels::M2rnnForward<T> p = in.view<T>(s);
     p.y = out.y.data_ptr<T>();
     p.h_final = out.h_final.data_ptr<T>();
-    p.h_all = save_states ? out.h_all.data_ptr<T>() : nullptr;
-    p.z_all = save_states ? out.z_all.data_ptr<T>() : nullptr;
+    p.checkpoints = save_states ? out.checkpoints.data_ptr<T>() : nullptr;
     kernels::m2rnn_forward_cpu(p);
   });
   return out;
@@ -192,7 +191,7 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
     const M2rnnShape s = check_inputs(q, k, v, W, f, h0);
     const KernelInputs in(q, k, v, W, f, h0);
     KernelOutputs out = run_forward_kernel(s, in, /*save_states=*/true);
-    ctx->save_for_backward({in.q, in.k, in.v, in.W, in.f, in.h0, out.h_all, out.z_all});
+    ctx->save_for_backward({in.q, in.k, in.v, in.W, in.f, in.h0, out.checkpoints});
     ctx->saved_data["grad_clip"] = grad_clip;
     ctx->set_materialize_grads(false);
     return {out.y, out.h_final};
@@ -202,7 +201,7 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const KernelInputs in(saved[0], saved[1], saved[2], saved[3], saved[4], saved[5]);
-    const Tensor &h_all = saved[6], &z_all = saved[7];
+    const Tensor& checkpoints = saved[6];
     const M2rnnShape s = check_inputs(in.q, in.k, in.v, in.W, in.f, in.h0);
     const auto options = in.q.options();
     const Tensor dy = grads[0].defined() ? grads[0].contiguous()
@@ -217,8 +216,7 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
       using T = decltype(zero);
       kernels::M2rnnBackward<T> p{};
       p.fwd = in.view<T>(s);
-      p.fwd.h_all = h_all.data_ptr<T>();
-      p.fwd.z_all = z_all.data_ptr<T>();
+      p.fwd.checkpoints = checkpoints.data_ptr<T>();
       p.grad_clip = ctx->saved_data["grad_clip"].toDouble();
       p.dy = dy.data_ptr<T>();
       p.dh_final = dh_final.defined() ? dh_final.data_ptr<T>() : nullptr;

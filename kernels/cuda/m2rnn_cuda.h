@@ -48,13 +48,13 @@ size_t m2rnn_checkpoint_bytes(const M2rnnShape& shape, const M2rnnCudaOptions& o
 // What storing every state H_1..H_S in the input type would take, for comparison.
 size_t m2rnn_all_states_bytes(const M2rnnShape& shape, size_t element_bytes);
 
-// Forward. p.h_all must be null: pass `checkpoints` (m2rnn_checkpoint_bytes) for training, or
-// nullptr for inference.
+// Forward. p.checkpoints (the CPU kernels') must be null: pass `checkpoints`
+// (m2rnn_checkpoint_bytes) for training, or nullptr for inference.
 template <typename T>
 void m2rnn_fused_forward(const M2rnnForward<T>& p, const M2rnnCudaOptions& options,
                          float* checkpoints, cudaStream_t stream);
 
-// Backward from the forward's checkpoints. p.fwd.h_all is ignored; the workspace (fp32
+// Backward from the forward's checkpoints. p.fwd.checkpoints is ignored; the workspace (fp32
 // accumulators of shared-head gradients, recomputation scratch) must hold
 // m2rnn_fused_backward_workspace_bytes and be 256-byte aligned.
 template <typename T>

@@ -100,10 +100,10 @@ void m2rnn_fused_forward(const M2rnnForward<T>& p, const M2rnnCudaOptions& o, fl
                          cudaStream_t stream) {
   m2rnn_fused_check<T>(p.shape, o);
   check_rows_aligned(p);
-  if (p.h_all)
+  if (p.checkpoints)
     throw std::invalid_argument(
-        "m2rnn cuda: h_all must be null; the fused forward saves checkpoints every "
-        "checkpoint_every steps instead (m2rnn_checkpoint_bytes)");
+        "m2rnn cuda: p.checkpoints (the CPU kernels' layout) must be null; the fused forward "
+        "saves its own every checkpoint_every steps (m2rnn_checkpoint_bytes)");
   RecurrenceArgs<T> a = detail::forward_args(p);
   a.C = o.checkpoint_every;
   a.nck = m2rnn_checkpoint_count(p.shape, o);

@@ -151,7 +151,8 @@ class Problem {
     const auto& s = spec_.shape;
     const int64_t B = s.B, S = s.S, K = s.K, V = s.V;
     Result r;
-    std::vector<double> h_all(static_cast<size_t>(B * S * N_ * K * V));
+    std::vector<double> checkpoints(
+        static_cast<size_t>(B * N_ * kernels::m2rnn_cpu_checkpoint_count(S) * K * V));
     auto& y = r.out["y"];
     auto& hf = r.out["h_final"];
     y.resize(static_cast<size_t>(B * S * N_ * V));
@@ -159,7 +160,7 @@ class Problem {
     kernels::M2rnnForward<double> p = forward_view<double>(in_.data(), W_.data(), h0_.empty() ? nullptr : h0_.data());
     p.y = y.data();
     p.h_final = hf.data();
-    p.h_all = h_all.data();
+    p.checkpoints = checkpoints.data();
     kernels::m2rnn_forward_cpu<double>(p);
     kernels::M2rnnBackward<double> g;
     g.fwd = p;

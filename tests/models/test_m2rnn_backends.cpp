@@ -89,6 +89,7 @@ const std::vector<Case>& cases() {
       {3, 5, 16, 16, {1, 1, 2, 2, 2}, true},  // the vectorised width
       {1, 6, 3, 8, {4, 2, 1, 4, 2}, true},    // every input shared differently
       {2, 4, 5, 5, {2, 2, 2, 1, 1}, false},   // one W and one f for all heads
+      {2, 33, 4, 8, {1, 1, 2, 2, 2}, true},   // the cpu backend's checkpoint chunks, and a partial one
   };
   return list;
 }
