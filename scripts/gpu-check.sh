@@ -11,12 +11,9 @@
 # The test step runs every `gpu`-labelled test (ctest -L gpu): the kernels against the CPU oracle,
 # the mixer conformance suite on the device (m2rnn through the cuda backend) and the linear ops.
 set -uo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-check-out}"
-build="${M2B_GPU_BUILD:-$root/build-gpu}"
 steps="${M2B_STEPS:-build test sanitize bench}"
-torch_prefix="${M2B_TORCH_PREFIX:-/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake}"
-export PATH="$PATH:/usr/local/cuda/bin"
 mkdir -p "$out"
 summary=()
 note() { summary+=("$*"); echo "== $*"; }
@@ -41,10 +38,7 @@ fi
 
 if [[ " $steps " == *" build "* ]]; then
   start=$(date +%s)
-  if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DM2BENCH_CUDA=ON \
-      -DCMAKE_PREFIX_PATH="$torch_prefix" >"$out/configure.log" 2>&1 || { note "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
-  fi
+  m2b_gpu_configure "$out" || { note "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
   gpu_tests=$(cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p')
   cmake --build "$build" -j 16 --target $gpu_tests bench_m2rnn_kernels >"$out/build.log" 2>&1 \
     || { note "build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; exit 1; }

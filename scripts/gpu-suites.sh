@@ -13,15 +13,12 @@
 #   M2B_CHECKS      any of "test bench": ctest -L gpu, and bench_train_step on the GPU
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
 set -uo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-suites-out}"
-build="${M2B_GPU_BUILD:-$root/build-gpu}"
 suites="${M2B_SUITES:-experiments/paper/s3_length_generalisation.yaml}"
 procs="${M2B_PROCS:-8}"
 deadline=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
 checks="${M2B_CHECKS:-}"
-torch_prefix="${M2B_TORCH_PREFIX:-/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake}"
-export PATH="$PATH:/usr/local/cuda/bin"
 work="$build/suites"  # results and per-process logs, packed into $OUT at the end
 rm -rf "$work" && mkdir -p "$work/results" "$work/logs" "$out"
 [ -n "${M2B_RESULTS:-}" ] && cp -r "$M2B_RESULTS"/. "$work/results/"
@@ -30,11 +27,7 @@ nvidia-smi >"$out/environment.txt" 2>&1
 start=$(date +%s)
 targets="m2bench"
 [[ " $checks " == *" bench "* ]] && targets+=" bench_train_step"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DM2BENCH_CUDA=ON \
-    -DCMAKE_PREFIX_PATH="$torch_prefix" >"$out/configure.log" 2>&1 \
-    || { echo "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
-fi
+m2b_gpu_configure "$out" || { echo "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
 if [[ " $checks " == *" test "* ]]; then
   targets+=" $(cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p' | tr '\n' ' ')"
 fi
