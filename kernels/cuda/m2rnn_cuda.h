@@ -36,7 +36,8 @@ struct M2rnnCudaOptions {
 // offending value and the supported set (K in {16,32,64,128}, V in {16,32,64}, ...).
 template <typename T>
 void m2rnn_fused_check(const M2rnnShape& shape, const M2rnnCudaOptions& options);
-// Steps per tile of the fused backward for this shape: checkpoint_every must be a multiple of it.
+// The multiple of which checkpoint_every must be for this shape: the larger of the fused
+// kernels' tiles of steps.
 template <typename T>
 int64_t m2rnn_fused_tile_steps(const M2rnnShape& shape, const M2rnnCudaOptions& options);
 

@@ -33,7 +33,10 @@ int64_t chunks(const M2rnnShape& s, const M2rnnCudaOptions& o) {
   return (s.S + o.checkpoint_every - 1) / o.checkpoint_every;
 }
 
-size_t scratch_bytes(const M2rnnShape& s, const M2rnnCudaOptions& o, int64_t tile) {
+template <typename T>
+size_t scratch_bytes(const M2rnnShape& s, const M2rnnCudaOptions& o) {
+  int64_t tile = 0;
+  with_launcher<T>(o, [&](auto launcher) { tile = launcher.backward_tile(s.K, s.V); });
   return detail::align256(static_cast<size_t>(s.B * s.N() * (o.checkpoint_every / tile) * s.K * s.V) * 4);
 }
 
@@ -55,6 +58,18 @@ void check_rows_aligned(const M2rnnForward<T>& p) {
   }
 }
 
+// Whether every row of x starts 16-byte aligned, so that the kernels stage it in 16-byte copies.
+template <typename T>
+bool rows_aligned16(const void* ptr, const SeqStrides& st) {
+  constexpr int64_t e = 16 / sizeof(T);
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && st.b % e == 0 && st.s % e == 0 && st.h % e == 0;
+}
+template <typename T>
+bool rows_aligned16(const M2rnnForward<T>& p) {
+  return rows_aligned16<T>(p.q, p.q_stride) && rows_aligned16<T>(p.k, p.k_stride) &&
+         rows_aligned16<T>(p.v, p.v_stride);
+}
+
 }  // namespace
 
 template <typename T>
@@ -73,7 +88,7 @@ void m2rnn_fused_check(const M2rnnShape& s, const M2rnnCudaOptions& o) {
   if (o.checkpoint_every <= 0 || o.checkpoint_every % tile != 0)
     throw std::invalid_argument("m2rnn cuda: checkpoint_every = " + std::to_string(o.checkpoint_every) +
                                 " must be a positive multiple of " + std::to_string(tile) +
-                                " (the backward's tile of steps for K = " + std::to_string(s.K) +
+                                " (the kernels' tiles of steps for K = " + std::to_string(s.K) +
                                 ", V = " + std::to_string(s.V) + ", " + type_name<T>() + ", " +
                                 to_string(o.math) + " math)");
 }
@@ -81,7 +96,7 @@ void m2rnn_fused_check(const M2rnnShape& s, const M2rnnCudaOptions& o) {
 template <typename T>
 int64_t m2rnn_fused_tile_steps(const M2rnnShape& s, const M2rnnCudaOptions& o) {
   int64_t tile = 0;
-  with_launcher<T>(o, [&](auto launcher) { tile = launcher.tile_steps(s.K, s.V); });
+  with_launcher<T>(o, [&](auto launcher) { tile = launcher.checkpoint_multiple(s.K, s.V); });
   return tile;
 }
 
@@ -108,13 +123,14 @@ void m2rnn_fused_forward(const M2rnnForward<T>& p, const M2rnnCudaOptions& o, fl
   a.C = o.checkpoint_every;
   a.nck = m2rnn_checkpoint_count(p.shape, o);
   a.ck = checkpoints;
+  a.copy16 = rows_aligned16(p);
   with_launcher<T>(o, [&](auto launcher) { launcher.forward(a, p.shape.K, p.shape.V, stream); });
 }
 
 template <typename T>
 size_t m2rnn_fused_backward_workspace_bytes(const M2rnnShape& s, const M2rnnCudaOptions& o) {
   m2rnn_fused_check<T>(s, o);
-  return detail::grad_workspace_bytes<T>(s) + scratch_bytes(s, o, m2rnn_fused_tile_steps<T>(s, o));
+  return detail::grad_workspace_bytes<T>(s) + scratch_bytes<T>(s, o);
 }
 
 template <typename T>
@@ -137,6 +153,7 @@ void m2rnn_fused_backward(const M2rnnBackward<T>& p, const M2rnnCudaOptions& o,
   a.nck = m2rnn_checkpoint_count(s, o);
   a.ck = const_cast<float*>(checkpoints);
   a.dy = {p.dy, s.S * N * s.V, N * s.V, s.V, N};
+  a.copy16 = rows_aligned16(p.fwd) && rows_aligned16<T>(p.dy, {s.S * N * s.V, N * s.V, s.V});
   a.dh_final = p.dh_final;
   a.clip = p.grad_clip > 0 ? static_cast<float>(p.grad_clip) : 0.f;
   a.dh0 = p.dh0;

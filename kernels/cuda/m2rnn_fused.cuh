@@ -9,9 +9,10 @@
 // one step's result feeds the next step's mma with no data movement. Only y (forward) and
 // dv, df (backward) sum over rows of several warps: through shared memory, once per tile.
 //
-// Tiles. Inputs (q, k, v, f, dy) come in tiles of P steps, staged in shared memory by the whole
-// block: the next tile's loads are issued into registers before the current tile's P steps run,
-// and stored to the other stage buffer after them; one barrier per tile.
+// Tiles. Inputs (q, k, v, f, dy) come in tiles of steps (PF in the forward, P in the backward),
+// staged in shared memory by the whole block with cp.async: the next tile's copies are issued
+// before the current tile's steps run and awaited after them; one barrier per tile. The forward
+// writes each step's y as per-lane partial sums and adds them up once per tile.
 //
 // Backward. The forward saves H every C steps (checkpoints, fp32). For chunk j (steps [jC,
 // jC+C)) from last to first: pass 1 recomputes the chunk's states from its checkpoint and saves
@@ -21,8 +22,9 @@
 //   G = carry + q dy^T (clamped to [-c, c] when clipping), dq = H_t dy
 //   Z = tanh(H_{t-1} W + k v^T), dA = (1 - f) G (1 - Z^2), df = sum G (H_{t-1} - Z)
 //   dk = dA v, dv = dA^T k, carry = f G + dA W^T
-// dA is kept in shared memory next to the states, and at the end of the tile each warp adds
-// H^T dA over its rows and the tile's steps to dW (a (P 16 MT)-deep product on tensor cores).
+// dA is kept in shared memory next to the states, and at the end of the tile the warps add
+// H^T dA over all rows and the tile's steps to dW (a (P K)-deep product on tensor cores), each
+// warp owning its own tiles of dW.
 #include <cstdint>
 #include <type_traits>
 
@@ -48,6 +50,13 @@ struct Fused {
   // Tensor-core B operand (W or W^T): k-steps along V, 32-bit registers per lane.
   static constexpr int KS = kTf32 ? V / 8 : V / 16;
   static constexpr bool kBInRegs = KS * NT * 2 <= 16;
+  // The forward's tile of steps (staged inputs, y partials summed once per tile; checkpoints at
+  // its ends): 2 to 8, as many as keep the y partials (2 buffers of 8 NW rows of V + 8 floats per
+  // step) within a budget, small where small states mean many chains share a multiprocessor.
+  // Unrolled, so more steps would cost instruction-cache misses.
+  static constexpr int kYStepBytes = 2 * 8 * NW * (V + 8) * 4;
+  static constexpr int kYBudget = K * V <= 512 ? 8 * 1024 : 64 * 1024;
+  static constexpr int PF = kYBudget / kYStepBytes >= 8 ? 8 : kYBudget / kYStepBytes >= 4 ? 4 : 2;
   static_assert(K % (16 * MT) == 0 && V % 16 == 0, "K must be a multiple of 16 MT, V of 16");
   static_assert(!kExact || std::is_same_v<T, float>, "the exact path takes fp32 inputs");
 };
@@ -241,63 +250,73 @@ __device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOpera
   }
 }
 
+// One asynchronous global -> shared copy of kBytes (4 or 16); an invalid one writes zeros.
+template <int kBytes>
+__device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  if constexpr (kBytes == 16)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+  else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(valid ? 4 : 0));
+}
+
 // Inputs of a tile of P steps, staged in shared memory in their own type T by cp.async (no
 // registers held while the tile computes): q[P][K], k[P][K], v[P][V], dy[P][V] (backward only),
 // then f[P] in fp32 (one element per step is too small for cp.async; it goes through a register).
-// Copies are 4 bytes wide, so bf16 rows must start at even elements (checked on the host).
-template <class C, bool kGrads>
+// Copies are 16 bytes wide where every row starts 16-byte aligned (a.copy16, checked on the
+// host), else 4 bytes, so bf16 rows must start at even elements (also checked on the host).
+template <class C, bool kGrads, int P = C::P>
 struct Stage {
   using T = typename C::T;
-  static constexpr int E = 4 / static_cast<int>(sizeof(T));  // elements per copy
-  static constexpr int oQ = 0, oK = C::P * C::K, oV = 2 * C::P * C::K, oDy = oV + C::P * C::V,
-                       kTElems = oDy + (kGrads ? C::P * C::V : 0);
+  static constexpr int kSteps = P;
+  static constexpr int oQ = 0, oK = P * C::K, oV = 2 * P * C::K, oDy = oV + P * C::V,
+                       kTElems = oDy + (kGrads ? P * C::V : 0);
   static constexpr int kFOffset = (kTElems * static_cast<int>(sizeof(T)) + 15) / 16 * 16;
-  static constexpr int kBytes = kFOffset + (C::P * 4 + 15) / 16 * 16;  // one buffer
+  static constexpr int kBytes = kFOffset + (P * 4 + 15) / 16 * 16;  // one buffer
+  static_assert(P <= C::kThreads, "one thread stages each step's f");
   T f_reg;
+
+  // Copies rows [t0, t0 + P) of one input (kLen elements per row, `step` apart) to dst[P][kLen].
+  template <int kBytes, int kLen>
+  __device__ __forceinline__ static void rows(T* dst, const T* src, int64_t step, int64_t t0,
+                                              int64_t S, bool on, const Lane& l) {
+    constexpr int E = kBytes / static_cast<int>(sizeof(T)), kPerRow = kLen / E;
+#pragma unroll 1
+    for (int c = l.tid; c < P * kPerRow; c += C::kThreads) {
+      const int s = c / kPerRow, e = c % kPerRow * E;
+      const bool valid = on && t0 + s < S;
+      cp_async<kBytes>(dst + s * kLen + e, valid ? src + (t0 + s) * step + e : src, valid);
+    }
+  }
+  template <int kBytes>
+  __device__ __forceinline__ void copies(T* dst, const RecurrenceArgs<T>& a, const T* q, const T* k,
+                                         const T* v, const T* dy, int64_t t0, bool need_q, const Lane& l) {
+    rows<kBytes, C::K>(dst + oQ, q, a.q.ss, t0, a.S, need_q, l);
+    rows<kBytes, C::K>(dst + oK, k, a.k.ss, t0, a.S, true, l);
+    rows<kBytes, C::V>(dst + oV, v, a.v.ss, t0, a.S, true, l);
+    if constexpr (kGrads) rows<kBytes, C::V>(dst + oDy, dy, a.dy.ss, t0, a.S, need_q, l);
+  }
 
   // Starts the copies of steps [t0, t0 + P); steps past S, and q / dy when not needed, read as
   // zeros.
   __device__ void load(unsigned char* buf, const RecurrenceArgs<T>& a, const T* q, const T* k,
                        const T* v, const T* f, const T* dy, int64_t t0, bool need_q, const Lane& l) {
     T* dst = reinterpret_cast<T*>(buf);
-    constexpr int cQ = C::P * C::K / E, cV = C::P * C::V / E;
-    constexpr int kCopies = 2 * cQ + cV + (kGrads ? cV : 0);
-#pragma unroll 1
-    for (int c = l.tid; c < kCopies; c += C::kThreads) {
-      const T* src;
-      int64_t step;
-      int len, off, i = c;
-      bool on = true;
-      if (i < cQ) {
-        src = q, step = a.q.ss, len = C::K, off = oQ, on = need_q;
-      } else if ((i -= cQ) < cQ) {
-        src = k, step = a.k.ss, len = C::K, off = oK;
-      } else if ((i -= cQ) < cV) {
-        src = v, step = a.v.ss, len = C::V, off = oV;
-      } else {
-        i -= cV;
-        src = dy, step = a.dy.ss, len = C::V, off = oDy, on = need_q;
-      }
-      const int s = i / (len / E), e = i % (len / E) * E;
-      const bool valid = on && t0 + s < a.S;
-      const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + off + s * len + e));
-      asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d),
-                   "l"(valid ? src + (t0 + s) * step + e : src), "r"(valid ? 4 : 0));
-    }
+    if (a.copy16) copies<16>(dst, a, q, k, v, dy, t0, need_q, l);
+    else copies<4>(dst, a, q, k, v, dy, t0, need_q, l);
     asm volatile("cp.async.commit_group;");
-    if (l.tid < C::P) f_reg = t0 + l.tid < a.S ? f[(t0 + l.tid) * a.f.ss] : from_float<T>(0.f);
+    if (l.tid < P) f_reg = t0 + l.tid < a.S ? f[(t0 + l.tid) * a.f.ss] : from_float<T>(0.f);
   }
   // Completes this thread's part of the tile; a barrier must follow before anyone reads it.
   __device__ void finish(unsigned char* buf, const Lane& l) const {
     asm volatile("cp.async.wait_all;" ::: "memory");
-    if (l.tid < C::P) reinterpret_cast<float*>(buf + kFOffset)[l.tid] = to_float(f_reg);
+    if (l.tid < P) reinterpret_cast<float*>(buf + kFOffset)[l.tid] = to_float(f_reg);
   }
 };
 
-// Step s of a staged tile.
-template <class C, bool kGrads>
+// Step s of a tile staged by St.
+template <class C, class St>
 struct StepIn {
-  using St = Stage<C, kGrads>;
   const typename C::T *q, *k, *v, *dy;
   float f;
   __device__ StepIn(const unsigned char* buf, int s) {
@@ -310,34 +329,60 @@ struct StepIn {
   }
 };
 
+// bf16 inputs: acc = k v^T over the warp's rows on the tensor cores, as the product of k in
+// column 0 of A and v in row 0 of B (exact: the products of bf16 values fit fp32). It does not
+// depend on the state, so it issues ahead of the step's H W, and it spares one FMA per element.
+template <class C, class In>
+__device__ __forceinline__ void outer_kv(Frag<C>& acc, const In& in, const Lane& l) {
+  const auto* k16 = reinterpret_cast<const uint16_t*>(in.k);
+  const auto* v16 = reinterpret_cast<const uint16_t*>(in.v);
+  // A fragment (rows g, g + 8; cols 2j, 2j + 1) and B fragment (rows 2j, 2j + 1; col g): the
+  // low half of a register is the lower index, so a zero-extended element at j = 0 is (x, 0).
+  uint32_t b[C::NT];
+#pragma unroll
+  for (int nt = 0; nt < C::NT; ++nt) b[nt] = l.j == 0 ? v16[8 * nt + l.g] : 0u;
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m) {
+    const uint32_t a0 = l.j == 0 ? k16[row_of<C>(l, m, 0)] : 0u;
+    const uint32_t a1 = l.j == 0 ? k16[row_of<C>(l, m, 1)] : 0u;
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt) mma_bf16_zero(acc[m][nt], a0, a1, 0u, 0u, b[nt], 0u);
+  }
+}
+
 // One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T). When `rows` is
 // given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it).
 template <class C, class In>
 __device__ __forceinline__ void advance(Frag<C>& h, const BOperand<C>& W, const In& in,
                                         typename C::T* rows, const Lane& l) {
+  constexpr bool kKvOnTensorCores = !C::kExact && !C::kTf32;
   if (rows) {
     __syncwarp();
     store_frag<C>(rows, C::LD, h, l);
     __syncwarp();
   }
   Frag<C> acc;
+  if constexpr (kKvOnTensorCores) {
+    outer_kv<C>(acc, in, l);
+  } else {
 #pragma unroll
-  for (int m = 0; m < C::MT; ++m)
+    for (int m = 0; m < C::MT; ++m)
 #pragma unroll
-    for (int nt = 0; nt < C::NT; ++nt)
+      for (int nt = 0; nt < C::NT; ++nt)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0.f;
+        for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0.f;
+  }
   mul<C>(acc, h, W, rows, l);
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
-      const float kr = to_float(in.k[row_of<C>(l, m, hh)]);
+      const float kr = kKvOnTensorCores ? 0.f : to_float(in.k[row_of<C>(l, m, hh)]);
 #pragma unroll
       for (int nt = 0; nt < C::NT; ++nt) {
-        const float2 vc = load_pair(in.v + col_of<C>(l, nt));
-        const float z0 = tanh_<C::kExact>(fmaf(kr, vc.x, acc[m][nt][2 * hh]));
-        const float z1 = tanh_<C::kExact>(fmaf(kr, vc.y, acc[m][nt][2 * hh + 1]));
+        const float2 vc = kKvOnTensorCores ? make_float2(0.f, 0.f) : load_pair(in.v + col_of<C>(l, nt));
+        const float z0 = tanh_<C::kExact>(kKvOnTensorCores ? acc[m][nt][2 * hh] : fmaf(kr, vc.x, acc[m][nt][2 * hh]));
+        const float z1 = tanh_<C::kExact>(kKvOnTensorCores ? acc[m][nt][2 * hh + 1] : fmaf(kr, vc.y, acc[m][nt][2 * hh + 1]));
         float& h0 = h[m][nt][2 * hh];
         float& h1 = h[m][nt][2 * hh + 1];
         h0 = fmaf(in.f, h0 - z0, z0);
@@ -346,10 +391,10 @@ __device__ __forceinline__ void advance(Frag<C>& h, const BOperand<C>& W, const 
     }
 }
 
-// Per column c: sum over the warp's rows of x[r][c] * wr[r], complete in lanes 0..3.
+// Per column c of the lane's pairs (col_of): sum over the lane's rows of x[r][c] * wr[r].
 template <class C>
-__device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::T* wr,
-                                            float (&s)[C::NT][2], const Lane& l) {
+__device__ __forceinline__ void lane_column_sums(const Frag<C>& x, const typename C::T* wr,
+                                                 float (&s)[C::NT][2], const Lane& l) {
   float w[C::MT][2];
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
@@ -364,8 +409,29 @@ __device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::
       for (int m = 0; m < C::MT; ++m)
 #pragma unroll
         for (int h = 0; h < 2; ++h) acc = fmaf(w[m][h], x[m][nt][2 * h + e], acc);
-      s[nt][e] = butterfly_sum<4, 16>(acc);
+      s[nt][e] = acc;
     }
+}
+// Per column c: sum over the warp's rows of x[r][c] * wr[r], complete in lanes 0..3.
+template <class C>
+__device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::T* wr,
+                                            float (&s)[C::NT][2], const Lane& l) {
+  lane_column_sums<C>(x, wr, s, l);
+#pragma unroll
+  for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) s[nt][e] = butterfly_sum<4, 16>(s[nt][e]);
+}
+// The lane's column sums, unreduced, into row 8 w + g of `part` (row stride ld): summing the
+// 8 NW rows later, once per tile, costs less than shuffles every step.
+template <class C>
+__device__ __forceinline__ void column_partials(const Frag<C>& x, const typename C::T* wr,
+                                                float* part, int ld, const Lane& l) {
+  float s[C::NT][2];
+  lane_column_sums<C>(x, wr, s, l);
+#pragma unroll
+  for (int nt = 0; nt < C::NT; ++nt)
+    *reinterpret_cast<float2*>(part + (8 * l.w + l.g) * ld + col_of<C>(l, nt)) = make_float2(s[nt][0], s[nt][1]);
 }
 // Per row r: sum over columns of x[r][c] * wc[c], complete in the lanes with j == 0.
 template <class C>
@@ -388,10 +454,12 @@ __device__ __forceinline__ void row_sums(const Frag<C>& x, const typename C::T* 
 
 template <class C>
 struct ForwardSmem {
-  using St = Stage<C, false>;
+  using St = Stage<C, false, C::PF>;
+  static constexpr int kYRows = 8 * C::NW, kYLd = C::V + 8;  // y partials of a step: row (w, g)
+  static constexpr int kYStep = kYRows * kYLd;
   static constexpr int oStage = 0;                                       // 2 Stage buffers
-  static constexpr int oY = oStage + 2 * St::kBytes;                     // float [2][P][NW][V]
-  static constexpr int oRows = oY + 2 * C::P * C::NW * C::V * 4;         // T [K][LD], exact only
+  static constexpr int oY = oStage + 2 * St::kBytes;                     // float [2][PF][kYRows][kYLd]
+  static constexpr int oRows = oY + 2 * C::PF * kYStep * 4;              // T [K][LD], exact only
   static constexpr int oB = oRows + (C::kExact ? C::K * C::LD * 4 : 0);  // BOperand
   static constexpr int kBytes = oB + BOperand<C>::smem_bytes();
 };
@@ -400,9 +468,10 @@ template <class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kernel(const RecurrenceArgs<typename C::T> a) {
   using T = typename C::T;
   using L = ForwardSmem<C>;
+  using St = typename L::St;
+  constexpr int PF = C::PF;
   extern __shared__ __align__(16) unsigned char smem[];
   unsigned char* stage = smem + L::oStage;
-  float* ypart = reinterpret_cast<float*>(smem + L::oY);
   T* rows = C::kExact ? reinterpret_cast<T*>(smem + L::oRows) : nullptr;
   const Lane l;
   const int64_t chain = blockIdx.x, b = chain / a.N, n = chain % a.N, S = a.S;
@@ -414,38 +483,44 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
   Frag<C> h;
   load_state<C>(a.h0 ? a.h0 + chain * C::K * C::V : static_cast<const T*>(nullptr), h, l);
 
-  typename L::St st;
+  St st;
   st.load(stage, a, q, k, v, f, nullptr, 0, true, l);
   st.finish(stage, l);
   __syncthreads();
-  const int64_t tiles = (S + C::P - 1) / C::P;
+  const int64_t tiles = (S + PF - 1) / PF;
   for (int64_t it = 0; it < tiles; ++it) {
-    const int64_t t0 = it * C::P;
+    const int64_t t0 = it * PF;
     const int buf = it & 1;
-    unsigned char* next = stage + (buf ^ 1) * L::St::kBytes;
-    if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + C::P, true, l);
-    const unsigned char* sb = stage + buf * L::St::kBytes;
-    const int steps = static_cast<int>(S - t0 < C::P ? S - t0 : C::P);
-    for (int s = 0; s < steps; ++s) {
-      const StepIn<C, false> in(sb, s);
+    unsigned char* next = stage + (buf ^ 1) * St::kBytes;
+    if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + PF, true, l);
+    const unsigned char* sb = stage + buf * St::kBytes;
+    const int steps = static_cast<int>(S - t0 < PF ? S - t0 : PF);
+    float* ypart = reinterpret_cast<float*>(smem + L::oY) + buf * PF * L::kYStep;
+    auto step = [&](int s) {
+      const StepIn<C, St> in(sb, s);
       advance<C>(h, W, in, rows, l);
-      float ys[C::NT][2];
-      column_sums<C>(h, in.q, ys, l);
-      if (l.g == 0)
+      column_partials<C>(h, in.q, ypart + s * L::kYStep, L::kYLd, l);
+    };
+    // Full tiles unrolled, so that one step's y and the next step's independent work overlap the
+    // dependent chain; the last, partial tile step by step.
+    if (steps == PF) {
 #pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt)
-          *reinterpret_cast<float2*>(ypart + ((buf * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
-              make_float2(ys[nt][0], ys[nt][1]);
+      for (int s = 0; s < PF; ++s) step(s);
+    } else {
+#pragma unroll 1
+      for (int s = 0; s < steps; ++s) step(s);
     }
+    // checkpoint_every is a multiple of PF (m2rnn_fused_check), so checkpoints fall on tile ends.
+    if (a.ck && (t0 + PF) % a.C == 0 && t0 + PF < S)
+      store_state<C>(a.ck + (chain * a.nck + (t0 + PF) / a.C - 1) * C::K * C::V, h, l);
     if (it + 1 < tiles) st.finish(next, l);
-    if (a.ck && (t0 + C::P) % a.C == 0 && t0 + C::P < S)
-      store_state<C>(a.ck + (chain * a.nck + (t0 + C::P) / a.C - 1) * C::K * C::V, h, l);
     __syncthreads();
     for (int e = l.tid; e < steps * C::V; e += C::kThreads) {
       const int s = e / C::V, c = e % C::V;
+      const float* p = ypart + s * L::kYStep + c;
       float y = 0.f;
 #pragma unroll
-      for (int w = 0; w < C::NW; ++w) y += ypart[((buf * C::P + s) * C::NW + w) * C::V + c];
+      for (int r = 0; r < L::kYRows; ++r) y += p[r * L::kYLd];
       a.y[((b * S + t0 + s) * a.N + n) * C::V + c] = from_float<T>(y);
     }
   }
@@ -504,70 +579,65 @@ struct BackwardSmem {
   static constexpr int kBytes = oWt + BOperand<C>::smem_bytes();
 };
 
-// dW += sum over the tile's steps and the warp's rows of H_{t-1}^T dA, into shared fp32 dW.
+// dW += sum over the tile's steps and all K rows of H_{t-1}^T dA, into shared fp32 dW. The
+// output tiles (16 rows of dW by kCols columns) are dealt out to the warps, so each element of dW
+// has one owner and takes plain adds: shared-memory float atomics compile to compare-and-swap
+// loops on sm_90, which the warps' contention made the backward's largest cost. Every warp's
+// states and dA of the tile must be in shared memory (a barrier before).
 template <class C>
 __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const typename C::T* dA,
                                               int steps, float* dW, const Lane& l) {
   constexpr int kStep = C::K * C::LD;
-  const int r0 = l.w * C::kRows;
+  constexpr int kTiles = C::kExact || C::kTf32 ? 1 : 2;  // n-tiles per item (bf16: one ldmatrix.x4)
+  constexpr int kItems = C::V / 16 * (C::NT / kTiles);
 #pragma unroll 1
-  for (int mt = 0; mt < C::V / 16; ++mt) {
-    float acc[C::NT][4];
+  for (int item = l.w; item < kItems; item += C::NW) {
+    const int mt = item / (C::NT / kTiles), nt0 = item % (C::NT / kTiles) * kTiles;
+    float acc[kTiles][4];
 #pragma unroll
-    for (int nt = 0; nt < C::NT; ++nt)
+    for (int u = 0; u < kTiles; ++u)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[nt][i] = 0.f;
+      for (int i = 0; i < 4; ++i) acc[u][i] = 0.f;
     for (int s = 0; s < steps; ++s) {
       const typename C::T* hs = states + s * kStep;
       const typename C::T* ds = dA + s * kStep;
       if constexpr (C::kExact) {
-        for (int i = r0; i < r0 + C::kRows; ++i) {
+        for (int i = 0; i < C::K; ++i) {
           const float a0 = hs[i * C::LD + 16 * mt + l.g], a1 = hs[i * C::LD + 16 * mt + l.g + 8];
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt) {
-            const float2 d = load_pair(ds + i * C::LD + col_of<C>(l, nt));
-            acc[nt][0] = fmaf(a0, d.x, acc[nt][0]);
-            acc[nt][1] = fmaf(a0, d.y, acc[nt][1]);
-            acc[nt][2] = fmaf(a1, d.x, acc[nt][2]);
-            acc[nt][3] = fmaf(a1, d.y, acc[nt][3]);
-          }
+          const float2 d = load_pair(ds + i * C::LD + col_of<C>(l, nt0));
+          acc[0][0] = fmaf(a0, d.x, acc[0][0]);
+          acc[0][1] = fmaf(a0, d.y, acc[0][1]);
+          acc[0][2] = fmaf(a1, d.x, acc[0][2]);
+          acc[0][3] = fmaf(a1, d.y, acc[0][3]);
         }
       } else if constexpr (C::kTf32) {
-#pragma unroll
-        for (int k0 = r0; k0 < r0 + C::kRows; k0 += 8) {
+#pragma unroll 4
+        for (int k0 = 0; k0 < C::K; k0 += 8) {
           const float* h0 = hs + (k0 + l.j) * C::LD + 16 * mt + l.g;
           const float* h1 = h0 + 4 * C::LD;
-          const uint32_t a0 = to_tf32(h0[0]), a1 = to_tf32(h0[8]), a2 = to_tf32(h1[0]),
-                         a3 = to_tf32(h1[8]);
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt) {
-            const float* d = ds + (k0 + l.j) * C::LD + 8 * nt + l.g;
-            mma_tf32(acc[nt], a0, a1, a2, a3, to_tf32(d[0]), to_tf32(d[4 * C::LD]));
-          }
+          const float* d = ds + (k0 + l.j) * C::LD + 8 * nt0 + l.g;
+          mma_tf32(acc[0], to_tf32(h0[0]), to_tf32(h0[8]), to_tf32(h1[0]), to_tf32(h1[8]),
+                   to_tf32(d[0]), to_tf32(d[4 * C::LD]));
         }
       } else {
         const int lane = l.tid & 31;
-#pragma unroll
-        for (int k0 = r0; k0 < r0 + C::kRows; k0 += 16) {
-          uint32_t a[4];
+#pragma unroll 4
+        for (int k0 = 0; k0 < C::K; k0 += 16) {
+          uint32_t a[4], bq[4];
           ldmatrix_x4_trans(a, hs + (k0 + (lane & 7) + 8 * (lane >> 4)) * C::LD + 16 * mt +
                                    8 * ((lane >> 3) & 1));
-#pragma unroll
-          for (int p = 0; p < C::NT / 2; ++p) {
-            uint32_t bq[4];
-            ldmatrix_x4_trans(bq, ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 16 * p +
-                                      8 * (lane >> 4));
-            mma_bf16(acc[2 * p], a[0], a[1], a[2], a[3], bq[0], bq[1]);
-            mma_bf16(acc[2 * p + 1], a[0], a[1], a[2], a[3], bq[2], bq[3]);
-          }
+          ldmatrix_x4_trans(bq, ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 8 * nt0 +
+                                    8 * (lane >> 4));
+          mma_bf16(acc[0], a[0], a[1], a[2], a[3], bq[0], bq[1]);
+          mma_bf16(acc[1], a[0], a[1], a[2], a[3], bq[2], bq[3]);
         }
       }
     }
 #pragma unroll
-    for (int nt = 0; nt < C::NT; ++nt)
+    for (int u = 0; u < kTiles; ++u)
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        atomicAdd(dW + (16 * mt + l.g + 8 * (i >> 1)) * C::V + col_of<C>(l, nt) + (i & 1), acc[nt][i]);
+        dW[(16 * mt + l.g + 8 * (i >> 1)) * C::V + col_of<C>(l, nt0 + u) + (i & 1)] += acc[u][i];
   }
 }
 
@@ -625,7 +695,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
     if (!cur.grads) {
       // Pass 1: carry the state through this tile, keep where the next one starts.
       for (int s = 0; s < steps; ++s)
-        advance<C>(h, W, StepIn<C, true>(sb, s), C::kExact ? states : nullptr, l);
+        advance<C>(h, W, StepIn<C, St>(sb, s), C::kExact ? states : nullptr, l);
 #pragma unroll
       for (int m = 0; m < C::MT; ++m)
 #pragma unroll
@@ -643,7 +713,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
           }
       // Pass 2, forward: the tile's states into shared memory; dq_t = H_t dy_t on the way.
       for (int s = 0; s < steps; ++s) {
-        const StepIn<C, true> in(sb, s);
+        const StepIn<C, St> in(sb, s);
         advance<C>(h, W, in, states + s * kStep, l);
         float dq[C::MT][2];
         row_sums<C>(h, in.dy, dq, l);
@@ -656,7 +726,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
       }
       // Pass 2, reverse.
       for (int s = steps - 1; s >= 0; --s) {
-        const StepIn<C, true> in(sb, s);
+        const StepIn<C, St> in(sb, s);
         const float fs = in.f;
         Frag<C>& G = carry;  // G overwrites carry: carry_{t+1} is not needed past this point
 #pragma unroll
@@ -740,7 +810,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
 #pragma unroll
             for (int i = 0; i < 4; ++i) carry[m][nt][i] = prod[m][nt][i];
       }
-      __syncwarp();
+      if constexpr (C::NW > 1) __syncthreads();
+      else __syncwarp();
       accumulate_dw<C>(states, dAs, steps, dWs, l);
     }
     if (nxt.valid) st.finish(next, l);

@@ -58,9 +58,20 @@ void launch(Kernel kernel, int threads, int smem_bytes, const Args& a, cudaStrea
 // own translation unit (m2rnn_fused_*.cu).
 template <typename T, bool kExact>
 struct FusedLauncher {
-  static int tile_steps(int64_t K, int64_t V) {
+  // Steps per tile: of the backward (its scratch holds one state per tile of a chunk), and the
+  // multiple of which checkpoint_every must be, since checkpoints fall on the ends of both
+  // kernels' tiles (powers of two: the larger tile is a multiple of the smaller).
+  static int backward_tile(int64_t K, int64_t V) {
     int p = 0;
     dispatch_kv(K, V, [&](auto k, auto v) { p = Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::P; });
+    return p;
+  }
+  static int checkpoint_multiple(int64_t K, int64_t V) {
+    int p = 0;
+    dispatch_kv(K, V, [&](auto k, auto v) {
+      using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
+      p = C::P > C::PF ? C::P : C::PF;
+    });
     return p;
   }
   static void forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream);

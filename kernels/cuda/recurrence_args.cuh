@@ -43,6 +43,7 @@ struct RecurrenceArgs {
   T* y = nullptr;
   T* h_final = nullptr;
   float* ck = nullptr;  // fused: checkpoints (B, N, nck, K, V)
+  bool copy16 = false;  // fused: every row of q, k, v (and dy) starts 16-byte aligned
   // backward only
   const T* dh_final = nullptr;
   float clip = 0;
