@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: build the kernel benchmark and profile chosen fused kernels with
+# Nsight Compute (hardware counters, clocks left alone): per kernel the summary sections and the
+# SASS lines where warps stall most. One text report per case goes to $OUT (default ./gpu-profile-out).
+#   M2B_PROFILE_CASES  space-separated benchmark names (bench_m2rnn_kernels --benchmark_list_tests),
+#                      default: lm400m and statetrack forward, lm400m and wide forward+backward, fused backend
+#   M2B_PROFILE_TOP    how many SASS lines to list per kernel (default 40)
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
+out="${OUT:-$root/gpu-profile-out}"
+mkdir -p "$out"
+tmp="$(mktemp -d)"
+cases="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd m2rnn/statetrack/fp32/fused/fwd m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}"
+bench_bin="$build/bench/bench_m2rnn_kernels"
+
+m2b_gpu_configure "$out" || { tail -30 "$out/configure.log"; exit 1; }
+cmake --build "$build" -j 16 --target bench_m2rnn_kernels >"$out/build.log" 2>&1 \
+  || { grep -B2 -A8 -m5 error "$out/build.log"; exit 1; }
+
+for c in $cases; do
+  tag="${c//\//_}"
+  tag="${tag#m2rnn_}"
+  # The benchmark warms up with one call, then times one: profile the timed call's backward kernel
+  # for forward+backward cases, else its forward kernel.
+  kernel=fused_forward_kernel
+  [[ "$c" == */fwd_bwd ]] && kernel=fused_backward_kernel
+  ncu --clock-control none --set full --import-source no --launch-skip 1 --launch-count 1 \
+      --kernel-name regex:"$kernel" -f -o "$out/$tag" \
+      "$bench_bin" --benchmark_filter="^${c}/" >"$tmp/ncu.log" 2>&1
+  {
+    tail -5 "$tmp/ncu.log"
+    ncu --import "$out/$tag.ncu-rep" --page details 2>&1
+    ncu --import "$out/$tag.ncu-rep" --page source --csv --print-source sass >"$tmp/sass.csv" 2>&1
+    head -c 3000 "$tmp/sass.csv"; echo
+    python3 "$root/scripts/ncu_stalls.py" "$tmp/sass.csv" "${M2B_PROFILE_TOP:-40}" 2>&1
+  } >"$out/$tag.txt"
+  rm -f "$out/$tag.ncu-rep"
+  echo "== $c"
+  grep -E "Duration|Registers Per|Achieved Occupancy|Issue Slots Busy|Executed Ipc A|No Eligible" "$out/$tag.txt" | head -20
+done
