@@ -5,9 +5,12 @@
 
 #include <fcntl.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <stdexcept>
 
@@ -60,8 +63,27 @@ static void replace_run_dir(const fs::path& dir, const fs::path& staging) {
   remove_tree(staging);  // now the old results
 }
 
+// The file system's time now, read off a probe file in `dir`: file times come from a coarser
+// clock than the C++ clocks, so only file times compare safely with file times.
+static fs::file_time_type file_time_now(const fs::path& dir) {
+  fs::create_directories(dir);
+  const fs::path probe = dir / fmt::format(".now-{}", ::getpid());
+  std::ofstream(probe).close();
+  const fs::file_time_type now = fs::last_write_time(probe);
+  fs::remove(probe);
+  return now;
+}
+
 SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
   const std::vector<const RunConfig*> runs = select_runs(suite, options.only);
+  // With fresh, a summary written after this call began comes from another process retraining
+  // the same suite: new, so done. One written in the same tick of the file clock counts as old.
+  std::optional<fs::file_time_type> began;
+  if (options.fresh && !runs.empty())
+    began = file_time_now(run_dir(options.results_root, *runs.front()).parent_path());
+  auto done = [&](const fs::path& dir) {
+    return read_summary(dir) && (!began || fs::last_write_time(dir / "summary.json") > *began);
+  };
   std::ostream null_stream(nullptr);
   std::ostream& out = options.out ? *options.out : null_stream;
   SuiteRunReport report;
@@ -70,14 +92,14 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
     const std::string label = fmt::format("[{}/{}] {} {} seed {}", i + 1, runs.size(),
                                           run.model_name, run.task.name, run.seed);
     const fs::path dir = run_dir(options.results_root, run);
-    if (!options.fresh && read_summary(dir)) {
+    if (done(dir)) {
       ++report.already_done;
       out << label << "  done already (" << dir.string() << ")\n";
       continue;
     }
     std::optional<RunClaim> claim = RunClaim::try_claim(dir);
     // Checked again under the claim: another process may have finished it meanwhile.
-    if (!claim || (!options.fresh && read_summary(dir))) {
+    if (!claim || done(dir)) {
       ++report.claimed_elsewhere;
       out << label << "  taken by another m2bench process, skipped\n";
       continue;

@@ -14,8 +14,10 @@ namespace m2b {
 
 struct SuiteRunOptions {
   std::filesystem::path results_root = "results";
-  // Retrain runs that are done too. The new run trains in a staging folder and replaces the old
-  // one only when its summary is written, so old results are never lost without new ones.
+  // Retrain runs that were done before this call began (runs that other processes sharing the
+  // suite finish meanwhile count as done, so several fresh processes split the suite). The new
+  // run trains in a staging folder and replaces the old one only when its summary is written,
+  // so old results are never lost without new ones.
   bool fresh = false;
   std::vector<std::string> only;  // run ids (or unique prefixes) to run; empty for all
   std::ostream* out = nullptr;    // progress and per-run lines; null for nowhere

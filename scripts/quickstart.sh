@@ -4,7 +4,8 @@
 # The runs train side by side, one process per core with one thread each (up to 4, or
 # M2BENCH_QUICKSTART_JOBS): small models gain little from intra-op threads, and two runs on two
 # cores finish in about 7 minutes where one after the other take about 10. Arguments (--fresh,
-# say) go to the first process, whose progress is shown; the others log to build/quickstart-*.log.
+# say) go to every process; the first one's progress is shown, the others log to
+# build/quickstart-*.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 "$M2BENCH_ROOT/scripts/setup.sh"
@@ -19,7 +20,7 @@ helpers=()
 first=$!
 for i in $(seq 2 "$jobs"); do
   sleep 2  # the first process claims its run before the next one looks
-  "$M2BENCH_BUILD/m2bench" run "$suite" --threads 1 >"$M2BENCH_BUILD/quickstart-$i.log" 2>&1 &
+  "$M2BENCH_BUILD/m2bench" run "$suite" --threads 1 "$@" >"$M2BENCH_BUILD/quickstart-$i.log" 2>&1 &
   helpers+=($!)
 done
 status=0

@@ -4,8 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "harness/cli.h"
 #include "harness/report.h"
@@ -143,6 +145,33 @@ TEST_CASE("--fresh retrains a finished run and replaces its results whole", "[en
   CHECK_FALSE(fs::exists(marker));  // the folder is the new run's, not a mix of both
   for (const auto& entry : fs::directory_iterator(options.results_root / "e2e"))
     CHECK(entry.path().filename().string().rfind(".fresh-", 0) != 0);  // no staging left
+}
+
+TEST_CASE("--fresh leaves alone a run another process finished after it began", "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  REQUIRE(run_suite(suite, options).finished == 2);
+  const fs::path second = run_dir(options.results_root, suite.runs[1]);
+  std::stringstream summary;
+  summary << std::ifstream(second / "summary.json").rdbuf();
+
+  // While this call retrains the first run, a sibling started with --fresh finishes the second.
+  options.fresh = true;
+  bool sibling_done = false;
+  options.interrupted = [&] {
+    if (!sibling_done) {
+      // Past the file clock's tick (a few ms), as any real training run would be.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::ofstream(second / "summary.json") << summary.str();
+    }
+    sibling_done = true;
+    return false;
+  };
+  const SuiteRunReport report = run_suite(suite, options);
+  CHECK(report.finished == 1);
+  CHECK(report.already_done + report.claimed_elsewhere == 1);
 }
 
 TEST_CASE("--only names a run of the suite, or the error lists them", "[end_to_end]") {
