@@ -4,7 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <fcntl.h>
-
 #include <unistd.h>
 
 #include <cerrno>

@@ -40,7 +40,14 @@ size_t scratch_bytes(const M2rnnShape& s, const M2rnnCudaOptions& o) {
   return detail::align256(static_cast<size_t>(s.B * s.N() * (o.checkpoint_every / tile) * s.K * s.V) * 4);
 }
 
-// cp.async stages q, k, v and dy in 4-byte copies: bf16 rows must start at even elements.
+// Whether every row of an input starts `bytes`-aligned: the pointer and every stride.
+template <typename T>
+bool rows_aligned(const void* ptr, const SeqStrides& st, int64_t bytes) {
+  const int64_t e = bytes / static_cast<int64_t>(sizeof(T));
+  return reinterpret_cast<uintptr_t>(ptr) % bytes == 0 && st.b % e == 0 && st.s % e == 0 && st.h % e == 0;
+}
+
+// cp.async stages q, k, v and dy in 4-byte copies at least: bf16 rows must start at even elements.
 template <typename T>
 void check_rows_aligned(const M2rnnForward<T>& p) {
   if constexpr (!std::is_same_v<T, float>) {
@@ -48,7 +55,7 @@ void check_rows_aligned(const M2rnnForward<T>& p) {
         {"q", {p.q, p.q_stride}}, {"k", {p.k, p.k_stride}}, {"v", {p.v, p.v_stride}}};
     for (const auto& [name, in] : inputs) {
       const auto& [ptr, st] = in;
-      if (reinterpret_cast<uintptr_t>(ptr) % 4 != 0 || st.b % 2 != 0 || st.s % 2 != 0 || st.h % 2 != 0)
+      if (!rows_aligned<T>(ptr, st, 4))
         throw std::invalid_argument(std::string("m2rnn cuda: bf16 ") + name +
                                     " rows must start at even elements (a 4-byte aligned pointer and even "
                                     "strides), got strides (" + std::to_string(st.b) + ", " +
@@ -58,16 +65,12 @@ void check_rows_aligned(const M2rnnForward<T>& p) {
   }
 }
 
-// Whether every row of x starts 16-byte aligned, so that the kernels stage it in 16-byte copies.
-template <typename T>
-bool rows_aligned16(const void* ptr, const SeqStrides& st) {
-  constexpr int64_t e = 16 / sizeof(T);
-  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && st.b % e == 0 && st.s % e == 0 && st.h % e == 0;
-}
+// Whether every row of q, k and v starts 16-byte aligned, so that the kernels stage them in
+// 16-byte copies.
 template <typename T>
 bool rows_aligned16(const M2rnnForward<T>& p) {
-  return rows_aligned16<T>(p.q, p.q_stride) && rows_aligned16<T>(p.k, p.k_stride) &&
-         rows_aligned16<T>(p.v, p.v_stride);
+  return rows_aligned<T>(p.q, p.q_stride, 16) && rows_aligned<T>(p.k, p.k_stride, 16) &&
+         rows_aligned<T>(p.v, p.v_stride, 16);
 }
 
 }  // namespace
@@ -153,7 +156,7 @@ void m2rnn_fused_backward(const M2rnnBackward<T>& p, const M2rnnCudaOptions& o,
   a.nck = m2rnn_checkpoint_count(s, o);
   a.ck = const_cast<float*>(checkpoints);
   a.dy = {p.dy, s.S * N * s.V, N * s.V, s.V, N};
-  a.copy16 = rows_aligned16(p.fwd) && rows_aligned16<T>(p.dy, {s.S * N * s.V, N * s.V, s.V});
+  a.copy16 = rows_aligned16(p.fwd) && rows_aligned<T>(p.dy, {s.S * N * s.V, N * s.V, s.V}, 16);
   a.dh_final = p.dh_final;
   a.clip = p.grad_clip > 0 ? static_cast<float>(p.grad_clip) : 0.f;
   a.dh0 = p.dh0;

@@ -268,7 +268,6 @@ __device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid)
 template <class C, bool kGrads, int P = C::P>
 struct Stage {
   using T = typename C::T;
-  static constexpr int kSteps = P;
   static constexpr int oQ = 0, oK = P * C::K, oV = 2 * P * C::K, oDy = oV + P * C::V,
                        kTElems = oDy + (kGrads ? P * C::V : 0);
   static constexpr int kFOffset = (kTElems * static_cast<int>(sizeof(T)) + 15) / 16 * 16;

@@ -62,17 +62,19 @@ struct FusedLauncher {
   // multiple of which checkpoint_every must be, since checkpoints fall on the ends of both
   // kernels' tiles (powers of two: the larger tile is a multiple of the smaller).
   static int backward_tile(int64_t K, int64_t V) {
-    int p = 0;
-    dispatch_kv(K, V, [&](auto k, auto v) { p = Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::P; });
-    return p;
+    return of_config(K, V, [](auto c) { return decltype(c)::P; });
   }
   static int checkpoint_multiple(int64_t K, int64_t V) {
-    int p = 0;
+    return of_config(K, V, [](auto c) { return decltype(c)::P > decltype(c)::PF ? decltype(c)::P : decltype(c)::PF; });
+  }
+  // fn(Cfg{}) for the configuration of K and V (0 where they are unsupported).
+  template <typename Fn>
+  static int of_config(int64_t K, int64_t V, Fn fn) {
+    int r = 0;
     dispatch_kv(K, V, [&](auto k, auto v) {
-      using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
-      p = C::P > C::PF ? C::P : C::PF;
+      r = fn(typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg{});
     });
-    return p;
+    return r;
   }
   static void forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream);
   static void backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream);
