@@ -4,10 +4,10 @@
 // count.
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "kernels/m2rnn.h"
 #include "kernels/m2rnn_cpu_internal.h"
@@ -91,24 +91,43 @@ void sum_shared_heads(const T* chains, int64_t rows, int64_t N, int64_t heads, i
     }
 }
 
+// Uninitialised scratch of n elements that persists on the calling thread, grown as needed; Tag
+// keeps apart buffers that are live at once on one thread. The backward's per-chain gradient
+// slots run to megabytes: zero-filled vectors allocated afresh each call cost about 8% of a
+// training step in page faults and memset.
+template <typename T, int Tag>
+T* thread_scratch(int64_t n) {
+  thread_local std::unique_ptr<T[]> buffer;
+  thread_local int64_t size = 0;
+  if (n > size) {
+    buffer.reset();
+    buffer.reset(new T[static_cast<size_t>(n)]);
+    size = n;
+  }
+  return buffer.get();
+}
+
 // The gradient of one input: chains write straight into `out` when no head is shared, else into
-// scratch that finish() sums per shared head.
+// scratch taken from `rest` (scratch_size elements, `rest` advancing past them), which finish()
+// sums per shared head.
 template <typename T>
 class HeadGradient {
  public:
-  HeadGradient(T* out, int64_t rows, int64_t N, int64_t heads, int64_t inner)
-      : out_(out), rows_(rows), N_(N), heads_(heads), inner_(inner) {
-    if (heads_ < N_) scratch_.resize(static_cast<size_t>(rows_ * N_ * inner_));
+  HeadGradient(T* out, int64_t rows, int64_t N, int64_t heads, int64_t inner, T*& rest)
+      : out_(out), scratch_(rest), rows_(rows), N_(N), heads_(heads), inner_(inner) {
+    rest += scratch_size(rows, N, heads, inner);
   }
-  T* chains() { return heads_ < N_ ? scratch_.data() : out_; }
+  static int64_t scratch_size(int64_t rows, int64_t N, int64_t heads, int64_t inner) {
+    return heads < N ? rows * N * inner : 0;
+  }
+  T* chains() { return heads_ < N_ ? scratch_ : out_; }
   void finish() {
-    if (heads_ < N_) sum_shared_heads(scratch_.data(), rows_, N_, heads_, inner_, out_);
+    if (heads_ < N_) sum_shared_heads(scratch_, rows_, N_, heads_, inner_, out_);
   }
 
  private:
-  T* out_;
+  T *out_, *scratch_;
   int64_t rows_, N_, heads_, inner_;
-  std::vector<T> scratch_;
 };
 
 }  // namespace
@@ -131,10 +150,10 @@ void m2rnn_forward_cpu(const M2rnnForward<T>& p) {
   const ChainKernels<T> kernels = chain_kernels<T>(p.shape.V);
 #pragma omp parallel
   {
-    std::vector<T> scratch(static_cast<size_t>(kForwardScratchMatrices * KV));
+    T* const scratch = thread_scratch<T, 1>(kForwardScratchMatrices * KV);
 #pragma omp for schedule(static)
     for (int64_t chain = 0; chain < B * N; ++chain)
-      kernels.forward(p, chain / N, chain % N, scratch.data());
+      kernels.forward(p, chain / N, chain % N, scratch);
   }
 }
 
@@ -147,23 +166,29 @@ void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
         "m2rnn_backward_cpu: fwd.checkpoints is null; the forward must save them for backward");
   const int64_t B = s.B, S = s.S, N = s.N(), K = s.K, V = s.V, VV = V * V;
 
-  std::vector<T> W_t(static_cast<size_t>(s.Nw * VV));
+  // One buffer holds W transposed, every chain's dW and the slots of shared-head gradients.
+  auto shared = [&](int64_t heads, int64_t inner) {
+    return HeadGradient<T>::scratch_size(B * S, N, heads, inner);
+  };
+  T* const W_t = thread_scratch<T, 0>(s.Nw * VV + B * N * VV + shared(s.Nq, K) +
+                                      shared(s.Nk, K) + shared(s.Nv, V) + shared(s.Nf, 1));
+  T* const dW_chains = W_t + s.Nw * VV;
+  T* rest = dW_chains + B * N * VV;
   for (int64_t w = 0; w < s.Nw; ++w)
     for (int64_t l = 0; l < V; ++l)
       for (int64_t j = 0; j < V; ++j) W_t[w * VV + j * V + l] = p.fwd.W[w * VV + l * V + j];
-  std::vector<T> dW_chains(static_cast<size_t>(B * N * VV));
-  HeadGradient<T> dq(p.dq, B * S, N, s.Nq, K), dk(p.dk, B * S, N, s.Nk, K),
-      dv(p.dv, B * S, N, s.Nv, V), df(p.df, B * S, N, s.Nf, 1);
+  HeadGradient<T> dq(p.dq, B * S, N, s.Nq, K, rest), dk(p.dk, B * S, N, s.Nk, K, rest),
+      dv(p.dv, B * S, N, s.Nv, V, rest), df(p.df, B * S, N, s.Nf, 1, rest);
   const ChainGradients<T> grads{dq.chains(), dk.chains(), dv.chains(),
-                                df.chains(), dW_chains.data(), W_t.data()};
+                                df.chains(), dW_chains,    W_t};
   const ChainKernels<T> kernels = chain_kernels<T>(V);
 
 #pragma omp parallel
   {
-    std::vector<T> scratch(static_cast<size_t>(kBackwardScratchMatrices * K * V));
+    T* const scratch = thread_scratch<T, 1>(kBackwardScratchMatrices * K * V);
 #pragma omp for schedule(static)
     for (int64_t chain = 0; chain < B * N; ++chain)
-      kernels.backward(p, grads, chain / N, chain % N, scratch.data());
+      kernels.backward(p, grads, chain / N, chain % N, scratch);
   }
   dq.finish();
   dk.finish();
@@ -174,7 +199,7 @@ void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
   std::fill(p.dW, p.dW + s.Nw * VV, T(0));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t n = 0; n < N; ++n) {
-      const T* src = dW_chains.data() + (b * N + n) * VV;
+      const T* src = dW_chains + (b * N + n) * VV;
       T* dst = p.dW + (n / group) * VV;
       for (int64_t e = 0; e < VV; ++e) dst[e] += src[e];
     }
