@@ -59,11 +59,10 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
 }
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
+// x rounded to tf32 (to nearest, ties away from zero) as a tensor-core operand: half a tf32 ulp
+// added to the bits, whose low 13 the tf32 mma ignores. One integer add where cvt.rna.tf32.f32
+// compiles to four instructions on sm_90 (NaN and infinity handling these operands never need).
+__device__ __forceinline__ uint32_t to_tf32(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // d += a b, a 16 x 16 (bf16, row), b 16 x 8 (bf16, col), d 16 x 8 (fp32).
 __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
@@ -96,6 +95,19 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
   const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// Brings the 128-byte line holding p into L1 (no register written, nothing waited on).
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+  asm volatile("prefetch.L1 [%0];" ::"l"(p));
+}
+
+// Two such matrices (addresses from lanes 0-15).
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const void* smem_row) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+               : "=r"(r[0]), "=r"(r[1])
                : "r"(a));
 }
 

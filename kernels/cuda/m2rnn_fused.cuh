@@ -49,14 +49,23 @@ struct Fused {
   static constexpr int LD = V + 16 / static_cast<int>(sizeof(T));
   // Tensor-core B operand (W or W^T): k-steps along V, 32-bit registers per lane.
   static constexpr int KS = kTf32 ? V / 8 : V / 16;
+  // B fragments in registers: the backward holds W and W^T beside more live state; the forward,
+  // W alone, takes up to 64 registers for it where registers are not capped (K 64, V 64, bf16:
+  // one warp per scheduler, which stalled on the shared-memory loads of W every step).
   static constexpr bool kBInRegs = KS * NT * 2 <= 16;
+  static constexpr bool kFwdBInRegs = KS * NT * 2 <= (kMinBlocks > 1 ? 16 : 64);
   // The forward's tile of steps (staged inputs, y partials summed once per tile; checkpoints at
-  // its ends): 2 to 8, as many as keep the y partials (2 buffers of 8 NW rows of V + 8 floats per
-  // step) within a budget, small where small states mean many chains share a multiprocessor.
-  // Unrolled, so more steps would cost instruction-cache misses.
-  static constexpr int kYStepBytes = 2 * 8 * NW * (V + 8) * 4;
-  static constexpr int kYBudget = K * V <= 512 ? 8 * 1024 : 64 * 1024;
-  static constexpr int PF = kYBudget / kYStepBytes >= 8 ? 8 : kYBudget / kYStepBytes >= 4 ? 4 : 2;
+  // its ends): 8, else 4 or 2, as many as fit a shared-memory budget, small where small states
+  // mean many chains share a multiprocessor (16 chains of K V = 512 take 16 x 12 KiB). Per-tile
+  // work (staging, barriers, the y sums) is amortised over the tile; unrolled, so more steps
+  // would cost instruction-cache misses.
+  static constexpr int kFwdFixedBytes = kExact ? K * LD * 4 + V * V * 4 : 0;
+  static constexpr int kFwdStepBytes =
+      8 * NW * (V + 8) * 4 + 2 * (2 * K + V) * static_cast<int>(sizeof(T));  // y partials, 2 stages
+  static constexpr int kFwdBudget = K * V <= 512 ? 12 * 1024 : 96 * 1024;
+  static constexpr int PF = kFwdFixedBytes + 8 * kFwdStepBytes <= kFwdBudget   ? 8
+                            : kFwdFixedBytes + 4 * kFwdStepBytes <= kFwdBudget ? 4
+                                                                               : 2;
   static_assert(K % (16 * MT) == 0 && V % 16 == 0, "K must be a multiple of 16 MT, V of 16");
   static_assert(!kExact || std::is_same_v<T, float>, "the exact path takes fp32 inputs");
 };
@@ -135,14 +144,14 @@ __device__ __forceinline__ void store_state(S* dst, const Frag<C>& x, const Lane
 
 // The right-hand V x V operand of a product (W, or W^T for the backward's dA W^T): tensor-core
 // B fragments in registers (small V) or shared memory, or for the exact path the fp32 matrix.
-template <class C>
+template <class C, bool kInRegs = C::kBInRegs>
 struct BOperand {
   static constexpr int kFrags = C::KS * C::NT;
   uint32_t reg[C::KS][C::NT][2];
   const uint2* frag_smem;  // [KS][NT][32]
   const float* mat_smem;   // V x V
   static constexpr int smem_bytes() {
-    return C::kExact ? C::V * C::V * 4 : (C::kBInRegs ? 0 : kFrags * 32 * 8);
+    return C::kExact ? C::V * C::V * 4 : (kInRegs ? 0 : kFrags * 32 * 8);
   }
 
   // B(l, c) = W[l][c], or W[c][l] when transposed.
@@ -166,7 +175,7 @@ struct BOperand {
       for (int e = l.tid; e < C::V * C::V; e += C::kThreads)
         m[e] = at(W, transposed, e / C::V, e % C::V);
       mat_smem = m;
-    } else if constexpr (C::kBInRegs) {
+    } else if constexpr (kInRegs) {
 #pragma unroll
       for (int ks = 0; ks < C::KS; ++ks)
 #pragma unroll
@@ -183,15 +192,15 @@ struct BOperand {
     }
   }
   __device__ __forceinline__ uint2 frag(int ks, int nt) const {
-    if constexpr (C::kBInRegs) return make_uint2(reg[ks][nt][0], reg[ks][nt][1]);
+    if constexpr (kInRegs) return make_uint2(reg[ks][nt][0], reg[ks][nt][1]);
     else return frag_smem[(ks * C::NT + nt) * 32 + (threadIdx.x & 31)];
   }
 };
 
 // out += a B over the warp's rows. Tensor path: a comes from registers. Exact path: a comes from
 // `a_rows` (the same values, stored by the caller at the warp's rows of a stride-LD buffer).
-template <class C>
-__device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOperand<C>& B,
+template <class C, class BOp>
+__device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOp& B,
                                     const typename C::T* a_rows, const Lane& l) {
   if constexpr (C::kExact) {
 #pragma unroll
@@ -351,8 +360,8 @@ __device__ __forceinline__ void outer_kv(Frag<C>& acc, const In& in, const Lane&
 
 // One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T). When `rows` is
 // given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it).
-template <class C, class In>
-__device__ __forceinline__ void advance(Frag<C>& h, const BOperand<C>& W, const In& in,
+template <class C, class In, class BOp>
+__device__ __forceinline__ void advance(Frag<C>& h, const BOp& W, const In& in,
                                         typename C::T* rows, const Lane& l) {
   constexpr bool kKvOnTensorCores = !C::kExact && !C::kTf32;
   if (rows) {
@@ -457,10 +466,10 @@ struct ForwardSmem {
   static constexpr int kYRows = 8 * C::NW, kYLd = C::V + 8;  // y partials of a step: row (w, g)
   static constexpr int kYStep = kYRows * kYLd;
   static constexpr int oStage = 0;                                       // 2 Stage buffers
-  static constexpr int oY = oStage + 2 * St::kBytes;                     // float [2][PF][kYRows][kYLd]
-  static constexpr int oRows = oY + 2 * C::PF * kYStep * 4;              // T [K][LD], exact only
+  static constexpr int oY = oStage + 2 * St::kBytes;                     // float [PF][kYRows][kYLd]
+  static constexpr int oRows = oY + C::PF * kYStep * 4;                  // T [K][LD], exact only
   static constexpr int oB = oRows + (C::kExact ? C::K * C::LD * 4 : 0);  // BOperand
-  static constexpr int kBytes = oB + BOperand<C>::smem_bytes();
+  static constexpr int kBytes = oB + BOperand<C, C::kFwdBInRegs>::smem_bytes();
 };
 
 template <class C>
@@ -476,8 +485,16 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
   const int64_t chain = blockIdx.x, b = chain / a.N, n = chain % a.N, S = a.S;
   const T *q = a.q.chain(b, n, a.N), *k = a.k.chain(b, n, a.N), *v = a.v.chain(b, n, a.N),
           *f = a.f.chain(b, n, a.N);
+  T* y = a.y + (b * S * a.N + n) * C::V;
+  const int64_t y_step = a.N * C::V;
+  float* ypart = reinterpret_cast<float*>(smem + L::oY);
+  // Checkpoints fall on tile ends (checkpoint_every is a multiple of PF, m2rnn_fused_check):
+  // counted down per tile rather than found by a 64-bit modulo every tile.
+  const int tiles_per_ck = static_cast<int>(a.C / PF);
+  int ck_countdown = tiles_per_ck;
+  float* ck = a.ck ? a.ck + chain * a.nck * C::K * C::V : nullptr;
 
-  BOperand<C> W;
+  BOperand<C, C::kFwdBInRegs> W;
   W.init(a.W + n / (a.N / a.Nw) * C::V * C::V, false, smem + L::oB, l);
   Frag<C> h;
   load_state<C>(a.h0 ? a.h0 + chain * C::K * C::V : static_cast<const T*>(nullptr), h, l);
@@ -494,7 +511,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
     if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + PF, true, l);
     const unsigned char* sb = stage + buf * St::kBytes;
     const int steps = static_cast<int>(S - t0 < PF ? S - t0 : PF);
-    float* ypart = reinterpret_cast<float*>(smem + L::oY) + buf * PF * L::kYStep;
     auto step = [&](int s) {
       const StepIn<C, St> in(sb, s);
       advance<C>(h, W, in, rows, l);
@@ -509,19 +525,25 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
 #pragma unroll 1
       for (int s = 0; s < steps; ++s) step(s);
     }
-    // checkpoint_every is a multiple of PF (m2rnn_fused_check), so checkpoints fall on tile ends.
-    if (a.ck && (t0 + PF) % a.C == 0 && t0 + PF < S)
-      store_state<C>(a.ck + (chain * a.nck + (t0 + PF) / a.C - 1) * C::K * C::V, h, l);
+    if (--ck_countdown == 0) {
+      ck_countdown = tiles_per_ck;
+      if (ck && t0 + PF < S) {
+        store_state<C>(ck, h, l);
+        ck += C::K * C::V;
+      }
+    }
     if (it + 1 < tiles) st.finish(next, l);
     __syncthreads();
     for (int e = l.tid; e < steps * C::V; e += C::kThreads) {
       const int s = e / C::V, c = e % C::V;
       const float* p = ypart + s * L::kYStep + c;
-      float y = 0.f;
+      float sum = 0.f;
 #pragma unroll
-      for (int r = 0; r < L::kYRows; ++r) y += p[r * L::kYLd];
-      a.y[((b * S + t0 + s) * a.N + n) * C::V + c] = from_float<T>(y);
+      for (int r = 0; r < L::kYRows; ++r) sum += p[r * L::kYLd];
+      y[(t0 + s) * y_step + c] = from_float<T>(sum);
     }
+    // The partials are read; the next tile may overwrite them.
+    if (it + 1 < tiles) __syncthreads();
   }
   store_state<C>(a.h_final + chain * C::K * C::V, h, l);
 }
@@ -587,7 +609,8 @@ template <class C>
 __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const typename C::T* dA,
                                               int steps, float* dW, const Lane& l) {
   constexpr int kStep = C::K * C::LD;
-  constexpr int kTiles = C::kExact || C::kTf32 ? 1 : 2;  // n-tiles per item (bf16: one ldmatrix.x4)
+  // n-tiles per item: bf16 takes two (one ldmatrix.x4) unless that leaves a warp without one.
+  constexpr int kTiles = C::kExact || C::kTf32 || C::V / 16 * C::NT / 2 < C::NW ? 1 : 2;
   constexpr int kItems = C::V / 16 * (C::NT / kTiles);
 #pragma unroll 1
   for (int item = l.w; item < kItems; item += C::NW) {
@@ -622,13 +645,20 @@ __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const
         const int lane = l.tid & 31;
 #pragma unroll 4
         for (int k0 = 0; k0 < C::K; k0 += 16) {
-          uint32_t a[4], bq[4];
+          uint32_t a[4];
           ldmatrix_x4_trans(a, hs + (k0 + (lane & 7) + 8 * (lane >> 4)) * C::LD + 16 * mt +
                                    8 * ((lane >> 3) & 1));
-          ldmatrix_x4_trans(bq, ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 8 * nt0 +
-                                    8 * (lane >> 4));
-          mma_bf16(acc[0], a[0], a[1], a[2], a[3], bq[0], bq[1]);
-          mma_bf16(acc[1], a[0], a[1], a[2], a[3], bq[2], bq[3]);
+          const typename C::T* brow = ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 8 * nt0;
+          if constexpr (kTiles == 2) {
+            uint32_t bq[4];
+            ldmatrix_x4_trans(bq, brow + 8 * (lane >> 4));
+            mma_bf16(acc[0], a[0], a[1], a[2], a[3], bq[0], bq[1]);
+            mma_bf16(acc[1], a[0], a[1], a[2], a[3], bq[2], bq[3]);
+          } else {
+            uint32_t bq[2];
+            ldmatrix_x2_trans(bq, brow);
+            mma_bf16(acc[0], a[0], a[1], a[2], a[3], bq[0], bq[1]);
+          }
         }
       }
     }
@@ -668,13 +698,39 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
   Frag<C> carry, h;
   load_state<C>(a.dh_final ? a.dh_final + chain * C::K * C::V : static_cast<const T*>(nullptr), carry, l);
   float4* scratch = reinterpret_cast<float4*>(a.scratch) + chain * (a.C / C::P) * C::MT * C::NT * C::kThreads;
-  auto scratch_at = [&](int64_t sub, int i) -> float4& {
-    return scratch[(sub * C::MT * C::NT + i) * C::kThreads + l.tid];
+  // Tile sub's start state, K V floats in fragment order (float4 i of thread tid at i kThreads + tid).
+  auto scratch_tile = [&](int64_t sub) { return scratch + sub * C::MT * C::NT * C::kThreads; };
+  // A tile's start state is loaded at a chunk's first tile (its checkpoint, or h0) and at the
+  // grads tiles whose start pass 1 saved to scratch; elsewhere it carries over in h (pass 1's
+  // tiles follow one another, and pass 1 ends where the chunk's last tile starts).
+  auto loads_start = [&](const Tile& t) {
+    return t.sub == 0 || (t.grads && t.sub + 1 < tiles_in_chunk<C>(a, t.chunk));
   };
-  auto chunk_start = [&](int64_t chunk) {
-    const T* h0 = a.h0 ? a.h0 + chain * C::K * C::V : nullptr;
-    if (chunk == 0) load_state<C>(h0, h, l);
-    else load_state<C>(a.ck + (chain * a.nck + chunk - 1) * C::K * C::V, h, l);
+  const T* h0 = a.h0 ? a.h0 + chain * C::K * C::V : nullptr;
+  auto checkpoint = [&](int64_t chunk) { return a.ck + (chain * a.nck + chunk - 1) * C::K * C::V; };
+  auto load_start = [&](const Tile& t) {
+    if (t.sub == 0) {
+      if (t.chunk == 0) load_state<C>(h0, h, l);
+      else load_state<C>(checkpoint(t.chunk), h, l);
+      return;
+    }
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt) {
+        const float4 x = scratch_tile(t.sub)[(m * C::NT + nt) * C::kThreads + l.tid];
+        h[m][nt][0] = x.x, h[m][nt][1] = x.y, h[m][nt][2] = x.z, h[m][nt][3] = x.w;
+      }
+  };
+  // The next tile's start state is prefetched into L1 a tile ahead, which hides the latency of
+  // its load without holding registers.
+  auto prefetch_start = [&](const Tile& t) {
+    const void* p = t.sub > 0 ? static_cast<const void*>(scratch_tile(t.sub))
+                    : t.chunk > 0 ? static_cast<const void*>(checkpoint(t.chunk)) : h0;
+    const int bytes = C::K * C::V * (t.sub == 0 && t.chunk == 0 ? static_cast<int>(sizeof(T)) : 4);
+    if (p)
+      for (int off = 128 * l.tid; off < bytes; off += 128 * C::kThreads)
+        prefetch_l1(static_cast<const char*>(p) + off);
   };
 
   Tile cur = chunk_first_tile<C>(a, (S + a.C - 1) / a.C - 1);
@@ -690,26 +746,21 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
     const unsigned char* sb = stage + buf * St::kBytes;
     const int64_t t0 = tile_t0(cur);
     const int steps = static_cast<int>(S - t0 < C::P ? S - t0 : C::P);
-    if (cur.sub == 0) chunk_start(cur.chunk);
+    if (nxt.valid && loads_start(nxt)) prefetch_start(nxt);
+    if (loads_start(cur)) load_start(cur);
     if (!cur.grads) {
-      // Pass 1: carry the state through this tile, keep where the next one starts.
+      // Pass 1: carry the state through this tile, keep where the next one starts for pass 2
+      // (but the chunk's last tile, which starts from h).
       for (int s = 0; s < steps; ++s)
         advance<C>(h, W, StepIn<C, St>(sb, s), C::kExact ? states : nullptr, l);
-#pragma unroll
-      for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt)
-          scratch_at(cur.sub + 1, m * C::NT + nt) =
-              make_float4(h[m][nt][0], h[m][nt][1], h[m][nt][2], h[m][nt][3]);
-    } else {
-      if (cur.sub > 0)
+      if (cur.sub + 2 < tiles_in_chunk<C>(a, cur.chunk))
 #pragma unroll
         for (int m = 0; m < C::MT; ++m)
 #pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt) {
-            const float4 x = scratch_at(cur.sub, m * C::NT + nt);
-            h[m][nt][0] = x.x, h[m][nt][1] = x.y, h[m][nt][2] = x.z, h[m][nt][3] = x.w;
-          }
+          for (int nt = 0; nt < C::NT; ++nt)
+            scratch_tile(cur.sub + 1)[(m * C::NT + nt) * C::kThreads + l.tid] =
+                make_float4(h[m][nt][0], h[m][nt][1], h[m][nt][2], h[m][nt][3]);
+    } else {
       // Pass 2, forward: the tile's states into shared memory; dq_t = H_t dy_t on the way.
       for (int s = 0; s < steps; ++s) {
         const StepIn<C, St> in(sb, s);

@@ -2,21 +2,24 @@
 // Picks the compile-time configuration of the fused kernels for a shape and launches them. Each
 // element type / math path is instantiated in its own translation unit (m2rnn_fused_*.cu) so
 // that they compile in parallel.
+#include <algorithm>
 #include <type_traits>
 
 #include "kernels/cuda/m2rnn_fused.cuh"
 
 namespace m2b::kernels::cuda::detail {
 
-// MT: one warp per chain (all K rows) where the state is small, so that warps need not meet,
-// but no more than 32 fp32 registers per state copy (MT * V <= 64). P (tile steps): as many as
+// MT: rows per warp in 16s, at most 32 (MT <= 2) and at most 32 fp32 registers per state copy
+// (MT * V <= 64): one warp per chain where the state is small (statetrack), else more. With one
+// warp per chain of K 64, V 16 (lm400m: 5 chains per multiprocessor) most schedulers had a single
+// warp and the step's latency showed; two warps per chain double the warps in flight. P (tile steps): as many as
 // keep the backward's per-step shared memory (state and dA) within a budget that lets as many
 // chains share a multiprocessor as their count usually asks for (16 KiB for K V <= 512, 32 KiB
 // up to 2048, else one chain takes most of it). Min blocks: with small per-thread state, cap the
 // registers at 128 so that 16 warps of 32 threads fit (the statetrack shape: 2048 chains).
 template <typename T, int K, int V, bool kExact>
 struct Tuned {
-  static constexpr int MT = K / 16 < 64 / V ? K / 16 : 64 / V;
+  static constexpr int MT = std::min({K / 16, 64 / V, 2});
   static constexpr int kStepBytes = 2 * K * (V + 16 / static_cast<int>(sizeof(T))) * static_cast<int>(sizeof(T));
   static constexpr int kBudget = K * V <= 512 ? 16 * 1024 : K * V <= 2048 ? 32 * 1024 : 160 * 1024;
   static constexpr int P = kBudget / kStepBytes >= 8 ? 8 : kBudget / kStepBytes >= 4 ? 4 : 2;
