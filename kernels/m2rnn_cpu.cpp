@@ -161,9 +161,10 @@ template <typename T>
 void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
   const M2rnnShape& s = p.fwd.shape;
   s.validate();
-  if (!p.fwd.checkpoints)
-    throw std::invalid_argument(
-        "m2rnn_backward_cpu: fwd.checkpoints is null; the forward must save them for backward");
+  if (!p.fwd.checkpoints || !p.fwd.candidates)
+    throw std::invalid_argument(std::string("m2rnn_backward_cpu: fwd.") +
+                                (p.fwd.checkpoints ? "candidates" : "checkpoints") +
+                                " is null; the forward must save it for backward");
   const int64_t B = s.B, S = s.S, N = s.N(), K = s.K, V = s.V, VV = V * V;
 
   // One buffer holds W transposed, every chain's dW and the slots of shared-head gradients.

@@ -239,14 +239,20 @@ void candidate(const T* __restrict H, const T* __restrict W, const T* __restrict
   tanh_inplace(Z, K * V);
 }
 
+// H = f H_prev + (1 - f) Z over n elements. H may be H_prev (the forward updates in place).
+template <typename T>
+inline void update(const T* H_prev, const T* __restrict Z, T f, int64_t n, T* H) {
+  const T g = T(1) - f;
+  for (int64_t e = 0; e < n; ++e) H[e] = f * H_prev[e] + g * Z[e];
+}
+
 // One step from H_prev: Z = tanh(H_prev W + k_t v_t^T), H = f_t H_prev + (1 - f_t) Z. H may be
-// H_prev (the forward updates in place).
+// H_prev.
 template <int VC, typename T>
 void step(const T* H_prev, const Chain<T>& c, int64_t t, int64_t K, int64_t V, T* __restrict Z,
           T* H) {
   candidate<VC>(H_prev, c.W, c.k + t * c.k_step, c.v + t * c.v_step, K, V, Z);
-  const T f = c.f[t * c.f_step], g = T(1) - f;
-  for (int64_t e = 0; e < K * V; ++e) H[e] = f * H_prev[e] + g * Z[e];
+  update(H_prev, Z, c.f[t * c.f_step], K * V, H);
 }
 
 template <int VC, typename T>
@@ -255,15 +261,17 @@ void forward_chain(const M2rnnForward<T>& p, int64_t b, int64_t n, T* scratch) {
   const int64_t N = s.N(), S = s.S, K = s.K, V = VC ? VC : s.V, KV = K * V;
   const Chain<T> c = chain_inputs(p, b, n);
   T* __restrict H = scratch;
-  T* __restrict Z = scratch + KV;
   T* __restrict checkpoints =
       p.checkpoints ? p.checkpoints + (b * N + n) * m2rnn_cpu_checkpoint_count(S) * KV : nullptr;
+  // Training keeps every candidate; inference overwrites one in scratch.
+  T* __restrict candidates = p.candidates ? p.candidates + (b * N + n) * S * KV : scratch + KV;
+  const int64_t candidate_step = p.candidates ? KV : 0;
   if (c.h0) copy(c.h0, KV, H);
   else fill_zero(H, KV);
   for (int64_t t = 0; t < S; ++t) {
     if (checkpoints && t % kCpuCheckpointEvery == 0)
       copy(H, KV, checkpoints + t / kCpuCheckpointEvery * KV);
-    step<VC>(H, c, t, K, V, Z, H);
+    step<VC>(H, c, t, K, V, candidates + t * candidate_step, H);
     T* __restrict y = p.y + ((b * S + t) * N + n) * V;
     fill_zero(y, V);
     gemm_rows<VC>(y, 1, c.q + t * c.q_step, 0, 1, H, K, V);
@@ -285,11 +293,11 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
   T* __restrict dW = g.dW + (b * N + n) * V * V;
   T* __restrict dA = scratch;
   T* __restrict carry = scratch + KV;
-  // One chunk's states (H_t at slot t - t0) and candidates, recomputed from its checkpoint.
+  // One chunk's states (H_t at slot t - t0), rebuilt from its checkpoint and the candidates.
   T* __restrict states = scratch + 2 * KV;
-  T* __restrict candidates = states + kCpuCheckpointEvery * KV;
   const int64_t chunks = m2rnn_cpu_checkpoint_count(S);
   const T* __restrict checkpoints = fp.checkpoints + (b * N + n) * chunks * KV;
+  const T* __restrict candidates = fp.candidates + (b * N + n) * S * KV;
   fill_zero(dW, V * V);
   if (p.dh_final) copy(p.dh_final + (b * N + n) * KV, KV, carry);
   else fill_zero(carry, KV);
@@ -301,12 +309,12 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
     const int64_t t1 = t0 + kCpuCheckpointEvery < S ? t0 + kCpuCheckpointEvery : S;
     const T* __restrict H_start = checkpoints + chunk * KV;
     for (int64_t t = t0; t < t1; ++t)
-      step<VC>(t == t0 ? H_start : states + (t - t0 - 1) * KV, c, t, K, V,
-               candidates + (t - t0) * KV, states + (t - t0) * KV);
+      update(t == t0 ? H_start : states + (t - t0 - 1) * KV, candidates + t * KV,
+             c.f[t * c.f_step], KV, states + (t - t0) * KV);
     for (int64_t t = t1 - 1; t >= t0; --t) {
       const T* __restrict H = states + (t - t0) * KV;
       const T* __restrict H_prev = t == t0 ? H_start : H - KV;
-      const T* __restrict Z = candidates + (t - t0) * KV;
+      const T* __restrict Z = candidates + t * KV;
       const T* __restrict q = c.q + t * c.q_step;
       const T* __restrict k = c.k + t * c.k_step;
       const T* __restrict v = c.v + t * c.v_step;

@@ -18,10 +18,11 @@ struct ChainGradients {
   const T* W_t;  // (Nw, V, V): every W transposed
 };
 
-// Scratch a chain needs, in units of K*V elements: the forward's state and candidate; the
-// backward's dA and carried gradient, and one chunk of recomputed states and candidates.
+// Scratch a chain needs, in units of K*V elements: the forward's state and candidate (the
+// candidate unless the forward saves them); the backward's dA and carried gradient, and one
+// chunk of rebuilt states.
 constexpr int64_t kForwardScratchMatrices = 2;
-constexpr int64_t kBackwardScratchMatrices = 2 + 2 * kCpuCheckpointEvery;
+constexpr int64_t kBackwardScratchMatrices = 2 + kCpuCheckpointEvery;
 
 template <typename T>
 struct ChainKernels {

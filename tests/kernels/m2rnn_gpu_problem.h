@@ -153,6 +153,7 @@ class Problem {
     Result r;
     std::vector<double> checkpoints(
         static_cast<size_t>(B * N_ * kernels::m2rnn_cpu_checkpoint_count(S) * K * V));
+    std::vector<double> candidates(static_cast<size_t>(B * N_ * S * K * V));
     auto& y = r.out["y"];
     auto& hf = r.out["h_final"];
     y.resize(static_cast<size_t>(B * S * N_ * V));
@@ -161,6 +162,7 @@ class Problem {
     p.y = y.data();
     p.h_final = hf.data();
     p.checkpoints = checkpoints.data();
+    p.candidates = candidates.data();
     kernels::m2rnn_forward_cpu<double>(p);
     kernels::M2rnnBackward<double> g;
     g.fwd = p;

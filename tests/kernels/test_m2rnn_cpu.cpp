@@ -67,7 +67,7 @@ SeqStrides contiguous(const M2rnnShape& s, int64_t heads, int64_t inner) {
 // Outputs of one forward and backward in precision T.
 template <typename T>
 struct Result {
-  std::vector<T> y, h_final, checkpoints, dq, dk, dv, dW, df, dh0;
+  std::vector<T> y, h_final, checkpoints, candidates, dq, dk, dv, dW, df, dh0;
 };
 
 template <typename T>
@@ -80,6 +80,7 @@ Result<T> run(const Problem& pr, double grad_clip) {
   r.y.resize(B * S * N * V);
   r.h_final.resize(B * N * K * V);
   r.checkpoints.resize(B * N * m2rnn_cpu_checkpoint_count(S) * K * V);
+  r.candidates.resize(B * N * S * K * V);
   M2rnnForward<T> fwd{s,
                       q.data(), contiguous(s, s.Nq, K),
                       k.data(), contiguous(s, s.Nk, K),
@@ -87,7 +88,8 @@ Result<T> run(const Problem& pr, double grad_clip) {
                       W.data(),
                       f.data(), contiguous(s, s.Nf, 1),
                       pr.with_h0 ? h0.data() : nullptr,
-                      r.y.data(), r.h_final.data(), r.checkpoints.data()};
+                      r.y.data(), r.h_final.data(), r.checkpoints.data(),
+                      r.candidates.data()};
   m2rnn_forward_cpu(fwd);
   r.dq.resize(q.size());
   r.dk.resize(k.size());
