@@ -8,5 +8,7 @@
 
 #pragma GCC target("avx2,fma")
 #define M2RNN_CPU_ENTRY chain_kernels_avx2
+#define M2RNN_CPU_MIN_PS __builtin_ia32_minps256
+#define M2RNN_CPU_MAX_PS __builtin_ia32_maxps256
 #include "kernels/m2rnn_cpu_chain.h"
 #endif
