@@ -60,12 +60,17 @@ struct Fused {
   // work (staging, barriers, the y sums) is amortised over the tile; unrolled, so more steps
   // would cost instruction-cache misses.
   static constexpr int kFwdFixedBytes = kExact ? K * LD * 4 + V * V * 4 : 0;
+  static constexpr int kYStepBytes = 8 * NW * (V + 8) * 4;  // y partials of a step
   static constexpr int kFwdStepBytes =
-      8 * NW * (V + 8) * 4 + 2 * (2 * K + V) * static_cast<int>(sizeof(T));  // y partials, 2 stages
+      kYStepBytes + 2 * (2 * K + V) * static_cast<int>(sizeof(T));  // and two stages' q, k, v
   static constexpr int kFwdBudget = K * V <= 512 ? 12 * 1024 : 96 * 1024;
   static constexpr int PF = kFwdFixedBytes + 8 * kFwdStepBytes <= kFwdBudget   ? 8
                             : kFwdFixedBytes + 4 * kFwdStepBytes <= kFwdBudget ? 4
                                                                                : 2;
+  // A second buffer of y partials where it fits too: the next tile's steps then need not wait
+  // for this tile's sums (a barrier per tile fewer).
+  static constexpr int kYBuffers =
+      kFwdFixedBytes + PF * (kFwdStepBytes + kYStepBytes) <= kFwdBudget ? 2 : 1;
   static_assert(K % (16 * MT) == 0 && V % 16 == 0, "K must be a multiple of 16 MT, V of 16");
   static_assert(!kExact || std::is_same_v<T, float>, "the exact path takes fp32 inputs");
 };
@@ -466,8 +471,8 @@ struct ForwardSmem {
   static constexpr int kYRows = 8 * C::NW, kYLd = C::V + 8;  // y partials of a step: row (w, g)
   static constexpr int kYStep = kYRows * kYLd;
   static constexpr int oStage = 0;                                       // 2 Stage buffers
-  static constexpr int oY = oStage + 2 * St::kBytes;                     // float [PF][kYRows][kYLd]
-  static constexpr int oRows = oY + C::PF * kYStep * 4;                  // T [K][LD], exact only
+  static constexpr int oY = oStage + 2 * St::kBytes;  // float [kYBuffers][PF][kYRows][kYLd]
+  static constexpr int oRows = oY + C::kYBuffers * C::PF * kYStep * 4;   // T [K][LD], exact only
   static constexpr int oB = oRows + (C::kExact ? C::K * C::LD * 4 : 0);  // BOperand
   static constexpr int kBytes = oB + BOperand<C, C::kFwdBInRegs>::smem_bytes();
 };
@@ -487,7 +492,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
           *f = a.f.chain(b, n, a.N);
   T* y = a.y + (b * S * a.N + n) * C::V;
   const int64_t y_step = a.N * C::V;
-  float* ypart = reinterpret_cast<float*>(smem + L::oY);
+  float* ypart0 = reinterpret_cast<float*>(smem + L::oY);
   // Checkpoints fall on tile ends (checkpoint_every is a multiple of PF, m2rnn_fused_check):
   // counted down per tile rather than found by a 64-bit modulo every tile.
   const int tiles_per_ck = static_cast<int>(a.C / PF);
@@ -511,6 +516,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
     if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + PF, true, l);
     const unsigned char* sb = stage + buf * St::kBytes;
     const int steps = static_cast<int>(S - t0 < PF ? S - t0 : PF);
+    float* ypart = ypart0 + (C::kYBuffers == 2 ? buf * PF * L::kYStep : 0);
     auto step = [&](int s) {
       const StepIn<C, St> in(sb, s);
       advance<C>(h, W, in, rows, l);
@@ -542,8 +548,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
       for (int r = 0; r < L::kYRows; ++r) sum += p[r * L::kYLd];
       y[(t0 + s) * y_step + c] = from_float<T>(sum);
     }
-    // The partials are read; the next tile may overwrite them.
-    if (it + 1 < tiles) __syncthreads();
+    // With one buffer, the partials are read before the next tile overwrites them.
+    if (C::kYBuffers == 1 && it + 1 < tiles) __syncthreads();
   }
   store_state<C>(a.h_final + chain * C::K * C::V, h, l);
 }
