@@ -60,8 +60,10 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 // x rounded to tf32 (to nearest, ties away from zero) as a tensor-core operand: half a tf32 ulp
-// added to the bits, whose low 13 the tf32 mma ignores. One integer add where cvt.rna.tf32.f32
-// compiles to four instructions on sm_90 (NaN and infinity handling these operands never need).
+// added to the bits, whose low 13 the tf32 mma truncates (were they used, the operand would be off
+// by half a tf32 ulp at most, within tf32's own rounding). One integer add where
+// cvt.rna.tf32.f32 compiles to four instructions on sm_90 (NaN and infinity handling these
+// operands never need).
 __device__ __forceinline__ uint32_t to_tf32(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // d += a b, a 16 x 16 (bf16, row), b 16 x 8 (bf16, col), d 16 x 8 (fp32).
