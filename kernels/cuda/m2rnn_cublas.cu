@@ -105,21 +105,22 @@ __global__ void backward_step(const RecurrenceArgs<T> a, int K, int V, int64_t t
   }
   atomicAdd(&df, df_part);
   __syncthreads();
-  if (threadIdx.x == 0) a.df.put((b * S + t) * a.f.heads + n / (N / a.f.heads), df);
-  const int64_t hq = n / (N / a.q.heads), hk = n / (N / a.k.heads), hv = n / (N / a.v.heads);
+  if (threadIdx.x == 0) a.df.chain(b, n, N, S, 1).put(t, 0, df);
+  const auto dq_out = a.dq.chain(b, n, N, S, K), dk_out = a.dk.chain(b, n, N, S, K);
   for (int i = threadIdx.x; i < K; i += blockDim.x) {
     float dq = 0.f, dk = 0.f;
     for (int c = 0; c < V; ++c) {
       dq += h_next[chain * kv + i * V + c] * to_float(dy[c]);
       dk += da[i * V + c] * to_float(v[c]);
     }
-    a.dq.put(((b * S + t) * a.q.heads + hq) * K + i, dq);
-    a.dk.put(((b * S + t) * a.k.heads + hk) * K + i, dk);
+    dq_out.put(t, i, dq);
+    dk_out.put(t, i, dk);
   }
+  const auto dv_out = a.dv.chain(b, n, N, S, V);
   for (int c = threadIdx.x; c < V; c += blockDim.x) {
     float dv = 0.f;
     for (int i = 0; i < K; ++i) dv += da[i * V + c] * to_float(k[i]);
-    a.dv.put(((b * S + t) * a.v.heads + hv) * V + c, dv);
+    dv_out.put(t, c, dv);
   }
 }
 

@@ -292,26 +292,26 @@ struct Stage {
   // Copies rows [t0, t0 + P) of one input (kLen elements per row, `step` apart) to dst[P][kLen].
   template <int kBytes, int kLen>
   __device__ __forceinline__ static void rows(T* dst, const T* src, int64_t step, int64_t t0,
-                                              int64_t S, bool on, const Lane& l) {
+                                              int64_t S, const Lane& l) {
     constexpr int E = kBytes / static_cast<int>(sizeof(T)), kPerRow = kLen / E;
 #pragma unroll 1
     for (int c = l.tid; c < P * kPerRow; c += C::kThreads) {
       const int s = c / kPerRow, e = c % kPerRow * E;
-      const bool valid = on && t0 + s < S;
+      const bool valid = t0 + s < S;
       cp_async<kBytes>(dst + s * kLen + e, valid ? src + (t0 + s) * step + e : src, valid);
     }
   }
   template <int kBytes>
   __device__ __forceinline__ void copies(T* dst, const RecurrenceArgs<T>& a, const T* q, const T* k,
                                          const T* v, const T* dy, int64_t t0, bool need_q, const Lane& l) {
-    rows<kBytes, C::K>(dst + oQ, q, a.q.ss, t0, a.S, need_q, l);
-    rows<kBytes, C::K>(dst + oK, k, a.k.ss, t0, a.S, true, l);
-    rows<kBytes, C::V>(dst + oV, v, a.v.ss, t0, a.S, true, l);
-    if constexpr (kGrads) rows<kBytes, C::V>(dst + oDy, dy, a.dy.ss, t0, a.S, need_q, l);
+    if (need_q) rows<kBytes, C::K>(dst + oQ, q, a.q.ss, t0, a.S, l);
+    rows<kBytes, C::K>(dst + oK, k, a.k.ss, t0, a.S, l);
+    rows<kBytes, C::V>(dst + oV, v, a.v.ss, t0, a.S, l);
+    if (kGrads && need_q) rows<kBytes, C::V>(dst + oDy, dy, a.dy.ss, t0, a.S, l);
   }
 
-  // Starts the copies of steps [t0, t0 + P); steps past S, and q / dy when not needed, read as
-  // zeros.
+  // Starts the copies of steps [t0, t0 + P); steps past S read as zeros. q and dy are copied only
+  // when needed (the backward's pass 1 reads neither); otherwise the tile holds stale ones.
   __device__ void load(unsigned char* buf, const RecurrenceArgs<T>& a, const T* q, const T* k,
                        const T* v, const T* f, const T* dy, int64_t t0, bool need_q, const Lane& l) {
     T* dst = reinterpret_cast<T*>(buf);
@@ -596,9 +596,10 @@ struct BackwardSmem {
   using St = Stage<C, true>;
   static constexpr int kStateBytes = C::P * C::K * C::LD * static_cast<int>(sizeof(typename C::T));
   static constexpr int oStage = 0;                                // 2 Stage buffers
+  static constexpr int kParts = C::NW > 1 ? 2 * C::P * C::NW : 0;  // dv, df partials (several warps)
   static constexpr int oDv = oStage + 2 * St::kBytes;             // float [2][P][NW][V]
-  static constexpr int oDf = oDv + 2 * C::P * C::NW * C::V * 4;   // float [2][P][NW]
-  static constexpr int oDw = oDf + ((2 * C::P * C::NW * 4 + 15) / 16) * 16;  // float [V][V]
+  static constexpr int oDf = oDv + kParts * C::V * 4;             // float [2][P][NW]
+  static constexpr int oDw = oDf + ((kParts * 4 + 15) / 16) * 16;  // float [V][V]
   static constexpr int oStates = oDw + C::V * C::V * 4;           // T [P][K][LD]
   static constexpr int oDa = oStates + kStateBytes;               // T [P][K][LD]
   static constexpr int oW = oDa + kStateBytes;                    // BOperand W
@@ -691,10 +692,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
   constexpr int kStep = C::K * C::LD;
   const Lane l;
   const int64_t chain = blockIdx.x, b = chain / a.N, n = chain % a.N, S = a.S, N = a.N;
-  const int64_t hq = n / (N / a.q.heads), hk = n / (N / a.k.heads), hv = n / (N / a.v.heads),
-                hf = n / (N / a.f.heads), hw = n / (N / a.Nw);
+  const int64_t hw = n / (N / a.Nw);
   const T *q = a.q.chain(b, n, N), *k = a.k.chain(b, n, N), *v = a.v.chain(b, n, N),
           *f = a.f.chain(b, n, N), *dy = a.dy.chain(b, n, N);
+  const auto dq_out = a.dq.chain(b, n, N, S, C::K), dk_out = a.dk.chain(b, n, N, S, C::K),
+             dv_out = a.dv.chain(b, n, N, S, C::V), df_out = a.df.chain(b, n, N, S, 1);
 
   BOperand<C> W, Wt;
   W.init(a.W + hw * C::V * C::V, false, smem + L::oW, l);
@@ -778,7 +780,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
           for (int m = 0; m < C::MT; ++m)
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh)
-              a.dq.put(((b * S + t0 + s) * a.q.heads + hq) * C::K + row_of<C>(l, m, hh), dq[m][hh]);
+              dq_out.put(t0 + s, row_of<C>(l, m, hh), dq[m][hh]);
       }
       // Pass 2, reverse.
       for (int s = steps - 1; s >= 0; --s) {
@@ -843,13 +845,25 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
           for (int m = 0; m < C::MT; ++m)
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh)
-              a.dk.put(((b * S + t0 + s) * a.k.heads + hk) * C::K + row_of<C>(l, m, hh), dk[m][hh]);
-        if (l.g == 0)
+              dk_out.put(t0 + s, row_of<C>(l, m, hh), dk[m][hh]);
+        // dv and df sum over all K rows: one warp has them whole, more add their partials up
+        // after the tile's barrier.
+        if constexpr (C::NW == 1) {
+          if (l.g == 0)
 #pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt)
-            *reinterpret_cast<float2*>(dvpart + ((buf * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
-                make_float2(dv[nt][0], dv[nt][1]);
-        if ((l.tid & 31) == 0) dfpart[(buf * C::P + s) * C::NW + l.w] = df;
+            for (int nt = 0; nt < C::NT; ++nt) {
+              dv_out.put(t0 + s, col_of<C>(l, nt), dv[nt][0]);
+              dv_out.put(t0 + s, col_of<C>(l, nt) + 1, dv[nt][1]);
+            }
+          if (l.tid == 0) df_out.put(t0 + s, 0, df);
+        } else {
+          if (l.g == 0)
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt)
+              *reinterpret_cast<float2*>(dvpart + ((buf * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
+                  make_float2(dv[nt][0], dv[nt][1]);
+          if ((l.tid & 31) == 0) dfpart[(buf * C::P + s) * C::NW + l.w] = df;
+        }
         // carry_t = f G + dA W^T
         Frag<C> prod;
 #pragma unroll
@@ -872,19 +886,19 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
     }
     if (nxt.valid) st.finish(next, l);
     __syncthreads();
-    if (cur.grads) {
+    if (C::NW > 1 && cur.grads) {
       for (int e = l.tid; e < steps * C::V; e += C::kThreads) {
         const int s = e / C::V, c = e % C::V;
         float x = 0.f;
 #pragma unroll
         for (int w = 0; w < C::NW; ++w) x += dvpart[((buf * C::P + s) * C::NW + w) * C::V + c];
-        a.dv.put(((b * S + t0 + s) * a.v.heads + hv) * C::V + c, x);
+        dv_out.put(t0 + s, c, x);
       }
       for (int s = l.tid; s < steps; s += C::kThreads) {
         float x = 0.f;
 #pragma unroll
         for (int w = 0; w < C::NW; ++w) x += dfpart[(buf * C::P + s) * C::NW + w];
-        a.df.put((b * S + t0 + s) * a.f.heads + hf, x);
+        df_out.put(t0 + s, 0, x);
       }
     }
     if (!nxt.valid) break;

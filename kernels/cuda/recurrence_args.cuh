@@ -27,9 +27,20 @@ struct GradOut {
   T* out = nullptr;
   float* acc = nullptr;
   int64_t heads = 1;
-  __device__ void put(int64_t i, float x) const {
-    if (acc) atomicAdd(acc + i, x);
-    else out[i] = from_float<T>(x);
+  // Where chain (b, n) puts its gradients: element i of step t at t * step + i from its base, so
+  // that a put costs one multiply-add of indices, not the whole (b, t, head) arithmetic.
+  struct Chain {
+    T* out;
+    float* acc;
+    int64_t step;
+    __device__ void put(int64_t t, int i, float x) const {
+      if (acc) atomicAdd(acc + t * step + i, x);
+      else out[t * step + i] = from_float<T>(x);
+    }
+  };
+  __device__ Chain chain(int64_t b, int64_t n, int64_t N, int64_t S, int64_t inner) const {
+    const int64_t base = (b * S * heads + n / (N / heads)) * inner;
+    return {out ? out + base : nullptr, acc ? acc + base : nullptr, heads * inner};
   }
 };
 
