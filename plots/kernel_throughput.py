@@ -68,6 +68,13 @@ def gib(n):
     return f"{n / 2**30:.2f} GiB"
 
 
+def missing_cases(rows):
+    """Passes of a (shape, dtype, backend) that the run did not finish (e.g. cut off by a time limit)."""
+    have = {(r["shape"], r["dtype"], r["backend"], r["pass"]) for r in rows}
+    cases = dict.fromkeys((r["shape"], r["dtype"], r["backend"]) for r in rows)
+    return [f"{s}/{d}/{b}/{PASSES[p]}" for s, d, b in cases for p in PASSES if (s, d, b, p) not in have]
+
+
 def markdown(rows, prov):
     lines = [
         f"# M2RNN recurrence kernels on {prov['device_name']}",
@@ -80,6 +87,8 @@ def markdown(rows, prov):
         f"Target: {TARGET_SPEEDUP:g}x the anchor. fused = tensor cores (bf16 mma for bf16, tf32 for fp32); "
         "fused_exact = fp32 FMA, no tensor cores.",
         "",
+        *([f"Not in this run (no median in the benchmark JSON): {', '.join(missing_cases(rows))}.", ""]
+          if missing_cases(rows) else []),
         "| shape | dtype | backend | pass | ms | ns / step | x cuBLAS | x anchor | target | saved state |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
