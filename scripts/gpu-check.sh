@@ -38,10 +38,8 @@ fi
 
 if [[ " $steps " == *" build "* ]]; then
   start=$(date +%s)
-  m2b_gpu_configure "$out" || { note "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
-  gpu_tests=$(cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p')
-  cmake --build "$build" -j 16 --target $gpu_tests bench_m2rnn_kernels >"$out/build.log" 2>&1 \
-    || { note "build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; exit 1; }
+  m2b_gpu_configure "$out" || exit 1
+  m2b_gpu_build "$out" $(m2b_gpu_test_targets) bench_m2rnn_kernels || exit 1
   note "build ok in $(( $(date +%s) - start )) s"
 fi
 

@@ -13,9 +13,7 @@ tmp="$(mktemp -d)"
 cases="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd m2rnn/statetrack/fp32/fused/fwd m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}"
 bench_bin="$build/bench/bench_m2rnn_kernels"
 
-m2b_gpu_configure "$out" || { tail -30 "$out/configure.log"; exit 1; }
-cmake --build "$build" -j 16 --target bench_m2rnn_kernels >"$out/build.log" 2>&1 \
-  || { grep -B2 -A8 -m5 error "$out/build.log"; exit 1; }
+m2b_gpu_configure "$out" && m2b_gpu_build "$out" bench_m2rnn_kernels || exit 1
 
 for c in $cases; do
   tag="${c//\//_}"

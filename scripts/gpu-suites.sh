@@ -27,12 +27,9 @@ nvidia-smi >"$out/environment.txt" 2>&1
 start=$(date +%s)
 targets="m2bench"
 [[ " $checks " == *" bench "* ]] && targets+=" bench_train_step"
-m2b_gpu_configure "$out" || { echo "configure FAILED"; tail -30 "$out/configure.log"; exit 1; }
-if [[ " $checks " == *" test "* ]]; then
-  targets+=" $(cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p' | tr '\n' ' ')"
-fi
-cmake --build "$build" -j 16 --target $targets >"$out/build.log" 2>&1 \
-  || { echo "build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; exit 1; }
+m2b_gpu_configure "$out" || exit 1
+[[ " $checks " == *" test "* ]] && targets+=" $(m2b_gpu_test_targets | tr '\n' ' ')"
+m2b_gpu_build "$out" $targets || exit 1
 echo "== build ok in $(( $(date +%s) - start )) s"
 "$build/m2bench" version | tee "$out/version.txt"
 
