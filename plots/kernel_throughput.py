@@ -76,6 +76,7 @@ def missing_cases(rows):
 
 
 def markdown(rows, prov):
+    missing = missing_cases(rows)
     lines = [
         f"# M2RNN recurrence kernels on {prov['device_name']}",
         "",
@@ -87,8 +88,7 @@ def markdown(rows, prov):
         f"Target: {TARGET_SPEEDUP:g}x the anchor. fused = tensor cores (bf16 mma for bf16, tf32 for fp32); "
         "fused_exact = fp32 FMA, no tensor cores.",
         "",
-        *([f"Not in this run (no median in the benchmark JSON): {', '.join(missing_cases(rows))}.", ""]
-          if missing_cases(rows) else []),
+        *([f"Not in this run (no median in the benchmark JSON): {', '.join(missing)}.", ""] if missing else []),
         "| shape | dtype | backend | pass | ms | ns / step | x cuBLAS | x anchor | target | saved state |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
