@@ -1,6 +1,8 @@
 // Throughput of the CUDA M2RNN recurrence: fused kernels vs the cuBLAS baseline, forward and
 // forward+backward, at the shapes of shared/reference/anchors.md (q and k shared by all heads,
-// gradient clipping 1.0). Each repetition times one call with CUDA events (manual time); run
+// gradient clipping 1.0). `fused` checkpoints every 64 steps (the default); `fused_ck<N>` every N,
+// the smallest interval the kernels take, where the backward need not recompute a chunk's states
+// before its gradient pass: the memory a researcher can trade for speed. Each repetition times one call with CUDA events (manual time); run
 // with --benchmark_repetitions=R --benchmark_report_aggregates_only=true for the median.
 // plots/kernel_throughput.py turns the JSON output into results/kernels/<gpu>.{json,md} and a
 // figure.
@@ -65,7 +67,7 @@ void time_calls(benchmark::State& state, const std::function<void()>& fn) {
   cudaEventDestroy(stop);
 }
 
-enum class Backend { fused, fused_exact, cublas };
+enum class Backend { fused, fused_ck_tile, fused_exact, cublas };
 
 // The uploaded problem of one shape, shared by its cases and their repetitions (each repetition is
 // one call of run()): generating lm400m's inputs on the host takes seconds, more than all its
@@ -80,6 +82,15 @@ const typename Problem<T>::Device& device_problem(const BenchShape& shape) {
     cached = shape.name;
   }
   return *dev;
+}
+
+M2rnnCudaOptions options_of(const BenchShape& shape, Backend backend) {
+  M2rnnCudaOptions o;
+  o.math = backend == Backend::fused_exact ? M2rnnMath::exact : M2rnnMath::tensor;
+  if (backend == Backend::fused_ck_tile)
+    o.checkpoint_every = shape.bf16 ? kc::m2rnn_fused_tile_steps<kc::bf16>(spec_of(shape).shape, o)
+                                    : kc::m2rnn_fused_tile_steps<float>(spec_of(shape).shape, o);
+  return o;
 }
 
 template <typename T>
@@ -101,8 +112,7 @@ void run(benchmark::State& state, const BenchShape& shape, Backend backend, bool
     cublasDestroy(handle);
     return;
   }
-  M2rnnCudaOptions o;
-  o.math = backend == Backend::fused_exact ? M2rnnMath::exact : M2rnnMath::tensor;
+  const M2rnnCudaOptions o = options_of(shape, backend);
   DeviceArray<float> ck(kc::m2rnn_checkpoint_bytes(s, o) / 4);
   DeviceArray<char> ws(kc::m2rnn_fused_backward_workspace_bytes<T>(s, o));
   time_calls(state, [&] {
@@ -116,8 +126,10 @@ void run(benchmark::State& state, const BenchShape& shape, Backend backend, bool
 
 void register_all() {
   for (const BenchShape& shape : kShapes) {
-    std::vector<std::pair<Backend, const char*>> backends = {{Backend::fused, "fused"}, {Backend::cublas, "cublas"}};
-    if (!shape.bf16) backends.insert(backends.begin() + 1, {Backend::fused_exact, "fused_exact"});
+    const std::string ck_tile = "fused_ck" + std::to_string(options_of(shape, Backend::fused_ck_tile).checkpoint_every);
+    std::vector<std::pair<Backend, std::string>> backends = {
+        {Backend::fused, "fused"}, {Backend::fused_ck_tile, ck_tile}, {Backend::cublas, "cublas"}};
+    if (!shape.bf16) backends.insert(backends.begin() + 2, {Backend::fused_exact, "fused_exact"});
     for (const auto& [backend, backend_name] : backends)
       for (bool backward : {false, true}) {
         const std::string name = std::string("m2rnn/") + shape.name + "/" + (shape.bf16 ? "bf16" : "fp32") + "/" +

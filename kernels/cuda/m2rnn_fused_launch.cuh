@@ -68,7 +68,7 @@ struct FusedLauncher {
     return of_config(K, V, [](auto c) { return decltype(c)::P; });
   }
   static int checkpoint_multiple(int64_t K, int64_t V) {
-    return of_config(K, V, [](auto c) { return decltype(c)::P > decltype(c)::PF ? decltype(c)::P : decltype(c)::PF; });
+    return of_config(K, V, [](auto c) { return std::max(decltype(c)::P, decltype(c)::PF); });
   }
   // fn(Cfg{}) for the configuration of K and V (0 where they are unsupported).
   template <typename Fn>
