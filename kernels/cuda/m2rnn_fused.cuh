@@ -363,6 +363,24 @@ __device__ __forceinline__ void outer_kv(Frag<C>& acc, const In& in, const Lane&
   }
 }
 
+// x += r c^T over the warp's rows (r: K entries, c: V entries).
+template <class C>
+__device__ __forceinline__ void add_outer(Frag<C>& x, const typename C::T* r, const typename C::T* c,
+                                          const Lane& l) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float rr = to_float(r[row_of<C>(l, m, hh)]);
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt) {
+        const float2 cc = load_pair(c + col_of<C>(l, nt));
+        x[m][nt][2 * hh] = fmaf(rr, cc.x, x[m][nt][2 * hh]);
+        x[m][nt][2 * hh + 1] = fmaf(rr, cc.y, x[m][nt][2 * hh + 1]);
+      }
+    }
+}
+
 // acc = h W + k v^T over the warp's rows: the candidate's pre-activation, shared by the forward
 // step and the backward's reverse step (which recomputes it), so both round it alike. The exact
 // path multiplies h from `rows`, where the caller stored it. bf16: k v^T first, on the tensor
@@ -383,20 +401,7 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const Frag<C>& h, co
         for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0.f;
   }
   mul<C>(acc, h, W, rows, l);
-  if constexpr (!kKvOnTensorCores) {
-#pragma unroll
-    for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const float kr = to_float(in.k[row_of<C>(l, m, hh)]);
-#pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt) {
-          const float2 vc = load_pair(in.v + col_of<C>(l, nt));
-          acc[m][nt][2 * hh] = fmaf(kr, vc.x, acc[m][nt][2 * hh]);
-          acc[m][nt][2 * hh + 1] = fmaf(kr, vc.y, acc[m][nt][2 * hh + 1]);
-        }
-      }
-  }
+  if constexpr (!kKvOnTensorCores) add_outer<C>(acc, in.k, in.v, l);
 }
 
 // One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T). When `rows` is
@@ -806,23 +811,14 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
         const StepIn<C, St> in(sb, s);
         const float fs = in.f;
         Frag<C>& G = carry;  // G overwrites carry: carry_{t+1} is not needed past this point
+        add_outer<C>(G, in.q, in.dy, l);
+        if (a.clip > 0)
 #pragma unroll
-        for (int m = 0; m < C::MT; ++m)
+          for (int m = 0; m < C::MT; ++m)
 #pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const float qr = to_float(in.q[row_of<C>(l, m, hh)]);
+            for (int nt = 0; nt < C::NT; ++nt)
 #pragma unroll
-            for (int nt = 0; nt < C::NT; ++nt) {
-              const float2 d = load_pair(in.dy + col_of<C>(l, nt));
-              float g0 = fmaf(qr, d.x, G[m][nt][2 * hh]), g1 = fmaf(qr, d.y, G[m][nt][2 * hh + 1]);
-              if (a.clip > 0) {
-                g0 = fminf(fmaxf(g0, -a.clip), a.clip);
-                g1 = fminf(fmaxf(g1, -a.clip), a.clip);
-              }
-              G[m][nt][2 * hh] = g0;
-              G[m][nt][2 * hh + 1] = g1;
-            }
-          }
+              for (int i = 0; i < 4; ++i) G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
         const T* hrows = states + s * kStep;
         Frag<C> hp, dA;
         load_frag<C>(hrows, C::LD, hp, l);
