@@ -2,8 +2,9 @@
 // forward+backward, at the shapes of shared/reference/anchors.md (q and k shared by all heads,
 // gradient clipping 1.0). `fused` checkpoints every 64 steps (the default); `fused_ck<N>` every N,
 // the smallest interval the kernels take, so that the backward recomputes the fewest states before
-// each chunk's gradient pass: the memory a researcher can trade for backward time. Each repetition times one call with CUDA events (manual time); run
-// with --benchmark_repetitions=R --benchmark_report_aggregates_only=true for the median.
+// each chunk's gradient pass: the memory a researcher can trade for backward time. Each repetition
+// times one call with CUDA events (manual time); run with --benchmark_repetitions=R
+// --benchmark_report_aggregates_only=true for the median.
 // plots/kernel_throughput.py turns the JSON output into results/kernels/<gpu>.{json,md} and a
 // figure.
 #include <benchmark/benchmark.h>
