@@ -86,7 +86,8 @@ def markdown(rows, prov):
         f"input seed {prov['seed']}. q and k shared by all heads, gradient clipping 1.0. "
         "Anchor: the authors' Triton kernel on an H100 (shared/reference/anchors.md). "
         f"Target: {TARGET_SPEEDUP:g}x the anchor. fused = tensor cores (bf16 mma for bf16, tf32 for fp32); "
-        "fused_exact = fp32 FMA, no tensor cores.",
+        "fused_ck<N> = fused with a state checkpoint every N steps instead of 64 (more memory, less "
+        "recomputation in the backward); fused_exact = fp32 FMA, no tensor cores.",
         "",
         *([f"Not in this run (no median in the benchmark JSON): {', '.join(missing)}.", ""] if missing else []),
         "| shape | dtype | backend | pass | ms | ns / step | x cuBLAS | x anchor | target | saved state |",
