@@ -1,13 +1,18 @@
 #pragma once
 // Fused M2RNN kernels: one thread block per (batch, head) chain, for the whole sequence.
 //
-// Work split. The block has NW = K / (16 MT) warps; warp w owns rows [16 MT w, 16 MT (w+1)) of
-// the K x V state, all V columns. Row i of H W needs only row i of H, so the recurrence never
-// crosses warps: the state lives in the warp's registers, in the fp32 accumulator layout of the
-// tensor-core tiles (fragment [m][nt][4]: rows 16m + g (+8), cols 8nt + 2j (+1)). That layout is
-// also the A-operand layout of the next step's product (bf16: pack pairs; tf32: permute k), so
-// one step's result feeds the next step's mma with no data movement. Only y (forward) and
-// dv, df (backward) sum over rows of several warps: through shared memory, once per tile.
+// Work split. The block has NW = CS K / (16 MT) warps; warp w owns rows [16 MT r, 16 MT (r+1))
+// of the K x V state, r = w / CS, and the columns [c V / CS, (c+1) V / CS), c = w % CS. Row i of
+// H W needs only row i of H, so with CS = 1 the recurrence never crosses warps: the state lives
+// in the warp's registers, in the fp32 accumulator layout of the tensor-core tiles (fragment
+// [m][nt][4]: rows 16m + g (+8), cols 8nt + 2j (+1)). That layout is also the A-operand layout
+// of the next step's product (bf16: pack pairs; tf32: permute k), so one step's result feeds the
+// next step's mma with no data movement. The forward splits columns too (CS = 2) where a chain
+// has a multiprocessor to itself (K V >= 4096; the wide shape: one warp per scheduler, which
+// waited on its own dependent chain most cycles): twice the warps, each with half a step's
+// products and tanh, and a warp pair swaps its halves of the product's A operand through shared
+// memory every step (wide forward 1.04 -> 0.92 ms). Only y (forward) and dv, df (backward) sum
+// over rows of several warps: through shared memory, once per tile.
 //
 // Tiles. Inputs (q, k, v, f, dy) come in tiles of steps (PF in the forward, P in the backward),
 // staged in shared memory by the whole block with cp.async: the next tile's copies are issued
@@ -33,22 +38,25 @@
 
 namespace m2b::kernels::cuda::detail {
 
-template <typename T_, int K_, int V_, int MT_, int P_, bool kExact_, int kMinBlocks_ = 1>
+template <typename T_, int K_, int V_, int MT_, int P_, bool kExact_, int kMinBlocks_ = 1, int CS_ = 1>
 struct Fused {
   using T = T_;
-  static constexpr int K = K_, V = V_, MT = MT_, P = P_;
+  static constexpr int K = K_, V = V_, MT = MT_, P = P_, CS = CS_;
   static constexpr bool kExact = kExact_;
   static constexpr bool kTf32 = !kExact && std::is_same_v<T, float>;
-  static constexpr int NW = K / (16 * MT);
+  static constexpr int NWR = K / (16 * MT);  // warps along rows
+  static constexpr int NW = NWR * CS;
   static constexpr int kThreads = 32 * NW;
   static constexpr int kMinBlocks = kMinBlocks_;  // __launch_bounds__: caps registers per thread
-  static constexpr int NT = V / 8;
+  static constexpr int NT = V / (8 * CS);  // n-tiles per warp
   static constexpr int kRows = 16 * MT;  // rows per warp
   // Shared-memory row stride of stored states and dA, in elements: 16 bytes of padding keep the
   // fragment-wise and ldmatrix accesses free of bank conflicts.
   static constexpr int LD = V + 16 / static_cast<int>(sizeof(T));
-  // Tensor-core B operand (W or W^T): k-steps along V, 32-bit registers per lane.
+  // Tensor-core B operand (W or W^T): k-steps along V, 32-bit registers per lane; KSW of them
+  // come from the warp's own columns.
   static constexpr int KS = kTf32 ? V / 8 : V / 16;
+  static constexpr int KSW = KS / CS;
   // B fragments in registers: the backward holds W and W^T beside more live state; the forward,
   // W alone, takes up to 64 registers for it where registers are not capped (K 64, V 64, bf16:
   // one warp per scheduler, which stalled on the shared-memory loads of W every step).
@@ -56,14 +64,16 @@ struct Fused {
   static constexpr bool kFwdBInRegs = KS * NT * 2 <= (kMinBlocks > 1 ? 16 : 64);
   // The forward's tile of steps (staged inputs, y partials summed once per tile; checkpoints at
   // its ends): 8, else 4 or 2, as many as fit a shared-memory budget, small where small states
-  // mean many chains share a multiprocessor (16 chains of K V = 512 take 16 x 12 KiB). Per-tile
+  // mean many chains share a multiprocessor (16 chains of K V = 512 take 16 x 12 KiB), large where
+  // a chain has the multiprocessor to itself (CS = 2: then the second y buffer fits). Per-tile
   // work (staging, barriers, the y sums) is amortised over the tile; unrolled, so more steps
   // would cost instruction-cache misses.
-  static constexpr int kFwdFixedBytes = kExact ? K * LD * 4 + V * V * 4 : 0;
-  static constexpr int kYStepBytes = 8 * NW * (V + 8) * 4;  // y partials of a step
+  static constexpr int kExchangeBytes = CS > 1 ? 2 * NW * MT * KSW * 32 * 16 : 0;  // Exchange
+  static constexpr int kFwdFixedBytes = (kExact ? K * LD * 4 + V * V * 4 : 0) + kExchangeBytes;
+  static constexpr int kYStepBytes = 8 * NWR * (V + 8) * 4;  // y partials of a step
   static constexpr int kFwdStepBytes =
       kYStepBytes + 2 * (2 * K + V) * static_cast<int>(sizeof(T));  // and two stages' q, k, v
-  static constexpr int kFwdBudget = K * V <= 512 ? 12 * 1024 : 96 * 1024;
+  static constexpr int kFwdBudget = K * V <= 512 ? 12 * 1024 : CS > 1 ? 200 * 1024 : 96 * 1024;
   static constexpr int PF = kFwdFixedBytes + 8 * kFwdStepBytes <= kFwdBudget   ? 8
                             : kFwdFixedBytes + 4 * kFwdStepBytes <= kFwdBudget ? 4
                                                                                : 2;
@@ -72,6 +82,7 @@ struct Fused {
   static constexpr int kYBuffers =
       kFwdFixedBytes + PF * (kFwdStepBytes + kYStepBytes) <= kFwdBudget ? 2 : 1;
   static_assert(K % (16 * MT) == 0 && V % 16 == 0, "K must be a multiple of 16 MT, V of 16");
+  static_assert(CS == 1 || (CS == 2 && !kExact && KS % 2 == 0), "columns split in two, on tensor cores");
   static_assert(!kExact || std::is_same_v<T, float>, "the exact path takes fp32 inputs");
 };
 
@@ -85,13 +96,18 @@ struct Lane {
                       j(threadIdx.x & 3) {}
 };
 
+// The warp's row block and column block.
+template <class C>
+__device__ __forceinline__ int row_warp(const Lane& l) { return l.w / C::CS; }
+template <class C>
+__device__ __forceinline__ int col_warp(const Lane& l) { return l.w % C::CS; }
 template <class C>
 __device__ __forceinline__ int row_of(const Lane& l, int m, int h) {
-  return l.w * C::kRows + 16 * m + l.g + 8 * h;
+  return row_warp<C>(l) * C::kRows + 16 * m + l.g + 8 * h;
 }
 template <class C>
 __device__ __forceinline__ int col_of(const Lane& l, int nt) {
-  return 8 * nt + 2 * l.j;
+  return col_warp<C>(l) * (C::V / C::CS) + 8 * nt + 2 * l.j;
 }
 
 // Fragment <-> rows of a K x V matrix (row stride ld), in shared or global memory.
@@ -151,9 +167,12 @@ __device__ __forceinline__ void store_state(S* dst, const Frag<C>& x, const Lane
 // B fragments in registers (small V) or shared memory, or for the exact path the fp32 matrix.
 template <class C, bool kInRegs = C::kBInRegs>
 struct BOperand {
-  static constexpr int kFrags = C::KS * C::NT;
+  static constexpr int NTV = C::V / 8;  // n-tiles of all V columns
+  static constexpr int kFrags = C::KS * NTV;
+  // The warp's own n-tiles, by k-step in the warp's order: those of its own columns first (CS = 2),
+  // so that the products index registers by compile-time constants.
   uint32_t reg[C::KS][C::NT][2];
-  const uint2* frag_smem;  // [KS][NT][32]
+  const uint2* frag_smem;  // [KS][NTV][32]
   const float* mat_smem;   // V x V
   static constexpr int smem_bytes() {
     return C::kExact ? C::V * C::V * 4 : (kInRegs ? 0 : kFrags * 32 * 8);
@@ -185,28 +204,79 @@ struct BOperand {
       for (int ks = 0; ks < C::KS; ++ks)
 #pragma unroll
         for (int nt = 0; nt < C::NT; ++nt) {
-          const uint2 f = make_frag(W, transposed, ks, nt, threadIdx.x & 31);
+          const uint2 f =
+              make_frag(W, transposed, global_ks(ks), col_warp<C>(l) * C::NT + nt, threadIdx.x & 31);
           reg[ks][nt][0] = f.x;
           reg[ks][nt][1] = f.y;
         }
     } else {
       uint2* s = static_cast<uint2*>(smem);
       for (int e = l.tid; e < kFrags * 32; e += C::kThreads)
-        s[e] = make_frag(W, transposed, e / (32 * C::NT), (e / 32) % C::NT, e % 32);
+        s[e] = make_frag(W, transposed, e / (32 * NTV), (e / 32) % NTV, e % 32);
       frag_smem = s;
     }
   }
+  // The k-step of B that is the warp's k-step ks.
+  static __device__ __forceinline__ int global_ks(int ks) {
+    return ((ks / C::KSW + col_warp<C>(Lane())) % C::CS) * C::KSW + ks % C::KSW;
+  }
+  // The B fragment of the warp's k-step ks and own n-tile nt.
   __device__ __forceinline__ uint2 frag(int ks, int nt) const {
     if constexpr (kInRegs) return make_uint2(reg[ks][nt][0], reg[ks][nt][1]);
-    else return frag_smem[(ks * C::NT + nt) * 32 + (threadIdx.x & 31)];
+    else return frag_smem[(global_ks(ks) * NTV + col_warp<C>(Lane()) * C::NT + nt) * 32 + (threadIdx.x & 31)];
   }
 };
 
-// out += a B over the warp's rows. Tensor path: a comes from registers. Exact path: a comes from
+// The tensor-core A fragment of the warp's own k-step ks of a (rows 16m ..): bf16, the pairs of
+// n-tiles 2ks and 2ks + 1; tf32, n-tile ks with k index j <-> column 2j, j + 4 <-> column 2j + 1
+// (the B fragments match).
+template <class C>
+__device__ __forceinline__ uint4 a_frag(const Frag<C>& a, int m, int ks) {
+  if constexpr (C::kTf32)
+    return make_uint4(to_tf32(a[m][ks][0]), to_tf32(a[m][ks][2]), to_tf32(a[m][ks][1]),
+                      to_tf32(a[m][ks][3]));
+  else
+    return make_uint4(pack_bf16(a[m][2 * ks][0], a[m][2 * ks][1]),
+                      pack_bf16(a[m][2 * ks][2], a[m][2 * ks][3]),
+                      pack_bf16(a[m][2 * ks + 1][0], a[m][2 * ks + 1][1]),
+                      pack_bf16(a[m][2 * ks + 1][2], a[m][2 * ks + 1][3]));
+}
+
+// CS = 2: a warp pair (w, w ^ 1: the same rows, the two column halves) swaps the A fragments of
+// its halves through shared memory, each lane with the same lane of its partner (both hold the
+// same rows and column offsets within their halves). Double-buffered, so one barrier of the pair
+// per product suffices: a buffer is rewritten two products later, after the partner has passed
+// the next barrier and so has read it.
+template <class C>
+struct Exchange {
+  uint4* base;  // [2][NW][MT][KSW][32]
+  int parity = 0;
+  __device__ __forceinline__ uint4* slot(int w, int m, int ks) const {
+    return base + (((parity * C::NW + w) * C::MT + m) * C::KSW + ks) * 32 + (threadIdx.x & 31);
+  }
+  __device__ __forceinline__ void put(const Frag<C>& a, const Lane& l) const {
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+      for (int ks = 0; ks < C::KSW; ++ks) *slot(l.w, m, ks) = a_frag<C>(a, m, ks);
+  }
+  __device__ __forceinline__ void get(uint4 (&theirs)[C::MT][C::KSW], const Lane& l) {
+    asm volatile("bar.sync %0, 64;" ::"r"(1 + row_warp<C>(l)) : "memory");
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+      for (int ks = 0; ks < C::KSW; ++ks) theirs[m][ks] = *slot(l.w ^ 1, m, ks);
+    parity ^= 1;
+  }
+};
+
+// out += a B over the warp's rows. Tensor path: a comes from registers (CS = 2: the partner's
+// half through `x`, after the products of the warp's own half). Exact path: a comes from
 // `a_rows` (the same values, stored by the caller at the warp's rows of a stride-LD buffer).
 template <class C, class BOp>
 __device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOp& B,
-                                    const typename C::T* a_rows, const Lane& l) {
+                                    const typename C::T* a_rows, const Lane& l,
+                                    Exchange<C>* x = nullptr) {
   if constexpr (C::kExact) {
 #pragma unroll
     for (int l4 = 0; l4 < C::V / 4; ++l4) {
@@ -232,35 +302,29 @@ __device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOp& B
             }
         }
     }
-  } else if constexpr (C::kTf32) {
-#pragma unroll
-    for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-      for (int ks = 0; ks < C::KS; ++ks) {
-        // k index j <-> column 2j, k index j + 4 <-> column 2j + 1 (B fragments match).
-        const uint32_t a0 = to_tf32(a[m][ks][0]), a1 = to_tf32(a[m][ks][2]),
-                       a2 = to_tf32(a[m][ks][1]), a3 = to_tf32(a[m][ks][3]);
-#pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt) {
-          const uint2 b = B.frag(ks, nt);
-          mma_tf32(out[m][nt], a0, a1, a2, a3, b.x, b.y);
-        }
-      }
   } else {
+    // The warp's k-steps ks0 .. ks0 + KSW (BOperand::frag), A fragments af(m, ks), ks < KSW.
+    auto products = [&](int ks0, auto af) {
 #pragma unroll
-    for (int m = 0; m < C::MT; ++m)
+      for (int m = 0; m < C::MT; ++m)
 #pragma unroll
-      for (int ks = 0; ks < C::KS; ++ks) {
-        const uint32_t a0 = pack_bf16(a[m][2 * ks][0], a[m][2 * ks][1]),
-                       a1 = pack_bf16(a[m][2 * ks][2], a[m][2 * ks][3]),
-                       a2 = pack_bf16(a[m][2 * ks + 1][0], a[m][2 * ks + 1][1]),
-                       a3 = pack_bf16(a[m][2 * ks + 1][2], a[m][2 * ks + 1][3]);
+        for (int ks = 0; ks < C::KSW; ++ks) {
+          const uint4 A = af(m, ks);
 #pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt) {
-          const uint2 b = B.frag(ks, nt);
-          mma_bf16(out[m][nt], a0, a1, a2, a3, b.x, b.y);
+          for (int nt = 0; nt < C::NT; ++nt) {
+            const uint2 b = B.frag(ks0 + ks, nt);
+            if constexpr (C::kTf32) mma_tf32(out[m][nt], A.x, A.y, A.z, A.w, b.x, b.y);
+            else mma_bf16(out[m][nt], A.x, A.y, A.z, A.w, b.x, b.y);
+          }
         }
-      }
+    };
+    if constexpr (C::CS > 1) x->put(a, l);
+    products(0, [&](int m, int ks) { return a_frag<C>(a, m, ks); });
+    if constexpr (C::CS > 1) {
+      uint4 theirs[C::MT][C::KSW];
+      x->get(theirs, l);
+      products(C::KSW, [&](int m, int ks) { return theirs[m][ks]; });
+    }
   }
 }
 
@@ -353,7 +417,8 @@ __device__ __forceinline__ void outer_kv(Frag<C>& acc, const In& in, const Lane&
   // low half of a register is the lower index, so a zero-extended element at j = 0 is (x, 0).
   uint32_t b[C::NT];
 #pragma unroll
-  for (int nt = 0; nt < C::NT; ++nt) b[nt] = l.j == 0 ? v16[8 * nt + l.g] : 0u;
+  for (int nt = 0; nt < C::NT; ++nt)
+    b[nt] = l.j == 0 ? v16[col_warp<C>(l) * (C::V / C::CS) + 8 * nt + l.g] : 0u;
 #pragma unroll
   for (int m = 0; m < C::MT; ++m) {
     const uint32_t a0 = l.j == 0 ? k16[row_of<C>(l, m, 0)] : 0u;
@@ -388,7 +453,8 @@ __device__ __forceinline__ void add_outer(Frag<C>& x, const typename C::T* r, co
 // product from k v^T instead made the tf32 forward 4% slower).
 template <class C, class In, class BOp>
 __device__ __forceinline__ void preactivation(Frag<C>& acc, const Frag<C>& h, const BOp& W,
-                                              const In& in, const typename C::T* rows, const Lane& l) {
+                                              const In& in, const typename C::T* rows, const Lane& l,
+                                              Exchange<C>* x = nullptr) {
   constexpr bool kKvOnTensorCores = !C::kExact && !C::kTf32;
   if constexpr (kKvOnTensorCores) {
     outer_kv<C>(acc, in, l);
@@ -400,7 +466,7 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const Frag<C>& h, co
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0.f;
   }
-  mul<C>(acc, h, W, rows, l);
+  mul<C>(acc, h, W, rows, l, x);
   if constexpr (!kKvOnTensorCores) add_outer<C>(acc, in.k, in.v, l);
 }
 
@@ -408,14 +474,14 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const Frag<C>& h, co
 // given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it).
 template <class C, class In, class BOp>
 __device__ __forceinline__ void advance(Frag<C>& h, const BOp& W, const In& in,
-                                        typename C::T* rows, const Lane& l) {
+                                        typename C::T* rows, const Lane& l, Exchange<C>* x = nullptr) {
   if (rows) {
     __syncwarp();
     store_frag<C>(rows, C::LD, h, l);
     __syncwarp();
   }
   Frag<C> acc;
-  preactivation<C>(acc, h, W, in, rows, l);
+  preactivation<C>(acc, h, W, in, rows, l, x);
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
 #pragma unroll
@@ -458,8 +524,8 @@ __device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::
 #pragma unroll
     for (int e = 0; e < 2; ++e) s[nt][e] = butterfly_sum<4, 16>(s[nt][e]);
 }
-// The lane's column sums, unreduced, into row 8 w + g of `part` (row stride ld): summing the
-// 8 NW rows later, once per tile, costs less than shuffles every step.
+// The lane's column sums, unreduced, into row 8 r + g of `part` (row stride ld, r the warp's
+// row block): summing the 8 NWR rows later, once per tile, costs less than shuffles every step.
 template <class C>
 __device__ __forceinline__ void column_partials(const Frag<C>& x, const typename C::T* wr,
                                                 float* part, int ld, const Lane& l) {
@@ -467,7 +533,8 @@ __device__ __forceinline__ void column_partials(const Frag<C>& x, const typename
   lane_column_sums<C>(x, wr, s, l);
 #pragma unroll
   for (int nt = 0; nt < C::NT; ++nt)
-    *reinterpret_cast<float2*>(part + (8 * l.w + l.g) * ld + col_of<C>(l, nt)) = make_float2(s[nt][0], s[nt][1]);
+    *reinterpret_cast<float2*>(part + (8 * row_warp<C>(l) + l.g) * ld + col_of<C>(l, nt)) =
+        make_float2(s[nt][0], s[nt][1]);
 }
 // Per row r: sum over columns of x[r][c] * wc[c], complete in the lanes with j == 0.
 template <class C>
@@ -491,13 +558,14 @@ __device__ __forceinline__ void row_sums(const Frag<C>& x, const typename C::T* 
 template <class C>
 struct ForwardSmem {
   using St = Stage<C, false, C::PF>;
-  static constexpr int kYRows = 8 * C::NW, kYLd = C::V + 8;  // y partials of a step: row (w, g)
+  static constexpr int kYRows = 8 * C::NWR, kYLd = C::V + 8;  // y partials of a step: row (r, g)
   static constexpr int kYStep = kYRows * kYLd;
   static constexpr int oStage = 0;                                       // 2 Stage buffers
   static constexpr int oY = oStage + 2 * St::kBytes;  // float [kYBuffers][PF][kYRows][kYLd]
   static constexpr int oRows = oY + C::kYBuffers * C::PF * kYStep * 4;   // T [K][LD], exact only
   static constexpr int oB = oRows + (C::kExact ? C::K * C::LD * 4 : 0);  // BOperand
-  static constexpr int kBytes = oB + BOperand<C, C::kFwdBInRegs>::smem_bytes();
+  static constexpr int oX = oB + BOperand<C, C::kFwdBInRegs>::smem_bytes();  // Exchange
+  static constexpr int kBytes = oX + C::kExchangeBytes;
 };
 
 template <class C>
@@ -524,6 +592,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
 
   BOperand<C, C::kFwdBInRegs> W;
   W.init(a.W + n / (a.N / a.Nw) * C::V * C::V, false, smem + L::oB, l);
+  Exchange<C> xc{reinterpret_cast<uint4*>(smem + L::oX)};
   Frag<C> h;
   load_state<C>(a.h0 ? a.h0 + chain * C::K * C::V : static_cast<const T*>(nullptr), h, l);
 
@@ -542,7 +611,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
     float* ypart = ypart0 + (C::kYBuffers == 2 ? buf * PF * L::kYStep : 0);
     auto step = [&](int s) {
       const StepIn<C, St> in(sb, s);
-      advance<C>(h, W, in, rows, l);
+      advance<C>(h, W, in, rows, l, &xc);
       column_partials<C>(h, in.q, ypart + s * L::kYStep, L::kYLd, l);
     };
     // Full tiles unrolled, so that one step's y and the next step's independent work overlap the
@@ -703,6 +772,9 @@ __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const
 
 template <class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_kernel(const RecurrenceArgs<typename C::T> a) {
+  // Split columns (warp pairs swapping halves of both products' A operands, P 4 to make room)
+  // made wide's backward slower, 6.8 -> 7.2 ms forward+backward.
+  static_assert(C::CS == 1, "the backward keeps whole rows in a warp");
   using T = typename C::T;
   using L = BackwardSmem<C>;
   using St = typename L::St;

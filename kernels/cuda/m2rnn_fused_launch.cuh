@@ -17,6 +17,9 @@ namespace m2b::kernels::cuda::detail {
 // chains share a multiprocessor as their count usually asks for (16 KiB for K V <= 512, 32 KiB
 // up to 2048, else one chain takes most of it). Min blocks: with small per-thread state, cap the
 // registers at 128 so that 16 warps of 32 threads fit (the statetrack shape: 2048 chains).
+// The forward splits each row block's columns over two warps (CS, m2rnn_fused.cuh) where a chain
+// takes a multiprocessor to itself, up to 8 warps (16 would cap registers at 128 and spill); the
+// backward does not (it keeps whole rows in a warp).
 template <typename T, int K, int V, bool kExact>
 struct Tuned {
   static constexpr int MT = std::min({K / 16, 64 / V, 2});
@@ -25,7 +28,9 @@ struct Tuned {
   static constexpr int P = kBudget / kStepBytes >= 8 ? 8 : kBudget / kStepBytes >= 4 ? 4 : 2;
   static constexpr int kThreads = 32 * K / (16 * MT);
   static constexpr int kMinBlocks = MT * (V / 8) * 4 <= 16 ? 65536 / (kThreads * 128) : 1;
-  using Cfg = Fused<T, K, V, MT, P, kExact, kMinBlocks>;
+  using Bwd = Fused<T, K, V, MT, P, kExact, kMinBlocks>;
+  static constexpr int CSF = !kExact && K * V >= 4096 && kThreads <= 128 ? 2 : 1;
+  using Fwd = Fused<T, K, V, MT, P, kExact, kMinBlocks, CSF>;
 };
 
 // Calls fn(integral_constant K, integral_constant V) for the runtime K and V; false if unsupported.
@@ -65,17 +70,17 @@ struct FusedLauncher {
   // multiple of which checkpoint_every must be, since checkpoints fall on the ends of both
   // kernels' tiles (powers of two: the larger tile is a multiple of the smaller).
   static int backward_tile(int64_t K, int64_t V) {
-    return of_config(K, V, [](auto c) { return decltype(c)::P; });
+    return of_config(K, V, [](auto t) { return decltype(t)::Bwd::P; });
   }
   static int checkpoint_multiple(int64_t K, int64_t V) {
-    return of_config(K, V, [](auto c) { return std::max(decltype(c)::P, decltype(c)::PF); });
+    return of_config(K, V, [](auto t) { return std::max(decltype(t)::Bwd::P, decltype(t)::Fwd::PF); });
   }
-  // fn(Cfg{}) for the configuration of K and V (0 where they are unsupported).
+  // fn(Tuned{}) for the configurations of K and V (0 where they are unsupported).
   template <typename Fn>
   static int of_config(int64_t K, int64_t V, Fn fn) {
     int r = 0;
     dispatch_kv(K, V, [&](auto k, auto v) {
-      r = fn(typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg{});
+      r = fn(Tuned<T, decltype(k)::value, decltype(v)::value, kExact>{});
     });
     return r;
   }
@@ -88,14 +93,14 @@ struct FusedLauncher {
 template <typename T, bool kExact>
 void FusedLauncher<T, kExact>::forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
-    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
+    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Fwd;
     launch(fused_forward_kernel<C>, C::kThreads, ForwardSmem<C>::kBytes, a, stream, "m2rnn fused forward");
   });
 }
 template <typename T, bool kExact>
 void FusedLauncher<T, kExact>::backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
-    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Cfg;
+    using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Bwd;
     launch(fused_backward_kernel<C>, C::kThreads, BackwardSmem<C>::kBytes, a, stream, "m2rnn fused backward");
   });
 }

@@ -184,4 +184,8 @@ TEST_CASE("small shapes for compute-sanitizer", "[gpu][m2rnn][sanitize]") {
   check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
   check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
   check_backend<kc::bf16>(spec, Backend::cublas, {}, bound(true, M2rnnMath::tensor));
+  // K V = 4096: the forward whose warp pairs swap column halves through shared memory.
+  const ProblemSpec wide = spec_of(1, 11, 64, 64, 1, 501);
+  check_backend<float>(wide, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
+  check_backend<kc::bf16>(wide, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
 }
