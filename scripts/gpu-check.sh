@@ -7,7 +7,9 @@
 #                    elsewhere (and any shared libraries they need); used when they load here
 #   M2B_BENCH_REPS   benchmark repetitions per case, median reported (default 10)
 #   M2B_BENCH_FILTER --benchmark_filter regex (default: all)
-#   M2B_GIT_SHA      the commit measured, recorded in the benchmark context
+#   M2B_GIT_SHA      the commit measured, recorded in the benchmark context; pass it as a literal
+#                    from the machine that holds the repository (a device copy's .git may be older
+#                    than the working tree it builds)
 # The test step runs every `gpu`-labelled test (ctest -L gpu): the kernels against the CPU oracle,
 # the mixer conformance suite on the device (m2rnn through the cuda backend) and the linear ops.
 set -uo pipefail
