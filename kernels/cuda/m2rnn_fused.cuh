@@ -29,7 +29,10 @@
 //   dk = dA v, dv = dA^T k, carry = f G + dA W^T
 // dA is kept in shared memory next to the states, and at the end of the tile the warps add
 // H^T dA over all rows and the tile's steps to dW (a (P K)-deep product on tensor cores), each
-// warp owning its own tiles of dW.
+// warp owning its own tiles of dW. Where a chain has a multiprocessor to itself, a second group
+// of warps (recompute warps) runs pass 1, pass 2's forward and dW beside the group that runs the
+// reverse recurrence, a tile ahead of it and a tile behind (BackwardSmem's rounds; wide forward+
+// backward 6.78 -> 6.4 ms).
 #include <cstdint>
 #include <type_traits>
 
@@ -38,7 +41,8 @@
 
 namespace m2b::kernels::cuda::detail {
 
-template <typename T_, int K_, int V_, int MT_, int P_, bool kExact_, int kMinBlocks_ = 1, int CS_ = 1>
+template <typename T_, int K_, int V_, int MT_, int P_, bool kExact_, int kMinBlocks_ = 1, int CS_ = 1,
+          bool kRecomputeWarps_ = false>
 struct Fused {
   using T = T_;
   static constexpr int K = K_, V = V_, MT = MT_, P = P_, CS = CS_;
@@ -46,7 +50,11 @@ struct Fused {
   static constexpr bool kTf32 = !kExact && std::is_same_v<T, float>;
   static constexpr int NWR = K / (16 * MT);  // warps along rows
   static constexpr int NW = NWR * CS;
-  static constexpr int kThreads = 32 * NW;
+  static constexpr int kThreads = 32 * NW;  // one group of warps, holding the whole state
+  // Backward: a second group of NW warps recomputes the states (pass 1, pass 2's forward) a tile
+  // ahead of the first, which runs the reverse step (fused_backward_kernel).
+  static constexpr bool kRecomputeWarps = kRecomputeWarps_;
+  static constexpr int kBlockThreads = kThreads * (kRecomputeWarps ? 2 : 1);
   static constexpr int kMinBlocks = kMinBlocks_;  // __launch_bounds__: caps registers per thread
   static constexpr int NT = V / (8 * CS);  // n-tiles per warp
   static constexpr int kRows = 16 * MT;  // rows per warp
@@ -84,6 +92,7 @@ struct Fused {
   static_assert(K % (16 * MT) == 0 && V % 16 == 0, "K must be a multiple of 16 MT, V of 16");
   static_assert(CS == 1 || (CS == 2 && !kExact && KS % 2 == 0), "columns split in two, on tensor cores");
   static_assert(!kExact || std::is_same_v<T, float>, "the exact path takes fp32 inputs");
+  static_assert(!kRecomputeWarps || (CS == 1 && !kExact), "recompute warps: whole rows, tensor cores");
 };
 
 template <class C>
@@ -94,6 +103,13 @@ struct Lane {
   int tid, w, g, j;
   __device__ Lane() : tid(threadIdx.x), w(threadIdx.x >> 5), g((threadIdx.x & 31) >> 2),
                       j(threadIdx.x & 3) {}
+  // The same thread, numbered within the group of warps that starts at warp w0.
+  __device__ Lane in_group(int w0) const {
+    Lane x = *this;
+    x.w -= w0;
+    x.tid -= 32 * w0;
+    return x;
+  }
 };
 
 // The warp's row block and column block.
@@ -106,8 +122,10 @@ __device__ __forceinline__ int row_of(const Lane& l, int m, int h) {
   return row_warp<C>(l) * C::kRows + 16 * m + l.g + 8 * h;
 }
 template <class C>
+__device__ __forceinline__ int col_base(const Lane& l) { return col_warp<C>(l) * (C::V / C::CS); }
+template <class C>
 __device__ __forceinline__ int col_of(const Lane& l, int nt) {
-  return col_warp<C>(l) * (C::V / C::CS) + 8 * nt + 2 * l.j;
+  return col_base<C>(l) + 8 * nt + 2 * l.j;
 }
 
 // Fragment <-> rows of a K x V matrix (row stride ld), in shared or global memory.
@@ -196,7 +214,7 @@ struct BOperand {
   __device__ void init(const typename C::T* W, bool transposed, void* smem, const Lane& l) {
     if constexpr (C::kExact) {
       float* m = static_cast<float*>(smem);
-      for (int e = l.tid; e < C::V * C::V; e += C::kThreads)
+      for (int e = l.tid; e < C::V * C::V; e += C::kBlockThreads)
         m[e] = at(W, transposed, e / C::V, e % C::V);
       mat_smem = m;
     } else if constexpr (kInRegs) {
@@ -211,7 +229,7 @@ struct BOperand {
         }
     } else {
       uint2* s = static_cast<uint2*>(smem);
-      for (int e = l.tid; e < kFrags * 32; e += C::kThreads)
+      for (int e = l.tid; e < kFrags * 32; e += C::kBlockThreads)
         s[e] = make_frag(W, transposed, e / (32 * NTV), (e / 32) % NTV, e % 32);
       frag_smem = s;
     }
@@ -359,7 +377,7 @@ struct Stage {
                                               int64_t S, const Lane& l) {
     constexpr int E = kBytes / static_cast<int>(sizeof(T)), kPerRow = kLen / E;
 #pragma unroll 1
-    for (int c = l.tid; c < P * kPerRow; c += C::kThreads) {
+    for (int c = l.tid; c < P * kPerRow; c += C::kBlockThreads) {
       const int s = c / kPerRow, e = c % kPerRow * E;
       const bool valid = t0 + s < S;
       cp_async<kBytes>(dst + s * kLen + e, valid ? src + (t0 + s) * step + e : src, valid);
@@ -418,7 +436,7 @@ __device__ __forceinline__ void outer_kv(Frag<C>& acc, const In& in, const Lane&
   uint32_t b[C::NT];
 #pragma unroll
   for (int nt = 0; nt < C::NT; ++nt)
-    b[nt] = l.j == 0 ? v16[col_warp<C>(l) * (C::V / C::CS) + 8 * nt + l.g] : 0u;
+    b[nt] = l.j == 0 ? v16[col_base<C>(l) + 8 * nt + l.g] : 0u;
 #pragma unroll
   for (int m = 0; m < C::MT; ++m) {
     const uint32_t a0 = l.j == 0 ? k16[row_of<C>(l, m, 0)] : 0u;
@@ -569,7 +587,7 @@ struct ForwardSmem {
 };
 
 template <class C>
-__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kernel(const RecurrenceArgs<typename C::T> a) {
+__global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward_kernel(const RecurrenceArgs<typename C::T> a) {
   using T = typename C::T;
   using L = ForwardSmem<C>;
   using St = typename L::St;
@@ -633,7 +651,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_forward_kern
     }
     if (it + 1 < tiles) st.finish(next, l);
     __syncthreads();
-    for (int e = l.tid; e < steps * C::V; e += C::kThreads) {
+    for (int e = l.tid; e < steps * C::V; e += C::kBlockThreads) {
       const int s = e / C::V, c = e % C::V;
       const float* p = ypart + s * L::kYStep + c;
       float sum = 0.f;
@@ -684,18 +702,25 @@ __device__ __forceinline__ Tile next_tile(const RecurrenceArgs<typename C::T>& a
   return chunk_first_tile<C>(a, t.chunk - 1);
 }
 
+// Rounds of the backward: in round r the tile t_r is recomputed (pass 1, or pass 2's forward into
+// a slot of states) and the grads tile t_{r - kLag} reversed. Without recompute warps the same
+// warps do both, in that order, on one tile, and add its dW (kLag 0). With them (kLag 1) the two
+// groups run side by side, and the recompute warps also add the dW of t_{r - 2} (the reverse step
+// is the critical path): tile r's staged inputs live two rounds, states and dA take two slots.
 template <class C>
 struct BackwardSmem {
   using St = Stage<C, true>;
+  static constexpr int kLag = C::kRecomputeWarps ? 1 : 0;
+  static constexpr int kStages = 2 + kLag, kSlots = 1 + kLag;
   static constexpr int kStateBytes = C::P * C::K * C::LD * static_cast<int>(sizeof(typename C::T));
-  static constexpr int oStage = 0;                                // 2 Stage buffers
+  static constexpr int oStage = 0;                                // kStages Stage buffers
   static constexpr int kParts = C::NW > 1 ? 2 * C::P * C::NW : 0;  // dv, df partials (several warps)
-  static constexpr int oDv = oStage + 2 * St::kBytes;             // float [2][P][NW][V]
+  static constexpr int oDv = oStage + kStages * St::kBytes;       // float [2][P][NW][V]
   static constexpr int oDf = oDv + kParts * C::V * 4;             // float [2][P][NW]
   static constexpr int oDw = oDf + ((kParts * 4 + 15) / 16) * 16;  // float [V][V]
-  static constexpr int oStates = oDw + C::V * C::V * 4;           // T [P][K][LD]
-  static constexpr int oDa = oStates + kStateBytes;               // T [P][K][LD]
-  static constexpr int oW = oDa + kStateBytes;                    // BOperand W
+  static constexpr int oStates = oDw + C::V * C::V * 4;           // T [kSlots][P][K][LD]
+  static constexpr int oDa = oStates + kSlots * kStateBytes;      // T [kSlots][P][K][LD]
+  static constexpr int oW = oDa + kSlots * kStateBytes;           // BOperand W
   static constexpr int oWt = oW + BOperand<C>::smem_bytes();      // BOperand W^T
   static constexpr int kBytes = oWt + BOperand<C>::smem_bytes();
 };
@@ -771,22 +796,37 @@ __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const
 }
 
 template <class C>
-__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_kernel(const RecurrenceArgs<typename C::T> a) {
+__global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backward_kernel(const RecurrenceArgs<typename C::T> a) {
   // Split columns (warp pairs swapping halves of both products' A operands, P 4 to make room)
   // made wide's backward slower, 6.8 -> 7.2 ms forward+backward.
   static_assert(C::CS == 1, "the backward keeps whole rows in a warp");
   using T = typename C::T;
   using L = BackwardSmem<C>;
   using St = typename L::St;
+  constexpr int kLag = L::kLag;
   extern __shared__ __align__(16) unsigned char smem[];
-  unsigned char* stage = smem + L::oStage;
   float* dvpart = reinterpret_cast<float*>(smem + L::oDv);
   float* dfpart = reinterpret_cast<float*>(smem + L::oDf);
   float* dWs = reinterpret_cast<float*>(smem + L::oDw);
-  T* states = reinterpret_cast<T*>(smem + L::oStates);
-  T* dAs = reinterpret_cast<T*>(smem + L::oDa);
   constexpr int kStep = C::K * C::LD;
-  const Lane l;
+  auto stage = [&](unsigned round) { return smem + L::oStage + round % L::kStages * St::kBytes; };
+  auto states = [&](unsigned round) {
+    return reinterpret_cast<T*>(smem + L::oStates) + round % L::kSlots * C::P * kStep;
+  };
+  auto dAs = [&](unsigned round) {
+    return reinterpret_cast<T*>(smem + L::oDa) + round % L::kSlots * C::P * kStep;
+  };
+  // Roles: with recompute warps, warps [NW, 2 NW) recompute and [0, NW) reverse; `l` numbers a
+  // thread within its group, `lb` within the block (block-wide loops).
+  const Lane lb;
+  const bool recomputes = kLag == 0 || lb.w >= C::NW, reverses = kLag == 0 || lb.w < C::NW;
+  const Lane l = kLag && recomputes ? lb.in_group(C::NW) : lb;
+  // The barrier of one group of warps (with recompute warps: theirs).
+  auto group_sync = [] {
+    if constexpr (kLag) asm volatile("bar.sync 1, %0;" ::"n"(C::kThreads) : "memory");
+    else if constexpr (C::NW > 1) __syncthreads();
+    else __syncwarp();
+  };
   const int64_t chain = blockIdx.x, b = chain / a.N, n = chain % a.N, S = a.S, N = a.N;
   const int64_t hw = n / (N / a.Nw);
   const T *q = a.q.chain(b, n, N), *k = a.k.chain(b, n, N), *v = a.v.chain(b, n, N),
@@ -795,12 +835,13 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
              dv_out = a.dv.chain(b, n, N, S, C::V), df_out = a.df.chain(b, n, N, S, 1);
 
   BOperand<C> W, Wt;
-  W.init(a.W + hw * C::V * C::V, false, smem + L::oW, l);
-  Wt.init(a.W + hw * C::V * C::V, true, smem + L::oWt, l);
-  for (int e = l.tid; e < C::V * C::V; e += C::kThreads) dWs[e] = 0.f;
+  W.init(a.W + hw * C::V * C::V, false, smem + L::oW, lb);
+  Wt.init(a.W + hw * C::V * C::V, true, smem + L::oWt, lb);
+  for (int e = lb.tid; e < C::V * C::V; e += C::kBlockThreads) dWs[e] = 0.f;
 
   Frag<C> carry, h;
-  load_state<C>(a.dh_final ? a.dh_final + chain * C::K * C::V : static_cast<const T*>(nullptr), carry, l);
+  if (reverses)
+    load_state<C>(a.dh_final ? a.dh_final + chain * C::K * C::V : static_cast<const T*>(nullptr), carry, l);
   float4* scratch = reinterpret_cast<float4*>(a.scratch) + chain * (a.C / C::P) * C::MT * C::NT * C::kThreads;
   // Tile sub's start state, K V floats in fragment order (float4 i of thread tid at i kThreads + tid).
   auto scratch_tile = [&](int64_t sub) { return scratch + sub * C::MT * C::NT * C::kThreads; };
@@ -836,152 +877,201 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) fused_backward_ker
       for (int off = 128 * l.tid; off < bytes; off += 128 * C::kThreads)
         prefetch_l1(static_cast<const char*>(p) + off);
   };
-
-  Tile cur = chunk_first_tile<C>(a, (S + a.C - 1) / a.C - 1);
-  St st;
   auto tile_t0 = [&](const Tile& t) { return t.chunk * a.C + t.sub * C::P; };
-  st.load(stage, a, q, k, v, f, dy, tile_t0(cur), cur.grads, l);
-  st.finish(stage, l);
-  __syncthreads();
-  for (int buf = 0;; buf ^= 1) {
-    const Tile nxt = next_tile<C>(a, cur);
-    unsigned char* next = stage + (buf ^ 1) * St::kBytes;
-    if (nxt.valid) st.load(next, a, q, k, v, f, dy, tile_t0(nxt), nxt.grads, l);
-    const unsigned char* sb = stage + buf * St::kBytes;
-    const int64_t t0 = tile_t0(cur);
-    const int steps = static_cast<int>(S - t0 < C::P ? S - t0 : C::P);
-    if (nxt.valid && loads_start(nxt)) prefetch_start(nxt);
-    if (loads_start(cur)) load_start(cur);
-    if (!cur.grads) {
-      // Pass 1: carry the state through this tile, keep where the next one starts for pass 2
-      // (but the chunk's last tile, which starts from h).
+  auto tile_steps = [&](const Tile& t) {
+    const int64_t t0 = tile_t0(t);
+    return static_cast<int>(S - t0 < C::P ? S - t0 : C::P);
+  };
+
+  // Round r's tile t, from its start: pass 1 carries h through it and keeps where the next tile
+  // starts for pass 2 (but the chunk's last tile, which starts from h); pass 2's forward stores
+  // its states to the round's slot for the reverse step, with dq_t = H_t dy_t on the way.
+  auto recompute = [&](const Tile& t, unsigned r) {
+    const int64_t t0 = tile_t0(t);
+    const int steps = tile_steps(t);
+    const unsigned char* sb = stage(r);
+    T* rows = states(r);
+    if (loads_start(t)) load_start(t);
+    if (!t.grads) {
       for (int s = 0; s < steps; ++s)
-        advance<C>(h, W, StepIn<C, St>(sb, s), C::kExact ? states : nullptr, l);
-      if (cur.sub + 2 < tiles_in_chunk<C>(a, cur.chunk))
+        advance<C>(h, W, StepIn<C, St>(sb, s), C::kExact ? rows : nullptr, l);
+      if (t.sub + 2 < tiles_in_chunk<C>(a, t.chunk))
 #pragma unroll
         for (int m = 0; m < C::MT; ++m)
 #pragma unroll
           for (int nt = 0; nt < C::NT; ++nt)
-            scratch_tile(cur.sub + 1)[(m * C::NT + nt) * C::kThreads + l.tid] =
+            scratch_tile(t.sub + 1)[(m * C::NT + nt) * C::kThreads + l.tid] =
                 make_float4(h[m][nt][0], h[m][nt][1], h[m][nt][2], h[m][nt][3]);
-    } else {
-      // Pass 2, forward: the tile's states into shared memory; dq_t = H_t dy_t on the way.
-      for (int s = 0; s < steps; ++s) {
-        const StepIn<C, St> in(sb, s);
-        advance<C>(h, W, in, states + s * kStep, l);
-        float dq[C::MT][2];
-        row_sums<C>(h, in.dy, dq, l);
-        if (l.j == 0)
-#pragma unroll
-          for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-            for (int hh = 0; hh < 2; ++hh)
-              dq_out.put(t0 + s, row_of<C>(l, m, hh), dq[m][hh]);
-      }
-      // Pass 2, reverse.
-      for (int s = steps - 1; s >= 0; --s) {
-        const StepIn<C, St> in(sb, s);
-        const float fs = in.f;
-        Frag<C>& G = carry;  // G overwrites carry: carry_{t+1} is not needed past this point
-        add_outer<C>(G, in.q, in.dy, l);
-        if (a.clip > 0)
-#pragma unroll
-          for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-            for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-              for (int i = 0; i < 4; ++i) G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
-        const T* hrows = states + s * kStep;
-        Frag<C> hp, dA;
-        load_frag<C>(hrows, C::LD, hp, l);
-        preactivation<C>(dA, hp, W, in, hrows, l);  // Z before its tanh, in dA's registers
-        float df = 0.f;
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              const float z = tanh_<C::kExact>(dA[m][nt][i]);
-              const float gz = G[m][nt][i];
-              df = fmaf(gz, hp[m][nt][i] - z, df);
-              dA[m][nt][i] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
-            }
-        T* arows = dAs + s * kStep;
-        __syncwarp();
-        store_frag<C>(arows, C::LD, dA, l);
-        __syncwarp();
-        float dk[C::MT][2], dv[C::NT][2];
-        row_sums<C>(dA, in.v, dk, l);
-        column_sums<C>(dA, in.k, dv, l);
-        df = butterfly_sum<1, 16>(df);
-        if (l.j == 0)
-#pragma unroll
-          for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-            for (int hh = 0; hh < 2; ++hh)
-              dk_out.put(t0 + s, row_of<C>(l, m, hh), dk[m][hh]);
-        // dv and df sum over all K rows: one warp has them whole, more add their partials up
-        // after the tile's barrier.
-        if constexpr (C::NW == 1) {
-          if (l.g == 0)
-#pragma unroll
-            for (int nt = 0; nt < C::NT; ++nt) {
-              dv_out.put(t0 + s, col_of<C>(l, nt), dv[nt][0]);
-              dv_out.put(t0 + s, col_of<C>(l, nt) + 1, dv[nt][1]);
-            }
-          if (l.tid == 0) df_out.put(t0 + s, 0, df);
-        } else {
-          if (l.g == 0)
-#pragma unroll
-            for (int nt = 0; nt < C::NT; ++nt)
-              *reinterpret_cast<float2*>(dvpart + ((buf * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
-                  make_float2(dv[nt][0], dv[nt][1]);
-          if ((l.tid & 31) == 0) dfpart[(buf * C::P + s) * C::NW + l.w] = df;
-        }
-        // carry_t = f G + dA W^T
-        Frag<C> prod;
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) prod[m][nt][i] = fs * G[m][nt][i];
-        mul<C>(prod, dA, Wt, arows, l);
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) carry[m][nt][i] = prod[m][nt][i];
-      }
-      if constexpr (C::NW > 1) __syncthreads();
-      else __syncwarp();
-      accumulate_dw<C>(states, dAs, steps, dWs, l);
+      return;
     }
-    if (nxt.valid) st.finish(next, l);
+    for (int s = 0; s < steps; ++s) {
+      const StepIn<C, St> in(sb, s);
+      advance<C>(h, W, in, rows + s * kStep, l);
+      float dq[C::MT][2];
+      row_sums<C>(h, in.dy, dq, l);
+      if (l.j == 0)
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh)
+            dq_out.put(t0 + s, row_of<C>(l, m, hh), dq[m][hh]);
+    }
+  };
+
+  // Round r's reverse recurrence over grads tile t, which round rr recomputed: dA to round r's
+  // slot, dv and df partials (several warps) to parity r & 1 of their buffers, summed after the
+  // round's barrier.
+  auto reverse = [&](const Tile& t, unsigned rr, unsigned r) {
+    const int64_t t0 = tile_t0(t);
+    const int steps = tile_steps(t);
+    const unsigned char* sb = stage(rr);
+    const T* rows = states(rr);
+    T* dA_rows = dAs(r);
+    const int par = r & 1;
+    for (int s = steps - 1; s >= 0; --s) {
+      const StepIn<C, St> in(sb, s);
+      const float fs = in.f;
+      Frag<C>& G = carry;  // G overwrites carry: carry_{t+1} is not needed past this point
+      add_outer<C>(G, in.q, in.dy, l);
+      if (a.clip > 0)
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
+      const T* hrows = rows + s * kStep;
+      Frag<C> hp, dA;
+      load_frag<C>(hrows, C::LD, hp, l);
+      preactivation<C>(dA, hp, W, in, hrows, l);  // Z before its tanh, in dA's registers
+      float df = 0.f;
+#pragma unroll
+      for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const float z = tanh_<C::kExact>(dA[m][nt][i]);
+            const float gz = G[m][nt][i];
+            df = fmaf(gz, hp[m][nt][i] - z, df);
+            dA[m][nt][i] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
+          }
+      T* arows = dA_rows + s * kStep;
+      __syncwarp();
+      store_frag<C>(arows, C::LD, dA, l);
+      __syncwarp();
+      float dk[C::MT][2], dv[C::NT][2];
+      row_sums<C>(dA, in.v, dk, l);
+      column_sums<C>(dA, in.k, dv, l);
+      df = butterfly_sum<1, 16>(df);
+      if (l.j == 0)
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh)
+            dk_out.put(t0 + s, row_of<C>(l, m, hh), dk[m][hh]);
+      // dv and df sum over all K rows: one warp has them whole, more add their partials up
+      // after the round's barrier.
+      if constexpr (C::NW == 1) {
+        if (l.g == 0)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) {
+            dv_out.put(t0 + s, col_of<C>(l, nt), dv[nt][0]);
+            dv_out.put(t0 + s, col_of<C>(l, nt) + 1, dv[nt][1]);
+          }
+        if (l.tid == 0) df_out.put(t0 + s, 0, df);
+      } else {
+        if (l.g == 0)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+            *reinterpret_cast<float2*>(dvpart + ((par * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
+                make_float2(dv[nt][0], dv[nt][1]);
+        if ((l.tid & 31) == 0) dfpart[(par * C::P + s) * C::NW + l.w] = df;
+      }
+      // carry_t = f G + dA W^T
+      Frag<C> prod;
+#pragma unroll
+      for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) prod[m][nt][i] = fs * G[m][nt][i];
+      mul<C>(prod, dA, Wt, arows, l);
+#pragma unroll
+      for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) carry[m][nt][i] = prod[m][nt][i];
+    }
+  };
+  // After the round's barrier: dv and df of the reversed tile, summed over the warps' partials.
+  auto sum_partials = [&](const Tile& t, int par) {
+    const int64_t t0 = tile_t0(t);
+    const int steps = tile_steps(t);
+    for (int e = lb.tid; e < steps * C::V; e += C::kBlockThreads) {
+      const int s = e / C::V, c = e % C::V;
+      float x = 0.f;
+#pragma unroll
+      for (int w = 0; w < C::NW; ++w) x += dvpart[((par * C::P + s) * C::NW + w) * C::V + c];
+      dv_out.put(t0 + s, c, x);
+    }
+    for (int s = lb.tid; s < steps; s += C::kBlockThreads) {
+      float x = 0.f;
+#pragma unroll
+      for (int w = 0; w < C::NW; ++w) x += dfpart[(par * C::P + s) * C::NW + w];
+      df_out.put(t0 + s, 0, x);
+    }
+  };
+
+  // t_r, and with recompute warps t_{r - 1} (reversed) and t_{r - 2} (its dW)
+  Tile cur = chunk_first_tile<C>(a, (S + a.C - 1) / a.C - 1), prev = cur, prev2 = cur;
+  prev.valid = prev2.valid = false;
+  St st;
+  st.load(stage(0), a, q, k, v, f, dy, tile_t0(cur), cur.grads, lb);
+  st.finish(stage(0), lb);
+  __syncthreads();
+  for (unsigned r = 0;; ++r) {
+    const Tile& rev = kLag ? prev : cur;
+    const Tile& dwt = kLag ? prev2 : cur;
+    Tile nxt;
+    nxt.valid = false;
+    if (cur.valid) nxt = next_tile<C>(a, cur);
+    if (nxt.valid) st.load(stage(r + 1), a, q, k, v, f, dy, tile_t0(nxt), nxt.grads, lb);
+    if (recomputes) {
+      if (kLag && dwt.valid && dwt.grads) {
+        // Its states' slot is the one this round's tile goes to.
+        accumulate_dw<C>(states(r - 2), dAs(r - 1), tile_steps(dwt), dWs, l);
+        group_sync();
+      }
+      if (cur.valid) {
+        if (nxt.valid && loads_start(nxt)) prefetch_start(nxt);
+        recompute(cur, r);
+      }
+    }
+    const bool reversing = rev.valid && rev.grads;
+    if (reverses && reversing) {
+      reverse(rev, r - kLag, r);
+      if (!kLag) {
+        group_sync();
+        accumulate_dw<C>(states(r), dAs(r), tile_steps(rev), dWs, l);
+      }
+    }
+    if (nxt.valid) st.finish(stage(r + 1), lb);
     __syncthreads();
-    if (C::NW > 1 && cur.grads) {
-      for (int e = l.tid; e < steps * C::V; e += C::kThreads) {
-        const int s = e / C::V, c = e % C::V;
-        float x = 0.f;
-#pragma unroll
-        for (int w = 0; w < C::NW; ++w) x += dvpart[((buf * C::P + s) * C::NW + w) * C::V + c];
-        dv_out.put(t0 + s, c, x);
-      }
-      for (int s = l.tid; s < steps; s += C::kThreads) {
-        float x = 0.f;
-#pragma unroll
-        for (int w = 0; w < C::NW; ++w) x += dfpart[(buf * C::P + s) * C::NW + w];
-        df_out.put(t0 + s, 0, x);
-      }
+    if (C::NW > 1 && reversing) sum_partials(rev, r & 1);
+    if constexpr (kLag) {
+      if (!cur.valid && !prev.valid) break;
+      prev2 = prev;
+      prev = cur;
+    } else if (!nxt.valid) {
+      break;
     }
-    if (!nxt.valid) break;
     cur = nxt;
   }
   __syncthreads();
-  for (int e = l.tid; e < C::V * C::V; e += C::kThreads) atomicAdd(a.dW + hw * C::V * C::V + e, dWs[e]);
-  if (a.dh0) store_state<C>(a.dh0 + chain * C::K * C::V, carry, l);
+  for (int e = lb.tid; e < C::V * C::V; e += C::kBlockThreads) atomicAdd(a.dW + hw * C::V * C::V + e, dWs[e]);
+  if (a.dh0 && reverses) store_state<C>(a.dh0 + chain * C::K * C::V, carry, l);
 }
 
 }  // namespace m2b::kernels::cuda::detail

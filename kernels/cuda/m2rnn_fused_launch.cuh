@@ -17,20 +17,23 @@ namespace m2b::kernels::cuda::detail {
 // chains share a multiprocessor as their count usually asks for (16 KiB for K V <= 512, 32 KiB
 // up to 2048, else one chain takes most of it). Min blocks: with small per-thread state, cap the
 // registers at 128 so that 16 warps of 32 threads fit (the statetrack shape: 2048 chains).
-// The forward splits each row block's columns over two warps (CS, m2rnn_fused.cuh) where a chain
-// takes a multiprocessor to itself, up to 8 warps (16 would cap registers at 128 and spill); the
-// backward does not (it keeps whole rows in a warp).
+// Where a chain takes a multiprocessor to itself (K V >= 4096, one warp per scheduler) its kernels
+// double their warps, up to 8 (16 would cap registers at 128 and spill): the forward splits each
+// row block's columns over two warps (CS, m2rnn_fused.cuh), the backward gives the recomputation
+// of the states and dW to a second group of warps (recompute warps), which takes second slots of
+// states and dA (BackwardSmem), hence its smaller P.
 template <typename T, int K, int V, bool kExact>
 struct Tuned {
   static constexpr int MT = std::min({K / 16, 64 / V, 2});
-  static constexpr int kStepBytes = 2 * K * (V + 16 / static_cast<int>(sizeof(T))) * static_cast<int>(sizeof(T));
+  static constexpr int kThreads = 32 * K / (16 * MT);
+  static constexpr bool kOwnsSm = !kExact && K * V >= 4096 && kThreads <= 128;
+  static constexpr int kStepBytes =
+      (kOwnsSm ? 4 : 2) * K * (V + 16 / static_cast<int>(sizeof(T))) * static_cast<int>(sizeof(T));
   static constexpr int kBudget = K * V <= 512 ? 16 * 1024 : K * V <= 2048 ? 32 * 1024 : 160 * 1024;
   static constexpr int P = kBudget / kStepBytes >= 8 ? 8 : kBudget / kStepBytes >= 4 ? 4 : 2;
-  static constexpr int kThreads = 32 * K / (16 * MT);
   static constexpr int kMinBlocks = MT * (V / 8) * 4 <= 16 ? 65536 / (kThreads * 128) : 1;
-  using Bwd = Fused<T, K, V, MT, P, kExact, kMinBlocks>;
-  static constexpr int CSF = !kExact && K * V >= 4096 && kThreads <= 128 ? 2 : 1;
-  using Fwd = Fused<T, K, V, MT, P, kExact, kMinBlocks, CSF>;
+  using Bwd = Fused<T, K, V, MT, P, kExact, kMinBlocks, 1, kOwnsSm>;
+  using Fwd = Fused<T, K, V, MT, P, kExact, kMinBlocks, kOwnsSm ? 2 : 1>;
 };
 
 // Calls fn(integral_constant K, integral_constant V) for the runtime K and V; false if unsupported.
@@ -94,14 +97,14 @@ template <typename T, bool kExact>
 void FusedLauncher<T, kExact>::forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
     using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Fwd;
-    launch(fused_forward_kernel<C>, C::kThreads, ForwardSmem<C>::kBytes, a, stream, "m2rnn fused forward");
+    launch(fused_forward_kernel<C>, C::kBlockThreads, ForwardSmem<C>::kBytes, a, stream, "m2rnn fused forward");
   });
 }
 template <typename T, bool kExact>
 void FusedLauncher<T, kExact>::backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
     using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Bwd;
-    launch(fused_backward_kernel<C>, C::kThreads, BackwardSmem<C>::kBytes, a, stream, "m2rnn fused backward");
+    launch(fused_backward_kernel<C>, C::kBlockThreads, BackwardSmem<C>::kBytes, a, stream, "m2rnn fused backward");
   });
 }
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/catch.h"
@@ -105,6 +106,19 @@ TEST_CASE("fused kernels handle sequence lengths around the tile and chunk sizes
   }
 }
 
+TEST_CASE("fused backward with recompute warps spans long chunks", "[gpu][m2rnn]") {
+  // K V >= 4096: a second warp group recomputes the states a tile ahead of the reverse step.
+  // S = 75 over checkpoints every 32 steps: pass 1 saves tile starts to scratch, and the last
+  // chunk (11 steps) ends in a partial tile.
+  uint64_t seed = 250;
+  for (const auto& [K, V] : {std::pair<int64_t, int64_t>{64, 64}, {128, 32}}) {
+    ProblemSpec spec = spec_of(1, 75, K, V, 2, ++seed);
+    spec.grad_clip = 0.5;
+    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 32), bound(false, M2rnnMath::tensor));
+    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 32), bound(true, M2rnnMath::tensor));
+  }
+}
+
 TEST_CASE("fused kernels share heads, take strided inputs, optional h0 and clip", "[gpu][m2rnn]") {
   struct Case {
     int64_t Nq, Nk, Nv, Nw, Nf;
@@ -184,7 +198,8 @@ TEST_CASE("small shapes for compute-sanitizer", "[gpu][m2rnn][sanitize]") {
   check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
   check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
   check_backend<kc::bf16>(spec, Backend::cublas, {}, bound(true, M2rnnMath::tensor));
-  // K V = 4096: the forward whose warp pairs swap column halves through shared memory.
+  // K V = 4096: the forward whose warp pairs swap column halves through shared memory, and the
+  // backward whose second warp group recomputes the states.
   const ProblemSpec wide = spec_of(1, 11, 64, 64, 1, 501);
   check_backend<float>(wide, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
   check_backend<kc::bf16>(wide, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
