@@ -927,7 +927,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     const unsigned char* sb = stage(rr);
     const T* rows = states(rr);
     T* dA_rows = dAs(r);
-    const int par = r & 1;
+    float* dv_parts = dvpart + (r & 1) * C::P * C::NW * C::V;  // [P][NW][V]
+    float* df_parts = dfpart + (r & 1) * C::P * C::NW;         // [P][NW]
     for (int s = steps - 1; s >= 0; --s) {
       const StepIn<C, St> in(sb, s);
       const float fs = in.f;
@@ -984,9 +985,9 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
         if (l.g == 0)
 #pragma unroll
           for (int nt = 0; nt < C::NT; ++nt)
-            *reinterpret_cast<float2*>(dvpart + ((par * C::P + s) * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
+            *reinterpret_cast<float2*>(dv_parts + (s * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
                 make_float2(dv[nt][0], dv[nt][1]);
-        if ((l.tid & 31) == 0) dfpart[(par * C::P + s) * C::NW + l.w] = df;
+        if ((l.tid & 31) == 0) df_parts[s * C::NW + l.w] = df;
       }
       // carry_t = f G + dA W^T
       Frag<C> prod;
