@@ -52,7 +52,7 @@ struct Fused {
   static constexpr int NW = NWR * CS;
   static constexpr int kThreads = 32 * NW;  // one group of warps, holding the whole state
   // Backward: a second group of NW warps recomputes the states (pass 1, pass 2's forward) a tile
-  // ahead of the first, which runs the reverse step (fused_backward_kernel).
+  // ahead of the first, which runs the reverse step, and adds dW a tile behind it (BackwardSmem).
   static constexpr bool kRecomputeWarps = kRecomputeWarps_;
   static constexpr int kBlockThreads = kThreads * (kRecomputeWarps ? 2 : 1);
   static constexpr int kMinBlocks = kMinBlocks_;  // __launch_bounds__: caps registers per thread
