@@ -260,6 +260,13 @@ __device__ __forceinline__ uint4 a_frag(const Frag<C>& a, int m, int ks) {
                       pack_bf16(a[m][2 * ks + 1][2], a[m][2 * ks + 1][3]));
 }
 
+// d += A b on the tensor cores, in the path's type.
+template <class C>
+__device__ __forceinline__ void mma(float (&d)[4], const uint4& A, const uint2& b) {
+  if constexpr (C::kTf32) mma_tf32(d, A.x, A.y, A.z, A.w, b.x, b.y);
+  else mma_bf16(d, A.x, A.y, A.z, A.w, b.x, b.y);
+}
+
 // CS = 2: a warp pair (w, w ^ 1: the same rows, the two column halves) swaps the A fragments of
 // its halves through shared memory, each lane with the same lane of its partner (both hold the
 // same rows and column offsets within their halves). Double-buffered, so one barrier of the pair
@@ -330,9 +337,7 @@ __device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOp& B
           const uint4 A = af(m, ks);
 #pragma unroll
           for (int nt = 0; nt < C::NT; ++nt) {
-            const uint2 b = B.frag(ks0 + ks, nt);
-            if constexpr (C::kTf32) mma_tf32(out[m][nt], A.x, A.y, A.z, A.w, b.x, b.y);
-            else mma_bf16(out[m][nt], A.x, A.y, A.z, A.w, b.x, b.y);
+            mma<C>(out[m][nt], A, B.frag(ks0 + ks, nt));
           }
         }
     };
@@ -532,15 +537,40 @@ __device__ __forceinline__ void lane_column_sums(const Frag<C>& x, const typenam
       s[nt][e] = acc;
     }
 }
-// Per column c: sum over the warp's rows of x[r][c] * wr[r], complete in lanes 0..3.
+// Per column c: sum over the warp's rows of x[r][c] * wr[r], complete in lanes 0..3. x_rows holds
+// x (rounded to T) at the warp's rows, row stride LD. bf16: the product of wr in every row of A
+// and x_rows as B (ldmatrix, transposed), each row of which then holds the sums: MT NT mma
+// instead of 4 MT NT FMAs and three shuffle levels.
 template <class C>
-__device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::T* wr,
-                                            float (&s)[C::NT][2], const Lane& l) {
-  lane_column_sums<C>(x, wr, s, l);
+__device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::T* x_rows,
+                                            const typename C::T* wr, float (&s)[C::NT][2], const Lane& l) {
+  if constexpr (C::kExact || C::kTf32) {
+    lane_column_sums<C>(x, wr, s, l);
 #pragma unroll
-  for (int nt = 0; nt < C::NT; ++nt)
+    for (int nt = 0; nt < C::NT; ++nt)
 #pragma unroll
-    for (int e = 0; e < 2; ++e) s[nt][e] = butterfly_sum<4, 16>(s[nt][e]);
+      for (int e = 0; e < 2; ++e) s[nt][e] = butterfly_sum<4, 16>(s[nt][e]);
+  } else {
+    static_assert(C::CS == 1 && C::NT % 2 == 0, "column sums over whole rows, n-tiles in pairs");
+    const int lane = l.tid & 31, r0 = row_warp<C>(l) * C::kRows;
+    float acc[C::NT][4] = {};
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m) {
+      // A rows alike: (2j, 2j + 1) and (2j + 8, 2j + 9) of the m-tile's 16 rows
+      const auto* w = reinterpret_cast<const uint32_t*>(wr + r0 + 16 * m + 2 * l.j);
+      const uint4 A = make_uint4(w[0], w[0], w[4], w[4]);
+      const typename C::T* row = x_rows + (r0 + 16 * m + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD;
+#pragma unroll
+      for (int nt = 0; nt < C::NT; nt += 2) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, row + 8 * (nt + (lane >> 4)));
+        mma<C>(acc[nt], A, make_uint2(b[0], b[1]));
+        mma<C>(acc[nt + 1], A, make_uint2(b[2], b[3]));
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt) s[nt][0] = acc[nt][0], s[nt][1] = acc[nt][1];
+  }
 }
 // The lane's column sums, unreduced, into row 8 r + g of `part` (row stride ld, r the warp's
 // row block): summing the 8 NWR rows later, once per tile, costs less than shuffles every step.
@@ -554,23 +584,48 @@ __device__ __forceinline__ void column_partials(const Frag<C>& x, const typename
     *reinterpret_cast<float2*>(part + (8 * row_warp<C>(l) + l.g) * ld + col_of<C>(l, nt)) =
         make_float2(s[nt][0], s[nt][1]);
 }
-// Per row r: sum over columns of x[r][c] * wc[c], complete in the lanes with j == 0.
+// Per row r: sum over columns of x[r][c] * wc[c], complete in the lanes with j == 0. Tensor path:
+// the product of x's A fragments (x rounded to the product's type, as an operand of H W or dA W^T
+// is, whose packing the compiler shares) and wc in all 8 columns of B, each column of which then
+// holds the sums: MT KS mma instead of 4 MT NT FMAs and two shuffle levels.
 template <class C>
 __device__ __forceinline__ void row_sums(const Frag<C>& x, const typename C::T* wc,
                                          float (&s)[C::MT][2], const Lane& l) {
-  float2 w[C::NT];
+  static_assert(C::CS == 1, "row sums over whole rows");
+  if constexpr (C::kExact) {
+    float2 w[C::NT];
 #pragma unroll
-  for (int nt = 0; nt < C::NT; ++nt) w[nt] = load_pair(wc + col_of<C>(l, nt));
+    for (int nt = 0; nt < C::NT; ++nt) w[nt] = load_pair(wc + col_of<C>(l, nt));
 #pragma unroll
-  for (int m = 0; m < C::MT; ++m)
+    for (int m = 0; m < C::MT; ++m)
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float acc = 0.f;
+      for (int h = 0; h < 2; ++h) {
+        float acc = 0.f;
 #pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt)
-        acc = fmaf(x[m][nt][2 * h], w[nt].x, fmaf(x[m][nt][2 * h + 1], w[nt].y, acc));
-      s[m][h] = butterfly_sum<1, 2>(acc);
+        for (int nt = 0; nt < C::NT; ++nt)
+          acc = fmaf(x[m][nt][2 * h], w[nt].x, fmaf(x[m][nt][2 * h + 1], w[nt].y, acc));
+        s[m][h] = butterfly_sum<1, 2>(acc);
+      }
+  } else {
+    float acc[C::MT][4] = {};
+#pragma unroll
+    for (int ks = 0; ks < C::KS; ++ks) {
+      // B rows (k index) as a_frag orders the columns: tf32 j, j + 4 <-> 8 ks + 2j, + 1; bf16
+      // 2j, 2j + 1 and 2j + 8, 2j + 9 <-> 16 ks + the same.
+      uint2 b;
+      if constexpr (C::kTf32) {
+        const float2 p = load_pair(wc + 8 * ks + 2 * l.j);
+        b = make_uint2(to_tf32(p.x), to_tf32(p.y));
+      } else {
+        const auto* w = reinterpret_cast<const uint32_t*>(wc + 16 * ks + 2 * l.j);
+        b = make_uint2(w[0], w[4]);
+      }
+#pragma unroll
+      for (int m = 0; m < C::MT; ++m) mma<C>(acc[m], a_frag<C>(x, m, ks), b);
     }
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m) s[m][0] = acc[m][0], s[m][1] = acc[m][2];
+  }
 }
 
 template <class C>
@@ -963,7 +1018,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       __syncwarp();
       float dk[C::MT][2], dv[C::NT][2];
       row_sums<C>(dA, in.v, dk, l);
-      column_sums<C>(dA, in.k, dv, l);
+      column_sums<C>(dA, arows, in.k, dv, l);
       df = butterfly_sum<1, 16>(df);
       if (l.j == 0)
 #pragma unroll
