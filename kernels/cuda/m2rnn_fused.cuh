@@ -772,7 +772,13 @@ struct BackwardSmem {
   static constexpr int kParts = C::NW > 1 ? 2 * C::P * C::NW : 0;  // dv, df partials (several warps)
   static constexpr int oDv = oStage + kStages * St::kBytes;       // float [2][P][NW][V]
   static constexpr int oDf = oDv + kParts * C::V * 4;             // float [2][P][NW]
-  static constexpr int oDw = oDf + ((kParts * 4 + 15) / 16) * 16;  // float [V][V]
+  // Without recompute warps, dq and dk of a tile wait in shared memory for the round's flush
+  // (put_row_sums): in two buffers by the round's parity where one warp may write the next
+  // round's while another still flushes.
+  static constexpr int kRowBufs = C::NW == 1 && !kLag ? 1 : 2;
+  static constexpr int kGradRowBytes = kLag ? 0 : kRowBufs * 2 * C::P * C::K * 4;
+  static constexpr int oGradRows = oDf + ((kParts * 4 + 15) / 16) * 16;  // float [kRowBufs][2][P][K]
+  static constexpr int oDw = oGradRows + kGradRowBytes;                   // float [V][V]
   static constexpr int oStates = oDw + C::V * C::V * 4;           // T [kSlots][P][K][LD]
   static constexpr int oDa = oStates + kSlots * kStateBytes;      // T [kSlots][P][K][LD]
   static constexpr int oW = oDa + kSlots * kStateBytes;           // BOperand W
@@ -860,9 +866,15 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   using St = typename L::St;
   constexpr int kLag = L::kLag;
   extern __shared__ __align__(16) unsigned char smem[];
-  float* dvpart = reinterpret_cast<float*>(smem + L::oDv);
-  float* dfpart = reinterpret_cast<float*>(smem + L::oDf);
   float* dWs = reinterpret_cast<float*>(smem + L::oDw);
+  // Gradients that go out after round r's barrier: without recompute warps, dq of the tile
+  // recomputed in round r and dk of the tile reversed in it (grad_rows(0 or 1, r): [P][K]), and
+  // with several warps the dv and df partials of the reversed tile ([P][NW][V], [P][NW]).
+  auto grad_rows = [&](int which, unsigned r) {
+    return reinterpret_cast<float*>(smem + L::oGradRows) + (r % L::kRowBufs * 2 + which) * C::P * C::K;
+  };
+  auto dv_parts = [&](unsigned r) { return reinterpret_cast<float*>(smem + L::oDv) + (r & 1) * C::P * C::NW * C::V; };
+  auto df_parts = [&](unsigned r) { return reinterpret_cast<float*>(smem + L::oDf) + (r & 1) * C::P * C::NW; };
   constexpr int kStep = C::K * C::LD;
   auto stage = [&](unsigned round) { return smem + L::oStage + round % L::kStages * St::kBytes; };
   auto states = [&](unsigned round) {
@@ -888,6 +900,23 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
           *f = a.f.chain(b, n, N), *dy = a.dy.chain(b, n, N);
   const auto dq_out = a.dq.chain(b, n, N, S, C::K), dk_out = a.dk.chain(b, n, N, S, C::K),
              dv_out = a.dv.chain(b, n, N, S, C::V), df_out = a.df.chain(b, n, N, S, 1);
+
+  // dq or dk (which 0 or 1) of step t0 + s from the lanes that hold them whole. Without
+  // recompute warps into the round's buffer for the flush after its barrier: these lanes are a
+  // quarter of each warp, and their own puts (address arithmetic and the shared-head branch per
+  // element) cost the single group more than its share of the flush (lm400m forward+backward
+  // 12.2 -> 11.3 ms). With recompute warps straight out: the flush would sit on the reversing
+  // warps' critical path (wide 6.13 -> 6.26 ms).
+  auto put_row_sums = [&](int which, unsigned r, int64_t t0, int s, const float (&x)[C::MT][2]) {
+    if (l.j != 0) return;
+#pragma unroll
+    for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        if constexpr (kLag) (which ? dk_out : dq_out).put(t0 + s, row_of<C>(l, m, hh), x[m][hh]);
+        else grad_rows(which, r)[s * C::K + row_of<C>(l, m, hh)] = x[m][hh];
+      }
+  };
 
   BOperand<C> W, Wt;
   W.init(a.W + hw * C::V * C::V, false, smem + L::oW, lb);
@@ -964,12 +993,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       advance<C>(h, W, in, rows + s * kStep, l);
       float dq[C::MT][2];
       row_sums<C>(h, in.dy, dq, l);
-      if (l.j == 0)
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh)
-            dq_out.put(t0 + s, row_of<C>(l, m, hh), dq[m][hh]);
+      put_row_sums(0, r, t0, s, dq);
     }
   };
 
@@ -982,8 +1006,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     const unsigned char* sb = stage(rr);
     const T* rows = states(rr);
     T* dA_rows = dAs(r);
-    float* dv_parts = dvpart + (r & 1) * C::P * C::NW * C::V;  // [P][NW][V]
-    float* df_parts = dfpart + (r & 1) * C::P * C::NW;         // [P][NW]
+    float* dvp = dv_parts(r);
+    float* dfp = df_parts(r);
     for (int s = steps - 1; s >= 0; --s) {
       const StepIn<C, St> in(sb, s);
       const float fs = in.f;
@@ -1020,12 +1044,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       row_sums<C>(dA, in.v, dk, l);
       column_sums<C>(dA, arows, in.k, dv, l);
       df = butterfly_sum<1, 16>(df);
-      if (l.j == 0)
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh)
-            dk_out.put(t0 + s, row_of<C>(l, m, hh), dk[m][hh]);
+      put_row_sums(1, r, t0, s, dk);
       // dv and df sum over all K rows: one warp has them whole, more add their partials up
       // after the round's barrier.
       if constexpr (C::NW == 1) {
@@ -1040,9 +1059,9 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
         if (l.g == 0)
 #pragma unroll
           for (int nt = 0; nt < C::NT; ++nt)
-            *reinterpret_cast<float2*>(dv_parts + (s * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
+            *reinterpret_cast<float2*>(dvp + (s * C::NW + l.w) * C::V + col_of<C>(l, nt)) =
                 make_float2(dv[nt][0], dv[nt][1]);
-        if ((l.tid & 31) == 0) df_parts[s * C::NW + l.w] = df;
+        if ((l.tid & 31) == 0) dfp[s * C::NW + l.w] = df;
       }
       // carry_t = f G + dA W^T
       Frag<C> prod;
@@ -1061,22 +1080,37 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
           for (int i = 0; i < 4; ++i) carry[m][nt][i] = prod[m][nt][i];
     }
   };
-  // After the round's barrier: dv and df of the reversed tile, summed over the warps' partials.
-  auto sum_partials = [&](const Tile& t, int par) {
-    const int64_t t0 = tile_t0(t);
-    const int steps = tile_steps(t);
-    for (int e = lb.tid; e < steps * C::V; e += C::kBlockThreads) {
-      const int s = e / C::V, c = e % C::V;
-      float x = 0.f;
-#pragma unroll
-      for (int w = 0; w < C::NW; ++w) x += dvpart[((par * C::P + s) * C::NW + w) * C::V + c];
-      dv_out.put(t0 + s, c, x);
+  // After the round's barrier, the gradients the round left in shared memory go out, each in
+  // one loop over consecutive elements: without recompute warps dq of the recomputed tile and dk
+  // of the reversed one, and with several warps dv and df of the reversed one, summed over the
+  // warps' partials.
+  auto flush = [&](const Tile& recomputed, const Tile& reversed, unsigned r) {
+    auto rows_out = [&](const auto& out, const float* rows, const Tile& t) {
+      out.template put_tile<C::K, C::kBlockThreads>(tile_t0(t), tile_steps(t), lb.tid,
+                                                    [&](int e) { return rows[e]; });
+    };
+    if constexpr (!kLag) {
+      if (recomputed.valid && recomputed.grads) rows_out(dq_out, grad_rows(0, r), recomputed);
+      if (reversed.valid && reversed.grads) rows_out(dk_out, grad_rows(1, r), reversed);
     }
-    for (int s = lb.tid; s < steps; s += C::kBlockThreads) {
-      float x = 0.f;
+    if (!reversed.valid || !reversed.grads) return;
+    if constexpr (C::NW > 1) {
+      const int64_t t0 = tile_t0(reversed);
+      const int steps = tile_steps(reversed);
+      const float* dvp = dv_parts(r);
+      const float* dfp = df_parts(r);
+      dv_out.template put_tile<C::V, C::kBlockThreads>(t0, steps, lb.tid, [&](int e) {
+        float x = 0.f;
 #pragma unroll
-      for (int w = 0; w < C::NW; ++w) x += dfpart[(par * C::P + s) * C::NW + w];
-      df_out.put(t0 + s, 0, x);
+        for (int w = 0; w < C::NW; ++w) x += dvp[(e / C::V * C::NW + w) * C::V + e % C::V];
+        return x;
+      });
+      df_out.template put_tile<1, C::kBlockThreads>(t0, steps, lb.tid, [&](int s) {
+        float x = 0.f;
+#pragma unroll
+        for (int w = 0; w < C::NW; ++w) x += dfp[s * C::NW + w];
+        return x;
+      });
     }
   };
 
@@ -1115,7 +1149,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     }
     if (nxt.valid) st.finish(stage(r + 1), lb);
     __syncthreads();
-    if (C::NW > 1 && reversing) sum_partials(rev, r & 1);
+    flush(cur, rev, r);
+    if constexpr (L::kRowBufs == 1) __syncwarp();  // the flush's reads before the next round's writes
     if constexpr (kLag) {
       if (!cur.valid && !prev.valid) break;
       prev2 = prev;

@@ -37,6 +37,20 @@ struct GradOut {
       if (acc) atomicAdd(acc + t * step + i, x);
       else out[t * step + i] = from_float<T>(x);
     }
+    // A tile's gradient from shared memory, in one loop per thread: thread `first` of kStride
+    // puts elements e = first, first + kStride, .. < steps kLen (element e % kLen of step
+    // t0 + e / kLen) as x(e). A thread keeps its element of a row, so its pointer steps by rows,
+    // and where the elements go is decided once.
+    template <int kLen, int kStride, class X>
+    __device__ void put_tile(int64_t t0, int steps, int first, X x) const {
+      static_assert(kStride % kLen == 0, "a thread keeps its element of a row");
+      const int64_t off = (t0 + first / kLen) * step + first % kLen, jump = kStride / kLen * step;
+      const int n = steps * kLen;
+      if (acc)
+        for (float* p = acc + off; first < n; first += kStride, p += jump) atomicAdd(p, x(first));
+      else
+        for (T* p = out + off; first < n; first += kStride, p += jump) *p = from_float<T>(x(first));
+    }
   };
   __device__ Chain chain(int64_t b, int64_t n, int64_t N, int64_t S, int64_t inner) const {
     const int64_t base = (b * S * heads + n / (N / heads)) * inner;

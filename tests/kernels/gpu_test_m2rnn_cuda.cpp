@@ -198,6 +198,11 @@ TEST_CASE("small shapes for compute-sanitizer", "[gpu][m2rnn][sanitize]") {
   check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
   check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
   check_backend<kc::bf16>(spec, Backend::cublas, {}, bound(true, M2rnnMath::tensor));
+  // K 64, V 16 (lm400m's head): two warps a chain, which meet in shared memory every round (the
+  // dq, dk and dv, df buffers by the round's parity); k shared, so dk goes out by atomics.
+  ProblemSpec two_warps = spec_of(2, 11, 64, 16, 2, 502);
+  two_warps.shape.Nk = 1;
+  check_backend<kc::bf16>(two_warps, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
   // K V = 4096: the forward whose warp pairs swap column halves through shared memory, and the
   // backward whose second warp group recomputes the states.
   const ProblemSpec wide = spec_of(1, 11, 64, 64, 1, 501);
