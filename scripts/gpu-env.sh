@@ -7,20 +7,21 @@ build="${M2B_GPU_BUILD:-$root/build-gpu}"
 torch_prefix="${M2B_TORCH_PREFIX:-/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake}"
 export PATH="$PATH:/usr/local/cuda/bin"
 
-# Configures $build with CUDA once; on failure prints the log's tail (all of it in
-# $1/configure.log) and returns non-zero.
+# Configures $build with CUDA once; on failure prints the log's tail (all of it in $1/build.log,
+# which the build appends to: the device tool brings back at most 8 files from $OUT, and
+# gpu-check.sh's others take 7) and returns non-zero.
 m2b_gpu_configure() {
   [ -f "$build/CMakeCache.txt" ] && return 0
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DM2BENCH_CUDA=ON \
-    -DCMAKE_PREFIX_PATH="$torch_prefix" >"$1/configure.log" 2>&1 && return 0
-  echo "== configure FAILED"; tail -30 "$1/configure.log"; return 1
+    -DCMAKE_PREFIX_PATH="$torch_prefix" >"$1/build.log" 2>&1 && return 0
+  echo "== configure FAILED"; tail -30 "$1/build.log"; return 1
 }
 
 # m2b_gpu_build OUT TARGET...: builds the targets in $build on the machine's 16 cores; on failure
-# prints the first errors (the whole log in OUT/build.log) and returns non-zero.
+# prints the first errors (the whole log appended to OUT/build.log) and returns non-zero.
 m2b_gpu_build() {
   local out="$1"; shift
-  cmake --build "$build" -j 16 --target "$@" >"$out/build.log" 2>&1 && return 0
+  cmake --build "$build" -j 16 --target "$@" >>"$out/build.log" 2>&1 && return 0
   echo "== build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; return 1
 }
 
