@@ -906,7 +906,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   // quarter of each warp, and their own puts (address arithmetic and the shared-head branch per
   // element) cost the single group more than its share of the flush (lm400m forward+backward
   // 12.2 -> 11.3 ms). With recompute warps straight out: the flush would sit on the reversing
-  // warps' critical path (wide 6.13 -> 6.26 ms).
+  // warps' critical path (wide 6.18 -> 6.25 ms).
   auto put_row_sums = [&](int which, unsigned r, int64_t t0, int s, const float (&x)[C::MT][2]) {
     if (l.j != 0) return;
 #pragma unroll
