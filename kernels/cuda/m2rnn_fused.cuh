@@ -97,6 +97,10 @@ struct Fused {
 
 template <class C>
 using Frag = float[C::MT][C::NT][4];
+// bf16: a fragment's values as the pairs a_frag packs (pair h of n-tile nt: elements 2h, 2h + 1),
+// where they come packed already (a state read back from shared memory).
+template <class C>
+using Pairs = uint32_t[C::MT][C::NT][2];
 
 // Thread coordinates inside the block.
 struct Lane {
@@ -140,6 +144,16 @@ __device__ __forceinline__ void store_frag(S* base, int ld, const Frag<C>& x, co
         store_pair<S>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt), x[m][nt][2 * h],
                       x[m][nt][2 * h + 1]);
 }
+template <class C>
+__device__ __forceinline__ void store_frag(__nv_bfloat16* base, int ld, const Pairs<C>& x, const Lane& l) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt)
+        *reinterpret_cast<uint32_t*>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt)) = x[m][nt][h];
+}
 template <class C, typename S>
 __device__ __forceinline__ void load_frag(const S* base, int ld, Frag<C>& x, const Lane& l) {
 #pragma unroll
@@ -152,6 +166,24 @@ __device__ __forceinline__ void load_frag(const S* base, int ld, Frag<C>& x, con
         x[m][nt][2 * h] = p.x;
         x[m][nt][2 * h + 1] = p.y;
       }
+}
+template <class C>
+__device__ __forceinline__ void load_frag(const __nv_bfloat16* base, int ld, Pairs<C>& x, const Lane& l) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int nt = 0; nt < C::NT; ++nt)
+        x[m][nt][h] = *reinterpret_cast<const uint32_t*>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt));
+}
+// Element i of n-tile nt of a fragment, held as floats or as bf16 pairs.
+template <class C>
+__device__ __forceinline__ float elem(const Frag<C>& x, int m, int nt, int i) { return x[m][nt][i]; }
+template <class C>
+__device__ __forceinline__ float elem(const Pairs<C>& x, int m, int nt, int i) {
+  const uint32_t p = x[m][nt][i >> 1];
+  return __uint_as_float(i & 1 ? p & 0xffff0000u : p << 16);
 }
 // Global K x V state (contiguous, any alignment): scalar accesses; nullptr reads zeros.
 template <class C, typename S>
@@ -259,6 +291,20 @@ __device__ __forceinline__ uint4 a_frag(const Frag<C>& a, int m, int ks) {
                       pack_bf16(a[m][2 * ks + 1][0], a[m][2 * ks + 1][1]),
                       pack_bf16(a[m][2 * ks + 1][2], a[m][2 * ks + 1][3]));
 }
+// The A fragment from Pairs: no packing.
+template <class C>
+__device__ __forceinline__ uint4 a_frag(const Pairs<C>& a, int m, int ks) {
+  return make_uint4(a[m][2 * ks][0], a[m][2 * ks][1], a[m][2 * ks + 1][0], a[m][2 * ks + 1][1]);
+}
+template <class C>
+__device__ __forceinline__ void pack_pairs(const Frag<C>& x, Pairs<C>& p) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) p[m][nt][h] = pack_bf16(x[m][nt][2 * h], x[m][nt][2 * h + 1]);
+}
 
 // d += A b on the tensor cores, in the path's type.
 template <class C>
@@ -298,8 +344,8 @@ struct Exchange {
 // out += a B over the warp's rows. Tensor path: a comes from registers (CS = 2: the partner's
 // half through `x`, after the products of the warp's own half). Exact path: a comes from
 // `a_rows` (the same values, stored by the caller at the warp's rows of a stride-LD buffer).
-template <class C, class BOp>
-__device__ __forceinline__ void mul(Frag<C>& out, const Frag<C>& a, const BOp& B,
+template <class C, class AOp, class BOp>
+__device__ __forceinline__ void mul(Frag<C>& out, const AOp& a, const BOp& B,
                                     const typename C::T* a_rows, const Lane& l,
                                     Exchange<C>* x = nullptr) {
   if constexpr (C::kExact) {
@@ -474,8 +520,8 @@ __device__ __forceinline__ void add_outer(Frag<C>& x, const typename C::T* r, co
 // path multiplies h from `rows`, where the caller stored it. bf16: k v^T first, on the tensor
 // cores, since it does not depend on the state; fp32: added to the product by FMA (starting the
 // product from k v^T instead made the tf32 forward 4% slower).
-template <class C, class In, class BOp>
-__device__ __forceinline__ void preactivation(Frag<C>& acc, const Frag<C>& h, const BOp& W,
+template <class C, class AOp, class In, class BOp>
+__device__ __forceinline__ void preactivation(Frag<C>& acc, const AOp& h, const BOp& W,
                                               const In& in, const typename C::T* rows, const Lane& l,
                                               Exchange<C>* x = nullptr) {
   constexpr bool kKvOnTensorCores = !C::kExact && !C::kTf32;
@@ -493,18 +539,19 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const Frag<C>& h, co
   if constexpr (!kKvOnTensorCores) add_outer<C>(acc, in.k, in.v, l);
 }
 
-// One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T). When `rows` is
+// One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T), the product from
+// `a`: h, or its bf16 pairs where the caller keeps them (the backward's pass 2). When `rows` is
 // given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it).
-template <class C, class In, class BOp>
-__device__ __forceinline__ void advance(Frag<C>& h, const BOp& W, const In& in,
+template <class C, class AOp, class In, class BOp>
+__device__ __forceinline__ void advance(Frag<C>& h, const AOp& a, const BOp& W, const In& in,
                                         typename C::T* rows, const Lane& l, Exchange<C>* x = nullptr) {
   if (rows) {
     __syncwarp();
-    store_frag<C>(rows, C::LD, h, l);
+    store_frag<C>(rows, C::LD, a, l);
     __syncwarp();
   }
   Frag<C> acc;
-  preactivation<C>(acc, h, W, in, rows, l, x);
+  preactivation<C>(acc, a, W, in, rows, l, x);
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
 #pragma unroll
@@ -586,10 +633,10 @@ __device__ __forceinline__ void column_partials(const Frag<C>& x, const typename
 }
 // Per row r: sum over columns of x[r][c] * wc[c], complete in the lanes with j == 0. Tensor path:
 // the product of x's A fragments (x rounded to the product's type, as an operand of H W or dA W^T
-// is, whose packing the compiler shares) and wc in all 8 columns of B, each column of which then
+// is; x may be given as its bf16 pairs) and wc in all 8 columns of B, each column of which then
 // holds the sums: MT KS mma instead of 4 MT NT FMAs and two shuffle levels.
-template <class C>
-__device__ __forceinline__ void row_sums(const Frag<C>& x, const typename C::T* wc,
+template <class C, class AOp>
+__device__ __forceinline__ void row_sums(const AOp& x, const typename C::T* wc,
                                          float (&s)[C::MT][2], const Lane& l) {
   static_assert(C::CS == 1, "row sums over whole rows");
   if constexpr (C::kExact) {
@@ -684,7 +731,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
     float* ypart = ypart0 + (C::kYBuffers == 2 ? buf * PF * L::kYStep : 0);
     auto step = [&](int s) {
       const StepIn<C, St> in(sb, s);
-      advance<C>(h, W, in, rows, l, &xc);
+      advance<C>(h, h, W, in, rows, l, &xc);
       column_partials<C>(h, in.q, ypart + s * L::kYStep, L::kYLd, l);
     };
     // Full tiles unrolled, so that one step's y and the next step's independent work overlap the
@@ -978,7 +1025,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     if (loads_start(t)) load_start(t);
     if (!t.grads) {
       for (int s = 0; s < steps; ++s)
-        advance<C>(h, W, StepIn<C, St>(sb, s), C::kExact ? rows : nullptr, l);
+        advance<C>(h, h, W, StepIn<C, St>(sb, s), C::kExact ? rows : nullptr, l);
       if (t.sub + 2 < tiles_in_chunk<C>(a, t.chunk))
 #pragma unroll
         for (int m = 0; m < C::MT; ++m)
@@ -988,12 +1035,24 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
                 make_float4(h[m][nt][0], h[m][nt][1], h[m][nt][2], h[m][nt][3]);
       return;
     }
-    for (int s = 0; s < steps; ++s) {
-      const StepIn<C, St> in(sb, s);
-      advance<C>(h, W, in, rows + s * kStep, l);
-      float dq[C::MT][2];
-      row_sums<C>(h, in.dy, dq, l);
-      put_row_sums(0, r, t0, s, dq);
+    // a: h, or (bf16) its pairs, each state packed once for its store, its product and dq
+    // (ptxas shares none of the three packings); repack: a after h's step.
+    auto steps_from = [&](const auto& a, auto repack) {
+      for (int s = 0; s < steps; ++s) {
+        const StepIn<C, St> in(sb, s);
+        advance<C>(h, a, W, in, rows + s * kStep, l);
+        repack();
+        float dq[C::MT][2];
+        row_sums<C>(a, in.dy, dq, l);
+        put_row_sums(0, r, t0, s, dq);
+      }
+    };
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      Pairs<C> hb;
+      pack_pairs<C>(h, hb);
+      steps_from(hb, [&] { pack_pairs<C>(h, hb); });
+    } else {
+      steps_from(h, [] {});
     }
   };
 
@@ -1021,21 +1080,30 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
 #pragma unroll
             for (int i = 0; i < 4; ++i) G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
       const T* hrows = rows + s * kStep;
-      Frag<C> hp, dA;
+      Frag<C> dA;  // Z before its tanh goes in dA's registers
+      // hp: H_{t-1} as stored; bf16 keeps its pairs, the product's operand as they are, unpacked
+      // element by element where df needs them, where registers are not capped (with lm400m's
+      // 128, ptxas then moved registers around in pass 1 and dW: 364 -> 350 instructions in this
+      // loop, +29 in theirs).
+      auto from = [&](const auto& hp) {
+        preactivation<C>(dA, hp, W, in, hrows, l);
+        float df = 0.f;
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              const float z = tanh_<C::kExact>(dA[m][nt][i]);
+              const float gz = G[m][nt][i];
+              df = fmaf(gz, elem<C>(hp, m, nt, i) - z, df);
+              dA[m][nt][i] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
+            }
+        return df;
+      };
+      std::conditional_t<std::is_same_v<T, __nv_bfloat16> && C::kMinBlocks == 1, Pairs<C>, Frag<C>> hp;
       load_frag<C>(hrows, C::LD, hp, l);
-      preactivation<C>(dA, hp, W, in, hrows, l);  // Z before its tanh, in dA's registers
-      float df = 0.f;
-#pragma unroll
-      for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const float z = tanh_<C::kExact>(dA[m][nt][i]);
-            const float gz = G[m][nt][i];
-            df = fmaf(gz, hp[m][nt][i] - z, df);
-            dA[m][nt][i] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
-          }
+      float df = from(hp);
       T* arows = dA_rows + s * kStep;
       __syncwarp();
       store_frag<C>(arows, C::LD, dA, l);
