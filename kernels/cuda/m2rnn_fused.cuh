@@ -539,6 +539,20 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const AOp& h, const 
   if constexpr (!kKvOnTensorCores) add_outer<C>(acc, in.k, in.v, l);
 }
 
+// h <- f h + (1 - f) tanh(acc), acc the step's pre-activation.
+template <class C>
+__device__ __forceinline__ void gate(Frag<C>& h, const Frag<C>& acc, float f) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float z = tanh_<C::kExact>(acc[m][nt][i]);
+        h[m][nt][i] = fmaf(f, h[m][nt][i] - z, z);
+      }
+}
+
 // One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T), the product from
 // `a`: h, or its bf16 pairs where the caller keeps them (the backward's pass 2). When `rows` is
 // given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it).
@@ -552,15 +566,7 @@ __device__ __forceinline__ void advance(Frag<C>& h, const AOp& a, const BOp& W, 
   }
   Frag<C> acc;
   preactivation<C>(acc, a, W, in, rows, l, x);
-#pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float z = tanh_<C::kExact>(acc[m][nt][i]);
-        h[m][nt][i] = fmaf(in.f, h[m][nt][i] - z, z);
-      }
+  gate<C>(h, acc, in.f);
 }
 
 // Per column c of the lane's pairs (col_of): sum over the lane's rows of x[r][c] * wr[r].
@@ -715,6 +721,10 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   Exchange<C> xc{reinterpret_cast<uint4*>(smem + L::oX)};
   Frag<C> h;
   load_state<C>(a.h0 ? a.h0 + chain * C::K * C::V : static_cast<const T*>(nullptr), h, l);
+  // bf16 (k v^T on the tensor cores) with whole rows per warp: k v^T a step ahead (run 39: lm400m
+  // 1.71 -> 1.67 ms; with the columns split, CS = 2, wide 0.92 -> 0.93, so not there).
+  constexpr bool kKvAhead = !C::kExact && !C::kTf32 && C::CS == 1;
+  Frag<C> kv;
 
   St st;
   st.load(stage, a, q, k, v, f, nullptr, 0, true, l);
@@ -731,7 +741,23 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
     float* ypart = ypart0 + (C::kYBuffers == 2 ? buf * PF * L::kYStep : 0);
     auto step = [&](int s) {
       const StepIn<C, St> in(sb, s);
-      advance<C>(h, h, W, in, rows, l, &xc);
+      if constexpr (kKvAhead) {
+        // The step's k v^T was issued a step ago (the tile's first, after the barrier), so its
+        // loads and product are not on the chain from one step's state to the next.
+        if (s == 0) outer_kv<C>(kv, in, l);
+        Frag<C> acc;
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[m][nt][i] = kv[m][nt][i];
+        mul<C>(acc, h, W, rows, l, &xc);
+        if (s + 1 < steps) outer_kv<C>(kv, StepIn<C, St>(sb, s + 1), l);
+        gate<C>(h, acc, in.f);
+      } else {
+        advance<C>(h, h, W, in, rows, l, &xc);
+      }
       column_partials<C>(h, in.q, ypart + s * L::kYStep, L::kYLd, l);
     };
     // Full tiles unrolled, so that one step's y and the next step's independent work overlap the
