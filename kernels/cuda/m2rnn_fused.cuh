@@ -132,50 +132,42 @@ __device__ __forceinline__ int col_of(const Lane& l, int nt) {
   return col_base<C>(l) + 8 * nt + 2 * l.j;
 }
 
-// Fragment <-> rows of a K x V matrix (row stride ld), in shared or global memory.
-template <class C, typename S>
-__device__ __forceinline__ void store_frag(S* base, int ld, const Frag<C>& x, const Lane& l) {
+// Fragment <-> rows of a K x V matrix (row stride ld), in shared or global memory: fn(m, h, nt,
+// offset of the lane's pair of n-tile nt in row half h of m-tile m).
+template <class C, typename Fn>
+__device__ __forceinline__ void for_each_pair(int ld, const Lane& l, Fn&& fn) {
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt)
-        store_pair<S>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt), x[m][nt][2 * h],
-                      x[m][nt][2 * h + 1]);
+      for (int nt = 0; nt < C::NT; ++nt) fn(m, h, nt, row_of<C>(l, m, h) * ld + col_of<C>(l, nt));
+}
+template <class C, typename S>
+__device__ __forceinline__ void store_frag(S* base, int ld, const Frag<C>& x, const Lane& l) {
+  for_each_pair<C>(ld, l, [&](int m, int h, int nt, int o) {
+    store_pair<S>(base + o, x[m][nt][2 * h], x[m][nt][2 * h + 1]);
+  });
 }
 template <class C>
 __device__ __forceinline__ void store_frag(__nv_bfloat16* base, int ld, const Pairs<C>& x, const Lane& l) {
-#pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt)
-        *reinterpret_cast<uint32_t*>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt)) = x[m][nt][h];
+  for_each_pair<C>(ld, l, [&](int m, int h, int nt, int o) {
+    *reinterpret_cast<uint32_t*>(base + o) = x[m][nt][h];
+  });
 }
 template <class C, typename S>
 __device__ __forceinline__ void load_frag(const S* base, int ld, Frag<C>& x, const Lane& l) {
-#pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt) {
-        const float2 p = load_pair<S>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt));
-        x[m][nt][2 * h] = p.x;
-        x[m][nt][2 * h + 1] = p.y;
-      }
+  for_each_pair<C>(ld, l, [&](int m, int h, int nt, int o) {
+    const float2 p = load_pair<S>(base + o);
+    x[m][nt][2 * h] = p.x;
+    x[m][nt][2 * h + 1] = p.y;
+  });
 }
 template <class C>
 __device__ __forceinline__ void load_frag(const __nv_bfloat16* base, int ld, Pairs<C>& x, const Lane& l) {
-#pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt)
-        x[m][nt][h] = *reinterpret_cast<const uint32_t*>(base + row_of<C>(l, m, h) * ld + col_of<C>(l, nt));
+  for_each_pair<C>(ld, l, [&](int m, int h, int nt, int o) {
+    x[m][nt][h] = *reinterpret_cast<const uint32_t*>(base + o);
+  });
 }
 // Element i of n-tile nt of a fragment, held as floats or as bf16 pairs.
 template <class C>
