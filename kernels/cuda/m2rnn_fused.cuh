@@ -738,12 +738,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
         // loads and product are not on the chain from one step's state to the next.
         if (s == 0) outer_kv<C>(kv, in, l);
         Frag<C> acc;
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) acc[m][nt][i] = kv[m][nt][i];
+        memcpy(acc, kv, sizeof acc);
         mul<C>(acc, h, W, rows, l, &xc);
         if (s + 1 < steps) outer_kv<C>(kv, StepIn<C, St>(sb, s + 1), l);
         gate<C>(h, acc, in.f);
