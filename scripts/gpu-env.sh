@@ -9,11 +9,13 @@ export PATH="$PATH:/usr/local/cuda/bin"
 
 # Configures $build with CUDA once; on failure prints the log's tail (all of it in $1/build.log,
 # which the build appends to: the device tool brings back at most 8 files from $OUT, and
-# gpu-check.sh's others take 7) and returns non-zero.
+# gpu-check.sh's others take 7) and returns non-zero. It starts the log afresh even when $build
+# is configured already, so that a reused $1 never shows an earlier run's errors.
 m2b_gpu_configure() {
+  : >"$1/build.log"
   [ -f "$build/CMakeCache.txt" ] && return 0
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DM2BENCH_CUDA=ON \
-    -DCMAKE_PREFIX_PATH="$torch_prefix" >"$1/build.log" 2>&1 && return 0
+    -DCMAKE_PREFIX_PATH="$torch_prefix" >>"$1/build.log" 2>&1 && return 0
   echo "== configure FAILED"; tail -30 "$1/build.log"; return 1
 }
 
