@@ -404,7 +404,11 @@ __device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid)
 // then f[P] in fp32 (one element per step is too small for cp.async; it goes through a register).
 // Copies are 16 bytes wide where every row starts 16-byte aligned (a.copy16, checked on the
 // host), else 4 bytes, so bf16 rows must start at even elements (also checked on the host).
-template <class C, bool kGrads, int P = C::P>
+// kUnrolled: each thread's copies as straight-line code rather than a loop, which ptxas can
+// then schedule among the steps' work (run 43, the bf16 forward: wide 0.878 -> 0.866 ms, and
+// lm400m 1.62 -> 1.58 with the copies issued inside the tile's first step; slower for the tf32
+// forward, statetrack 0.160 -> 0.164, and for the backward, lm400m forward+backward 11.1 -> 12.2).
+template <class C, bool kGrads, int P = C::P, bool kUnrolled = false>
 struct Stage {
   using T = typename C::T;
   static constexpr int oQ = 0, oK = P * C::K, oV = 2 * P * C::K, oDy = oV + P * C::V,
@@ -418,12 +422,19 @@ struct Stage {
   template <int kBytes, int kLen>
   __device__ __forceinline__ static void rows(T* dst, const T* src, int64_t step, int64_t t0,
                                               int64_t S, const Lane& l) {
-    constexpr int E = kBytes / static_cast<int>(sizeof(T)), kPerRow = kLen / E;
-#pragma unroll 1
-    for (int c = l.tid; c < P * kPerRow; c += C::kBlockThreads) {
+    constexpr int E = kBytes / static_cast<int>(sizeof(T)), kPerRow = kLen / E, kCopies = P * kPerRow;
+    auto copy = [&](int c) {
       const int s = c / kPerRow, e = c % kPerRow * E;
       const bool valid = t0 + s < S;
       cp_async<kBytes>(dst + s * kLen + e, valid ? src + (t0 + s) * step + e : src, valid);
+    };
+    if constexpr (kUnrolled) {
+#pragma unroll
+      for (int i = 0; i < (kCopies + C::kBlockThreads - 1) / C::kBlockThreads; ++i)
+        if (l.tid + i * C::kBlockThreads < kCopies) copy(l.tid + i * C::kBlockThreads);
+    } else {
+#pragma unroll 1
+      for (int c = l.tid; c < kCopies; c += C::kBlockThreads) copy(c);
     }
   }
   template <int kBytes>
@@ -675,7 +686,7 @@ __device__ __forceinline__ void row_sums(const AOp& x, const typename C::T* wc,
 
 template <class C>
 struct ForwardSmem {
-  using St = Stage<C, false, C::PF>;
+  using St = Stage<C, false, C::PF, std::is_same_v<typename C::T, __nv_bfloat16>>;
   static constexpr int kYRows = 8 * C::NWR, kYLd = C::V + 8;  // y partials of a step: row (r, g)
   static constexpr int kYStep = kYRows * kYLd;
   static constexpr int oStage = 0;                                       // 2 Stage buffers
@@ -722,12 +733,42 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   st.load(stage, a, q, k, v, f, nullptr, 0, true, l);
   st.finish(stage, l);
   __syncthreads();
+  // y of the tile from step t0: its partials summed over rows, one step-column element per
+  // thread and slice. With two buffers of partials, a full tile's sums are deferred into the
+  // next tile's steps, a slice a step: those steps are bound by their dependent chain and leave
+  // issue slots free, whereas after the barrier the sums sat on every warp's path (run 42:
+  // lm400m 1.67 -> 1.64 ms, wide 0.912 -> 0.886).
+  auto sum_y = [&](int64_t t0, int steps, const float* part, int slice) {
+    const int e = l.tid + slice * C::kBlockThreads;
+    if (e >= steps * C::V) return;
+    const int s = e / C::V, c = e % C::V;
+    const float* p = part + s * L::kYStep + c;
+    float sum = 0.f;
+#pragma unroll
+    for (int r = 0; r < L::kYRows; ++r) sum += p[r * L::kYLd];
+    y[(t0 + s) * y_step + c] = from_float<T>(sum);
+  };
+  constexpr int kSlices = (PF * C::V + C::kBlockThreads - 1) / C::kBlockThreads;
+  constexpr bool kDeferY = C::kYBuffers == 2 && kSlices <= PF;  // more a step spilled (K 16, V 64)
+  int64_t deferred_t0 = 0;
+  const float* deferred = nullptr;  // the partials of the full tile from deferred_t0, not yet summed
+  auto sum_deferred = [&](int slice) {
+    if (kDeferY && deferred) sum_y(deferred_t0, PF, deferred, slice);
+  };
+
   const int64_t tiles = (S + PF - 1) / PF;
   for (int64_t it = 0; it < tiles; ++it) {
     const int64_t t0 = it * PF;
     const int buf = it & 1;
     unsigned char* next = stage + (buf ^ 1) * St::kBytes;
-    if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + PF, true, l);
+    // The next tile's copies: with k v^T a step ahead, issued inside this tile's first step (run
+    // 43: lm400m 1.64 -> 1.58 ms); with the columns split (wide) ahead of the steps, as inside
+    // they took 0.866 -> 0.902.
+    auto stage_next = [&] {
+      if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + PF, true, l);
+    };
+    constexpr bool kStageInStep = kKvAhead;
+    if (!kStageInStep) stage_next();
     const unsigned char* sb = stage + buf * St::kBytes;
     const int steps = static_cast<int>(S - t0 < PF ? S - t0 : PF);
     float* ypart = ypart0 + (C::kYBuffers == 2 ? buf * PF * L::kYStep : 0);
@@ -747,13 +788,20 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
       }
       column_partials<C>(h, in.q, ypart + s * L::kYStep, L::kYLd, l);
     };
+    auto step_and_sum = [&](int s) {
+      step(s);
+      if (s < kSlices) sum_deferred(s);
+      if (kStageInStep && s == 0) stage_next();  // only full tiles have one after them
+    };
     // Full tiles unrolled, so that one step's y and the next step's independent work overlap the
     // dependent chain; the last, partial tile step by step. (The backward's loops stay rolled:
     // unrolled, they spilled and ran slower.)
     if (steps == PF) {
 #pragma unroll
-      for (int s = 0; s < PF; ++s) step(s);
+      for (int s = 0; s < PF; ++s) step_and_sum(s);
     } else {
+#pragma unroll
+      for (int slice = 0; slice < kSlices; ++slice) sum_deferred(slice);
 #pragma unroll 1
       for (int s = 0; s < steps; ++s) step(s);
     }
@@ -766,13 +814,11 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
     }
     if (it + 1 < tiles) st.finish(next, l);
     __syncthreads();
-    for (int e = l.tid; e < steps * C::V; e += C::kBlockThreads) {
-      const int s = e / C::V, c = e % C::V;
-      const float* p = ypart + s * L::kYStep + c;
-      float sum = 0.f;
-#pragma unroll
-      for (int r = 0; r < L::kYRows; ++r) sum += p[r * L::kYLd];
-      y[(t0 + s) * y_step + c] = from_float<T>(sum);
+    if (kDeferY && it + 1 < tiles) {
+      deferred_t0 = t0, deferred = ypart;
+    } else {
+#pragma unroll 1
+      for (int slice = 0; slice < kSlices; ++slice) sum_y(t0, steps, ypart, slice);
     }
     // With one buffer, the partials are read before the next tile overwrites them.
     if (C::kYBuffers == 1 && it + 1 < tiles) __syncthreads();
