@@ -4,6 +4,7 @@
 // m16n8k16 (bf16) and m16n8k8 (tf32): with g = lane / 4 and j = lane % 4, an fp32 accumulator
 // tile holds (row g, cols 2j, 2j+1) and (row g+8, cols 2j, 2j+1).
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cstdint>
 #include <stdexcept>
@@ -53,6 +54,14 @@ __device__ __forceinline__ float2 load_pair<float>(const float* p) {
 template <>
 __device__ __forceinline__ float2 load_pair<__nv_bfloat16>(const __nv_bfloat16* p) {
   return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+}
+template <>
+__device__ __forceinline__ void store_pair<__half>(__half* p, float a, float b) {
+  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+}
+template <>
+__device__ __forceinline__ float2 load_pair<__half>(const __half* p) {
+  return __half22float2(*reinterpret_cast<const __half2*>(p));
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {

@@ -542,9 +542,9 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const AOp& h, const 
   if constexpr (!kKvOnTensorCores) add_outer<C>(acc, in.k, in.v, l);
 }
 
-// h <- f h + (1 - f) tanh(acc), acc the step's pre-activation.
+// h <- f h + (1 - f) Z, Z = tanh(acc), acc the step's pre-activation, which Z replaces.
 template <class C>
-__device__ __forceinline__ void gate(Frag<C>& h, const Frag<C>& acc, float f) {
+__device__ __forceinline__ void gate(Frag<C>& h, Frag<C>& acc, float f) {
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
 #pragma unroll
@@ -553,15 +553,18 @@ __device__ __forceinline__ void gate(Frag<C>& h, const Frag<C>& acc, float f) {
       for (int i = 0; i < 4; ++i) {
         const float z = tanh_<C::kExact>(acc[m][nt][i]);
         h[m][nt][i] = fmaf(f, h[m][nt][i] - z, z);
+        acc[m][nt][i] = z;
       }
 }
 
 // One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T), the product from
 // `a`: h, or its bf16 pairs where the caller keeps them (the backward's pass 2). When `rows` is
-// given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it).
+// given, h_{t-1} is stored there first (the exact path multiplies from it; the backward keeps it),
+// and when `z_rows` is, the step's Z = tanh(h W + k v^T) is stored there in fp16.
 template <class C, class AOp, class In, class BOp>
 __device__ __forceinline__ void advance(Frag<C>& h, const AOp& a, const BOp& W, const In& in,
-                                        typename C::T* rows, const Lane& l, Exchange<C>* x = nullptr) {
+                                        typename C::T* rows, const Lane& l, Exchange<C>* x = nullptr,
+                                        __half* z_rows = nullptr) {
   if (rows) {
     __syncwarp();
     store_frag<C>(rows, C::LD, a, l);
@@ -570,6 +573,7 @@ __device__ __forceinline__ void advance(Frag<C>& h, const AOp& a, const BOp& W, 
   Frag<C> acc;
   preactivation<C>(acc, a, W, in, rows, l, x);
   gate<C>(h, acc, in.f);
+  if (z_rows) store_frag<C>(z_rows, C::LD, acc, l);
 }
 
 // Per column c of the lane's pairs (col_of): sum over the lane's rows of x[r][c] * wr[r].
@@ -989,6 +993,13 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   auto dAs = [&](unsigned round) {
     return reinterpret_cast<T*>(smem + L::oDa) + round % L::kSlots * C::P * kStep;
   };
+  // With recompute warps, pass 2's forward leaves each step's Z in fp16 where the reverse step
+  // will write that step's dA (the slot of the next round), and the reverse step reads it instead
+  // of recomputing H W + k v^T and its tanh on the critical path. Z lies in (-1, 1), where fp16
+  // keeps 11 bits, about tanh.approx's own error (bf16's 8 doubled df's error, run 18). bf16 only:
+  // a same-sized element, so each lane overwrites just the Z it has read.
+  constexpr bool kZKept = kLag && sizeof(T) == 2;
+  auto z_rows = [&](unsigned round, int s) { return reinterpret_cast<__half*>(dAs(round) + s * kStep); };
   // Roles: with recompute warps, warps [NW, 2 NW) recompute and [0, NW) reverse; `l` numbers a
   // thread within its group, `lb` within the block (block-wide loops).
   const Lane lb;
@@ -1099,7 +1110,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     auto steps_from = [&](const auto& a, auto repack) {
       for (int s = 0; s < steps; ++s) {
         const StepIn<C, St> in(sb, s);
-        advance<C>(h, a, W, in, rows + s * kStep, l);
+        advance<C>(h, a, W, in, rows + s * kStep, l, nullptr, kZKept ? z_rows(r + 1, s) : nullptr);
         repack();
         float dq[C::MT][2];
         row_sums<C>(a, in.dy, dq, l);
@@ -1139,13 +1150,15 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
 #pragma unroll
             for (int i = 0; i < 4; ++i) G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
       const T* hrows = rows + s * kStep;
-      Frag<C> dA;  // Z before its tanh goes in dA's registers
+      T* arows = dA_rows + s * kStep;
+      Frag<C> dA;  // Z (or before kZKept its pre-activation) goes in dA's registers
       // hp: H_{t-1} as stored; bf16 keeps its pairs, the product's operand as they are, unpacked
       // element by element where df needs them, where registers are not capped (with lm400m's
       // 128, ptxas then moved registers around in pass 1 and dW: 364 -> 350 instructions in this
       // loop, +29 in theirs).
       auto from = [&](const auto& hp) {
-        preactivation<C>(dA, hp, W, in, hrows, l);
+        if constexpr (kZKept) load_frag<C>(z_rows(r, s), C::LD, dA, l);
+        else preactivation<C>(dA, hp, W, in, hrows, l);
         float df = 0.f;
 #pragma unroll
         for (int m = 0; m < C::MT; ++m)
@@ -1153,7 +1166,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
           for (int nt = 0; nt < C::NT; ++nt)
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-              const float z = tanh_<C::kExact>(dA[m][nt][i]);
+              const float z = kZKept ? dA[m][nt][i] : tanh_<C::kExact>(dA[m][nt][i]);
               const float gz = G[m][nt][i];
               df = fmaf(gz, elem<C>(hp, m, nt, i) - z, df);
               dA[m][nt][i] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
@@ -1163,7 +1176,6 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       std::conditional_t<std::is_same_v<T, __nv_bfloat16> && C::kMinBlocks == 1, Pairs<C>, Frag<C>> hp;
       load_frag<C>(hrows, C::LD, hp, l);
       float df = from(hp);
-      T* arows = dA_rows + s * kStep;
       __syncwarp();
       store_frag<C>(arows, C::LD, dA, l);
       __syncwarp();
