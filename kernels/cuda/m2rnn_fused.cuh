@@ -177,6 +177,16 @@ __device__ __forceinline__ float elem(const Pairs<C>& x, int m, int nt, int i) {
   const uint32_t p = x[m][nt][i >> 1];
   return __uint_as_float(i & 1 ? p & 0xffff0000u : p << 16);
 }
+// fn(m, nt, i) for each element the lane holds of a fragment: element i of n-tile nt of m-tile m.
+template <class C, typename Fn>
+__device__ __forceinline__ void for_each_elem(Fn&& fn) {
+#pragma unroll
+  for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) fn(m, nt, i);
+}
 // Global K x V state (contiguous, any alignment): scalar accesses; nullptr reads zeros.
 template <class C, typename S>
 __device__ __forceinline__ void load_state(const S* src, Frag<C>& x, const Lane& l) {
@@ -531,12 +541,7 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const AOp& h, const 
   if constexpr (kKvOnTensorCores) {
     outer_kv<C>(acc, in, l);
   } else {
-#pragma unroll
-    for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) acc[m][nt][i] = 0.f;
+    for_each_elem<C>([&](int m, int nt, int i) { acc[m][nt][i] = 0.f; });
   }
   mul<C>(acc, h, W, rows, l, x);
   if constexpr (!kKvOnTensorCores) add_outer<C>(acc, in.k, in.v, l);
@@ -545,16 +550,11 @@ __device__ __forceinline__ void preactivation(Frag<C>& acc, const AOp& h, const 
 // h <- f h + (1 - f) Z, Z = tanh(acc), acc the step's pre-activation, which Z replaces.
 template <class C>
 __device__ __forceinline__ void gate(Frag<C>& h, Frag<C>& acc, float f) {
-#pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float z = tanh_<C::kExact>(acc[m][nt][i]);
-        h[m][nt][i] = fmaf(f, h[m][nt][i] - z, z);
-        acc[m][nt][i] = z;
-      }
+  for_each_elem<C>([&](int m, int nt, int i) {
+    const float z = tanh_<C::kExact>(acc[m][nt][i]);
+    h[m][nt][i] = fmaf(f, h[m][nt][i] - z, z);
+    acc[m][nt][i] = z;
+  });
 }
 
 // One forward step on the warp's rows: h <- f h + (1 - f) tanh(h W + k v^T), the product from
@@ -1145,12 +1145,9 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       Frag<C>& G = carry;  // G overwrites carry: carry_{t+1} is not needed past this point
       add_outer<C>(G, in.q, in.dy, l);
       if (a.clip > 0)
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
+        for_each_elem<C>([&](int m, int nt, int i) {
+          G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
+        });
       const T* hrows = rows + s * kStep;
       T* arows = dA_rows + s * kStep;
       Frag<C> dA;  // Z (or before kZKept its pre-activation) goes in dA's registers
@@ -1162,17 +1159,12 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
         if constexpr (kZKept) load_frag<C>(z_rows(r, s), C::LD, dA, l);
         else preactivation<C>(dA, hp, W, in, hrows, l);
         float df = 0.f;
-#pragma unroll
-        for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              const float z = kZKept ? dA[m][nt][i] : tanh_<C::kExact>(dA[m][nt][i]);
-              const float gz = G[m][nt][i];
-              df = fmaf(gz, elem<C>(hp, m, nt, i) - z, df);
-              dA[m][nt][i] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
-            }
+        for_each_elem<C>([&](int m, int nt, int i) {
+          const float z = kZKept ? dA[m][nt][i] : tanh_<C::kExact>(dA[m][nt][i]);
+          const float gz = G[m][nt][i];
+          df = fmaf(gz, elem<C>(hp, m, nt, i) - z, df);
+          dA[m][nt][i] = (1.f - fs) * gz * fmaf(-z, z, 1.f);
+        });
         return df;
       };
       std::conditional_t<std::is_same_v<T, __nv_bfloat16> && C::kMinBlocks == 1, Pairs<C>, Frag<C>> hp;
@@ -1206,19 +1198,9 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       }
       // carry_t = f G + dA W^T
       Frag<C> prod;
-#pragma unroll
-      for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) prod[m][nt][i] = fs * G[m][nt][i];
+      for_each_elem<C>([&](int m, int nt, int i) { prod[m][nt][i] = fs * G[m][nt][i]; });
       mul<C>(prod, dA, Wt, arows, l);
-#pragma unroll
-      for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) carry[m][nt][i] = prod[m][nt][i];
+      for_each_elem<C>([&](int m, int nt, int i) { carry[m][nt][i] = prod[m][nt][i]; });
     }
   };
   // After the round's barrier, the gradients the round left in shared memory go out, each in
