@@ -896,17 +896,29 @@ struct BackwardSmem {
   static constexpr int kBytes = oWt + BOperand<C>::smem_bytes();
 };
 
+// n-tiles of dW per item of accumulate_dw: bf16 takes as many as still give every warp an item
+// (at most 8, 32 accumulators, or 2 where registers are capped), each product's A fragment (H^T)
+// then serving them all, loaded by twos (ldmatrix.x4); 1 where two would leave a warp without an
+// item, and for fp32.
+template <class C>
+constexpr int dw_tiles() {
+  if (C::kExact || C::kTf32) return 1;
+  const int most = C::kMinBlocks > 1 ? 2 : 8;
+  for (int t = C::NT < most ? C::NT : most; t >= 2; t /= 2)
+    if (C::V / 16 * (C::NT / t) >= C::NW) return t;
+  return 1;
+}
+
 // dW += sum over the tile's steps and all K rows of H_{t-1}^T dA, into shared fp32 dW. The
-// output tiles (16 rows of dW by kCols columns) are dealt out to the warps, so each element of dW
-// has one owner and takes plain adds: shared-memory float atomics compile to compare-and-swap
+// output tiles (16 rows of dW by 8 kTiles columns) are dealt out to the warps, so each element of
+// dW has one owner and takes plain adds: shared-memory float atomics compile to compare-and-swap
 // loops on sm_90, which the warps' contention made the backward's largest cost. Every warp's
 // states and dA of the tile must be in shared memory (a barrier before).
 template <class C>
 __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const typename C::T* dA,
                                               int steps, float* dW, const Lane& l) {
   constexpr int kStep = C::K * C::LD;
-  // n-tiles per item: bf16 takes two (one ldmatrix.x4) unless that leaves a warp without one.
-  constexpr int kTiles = C::kExact || C::kTf32 || C::V / 16 * C::NT / 2 < C::NW ? 1 : 2;
+  constexpr int kTiles = dw_tiles<C>();
   constexpr int kItems = C::V / 16 * (C::NT / kTiles);
 #pragma unroll 1
   for (int item = l.w; item < kItems; item += C::NW) {
@@ -945,11 +957,14 @@ __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const
           ldmatrix_x4_trans(a, hs + (k0 + (lane & 7) + 8 * (lane >> 4)) * C::LD + 16 * mt +
                                    8 * ((lane >> 3) & 1));
           const typename C::T* brow = ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 8 * nt0;
-          if constexpr (kTiles == 2) {
-            uint32_t bq[4];
-            ldmatrix_x4_trans(bq, brow + 8 * (lane >> 4));
-            mma_bf16(acc[0], a[0], a[1], a[2], a[3], bq[0], bq[1]);
-            mma_bf16(acc[1], a[0], a[1], a[2], a[3], bq[2], bq[3]);
+          if constexpr (kTiles > 1) {
+#pragma unroll
+            for (int u = 0; u < kTiles; u += 2) {
+              uint32_t bq[4];
+              ldmatrix_x4_trans(bq, brow + 8 * u + 8 * (lane >> 4));
+              mma_bf16(acc[u], a[0], a[1], a[2], a[3], bq[0], bq[1]);
+              mma_bf16(acc[u + 1], a[0], a[1], a[2], a[3], bq[2], bq[3]);
+            }
           } else {
             uint32_t bq[2];
             ldmatrix_x2_trans(bq, brow);
