@@ -35,12 +35,9 @@ int64_t chunks(const M2rnnShape& s, const M2rnnCudaOptions& o) {
 
 template <typename T>
 size_t scratch_bytes(const M2rnnShape& s, const M2rnnCudaOptions& o) {
-  int64_t tile = 0, banks = 0;
-  with_launcher<T>(o, [&](auto launcher) {
-    tile = launcher.backward_tile(s.K, s.V);
-    banks = launcher.scratch_banks(s.K, s.V);
-  });
-  return detail::align256(static_cast<size_t>(s.B * s.N() * banks * (o.checkpoint_every / tile) * s.K * s.V) * 4);
+  int64_t tile = 0;
+  with_launcher<T>(o, [&](auto launcher) { tile = launcher.backward_tile(s.K, s.V); });
+  return detail::align256(static_cast<size_t>(s.B * s.N() * (o.checkpoint_every / tile) * s.K * s.V) * 4);
 }
 
 // Whether every row of an input starts `bytes`-aligned: the pointer and every stride.

@@ -30,12 +30,9 @@
 // dA is kept in shared memory next to the states, and at the end of the tile the warps add
 // H^T dA over all rows and the tile's steps to dW (a (P K)-deep product on tensor cores), each
 // warp owning its own tiles of dW. Where a chain has a multiprocessor to itself, a second group
-// of warps (recompute warps) runs pass 2's forward a tile ahead of the group that runs the reverse
-// recurrence and dW (BackwardSmem's rounds), and for bf16 hands it each step's Z, which it then
-// need not recompute; beside pass 2 of one chunk it runs pass 1 of the next (Rounds), and it
-// sends out the reversed tiles' dv and df. Run 51 timed each group: the recompute warps had been
-// busy 93% of the time (dW a third of it) and the reversing warps 56%; this split balances them
-// (wide forward+backward 5.82 -> 5.47 ms).
+// of warps (recompute warps) runs pass 1, pass 2's forward and dW beside the group that runs the
+// reverse recurrence, a tile ahead of it and a tile behind (BackwardSmem's rounds; wide forward+
+// backward 6.78 -> 6.4 ms), and for bf16 hands it each step's Z, which it then need not recompute.
 #include <cstdint>
 #include <type_traits>
 
@@ -870,72 +867,20 @@ __device__ __forceinline__ Tile next_tile(const RecurrenceArgs<typename C::T>& a
   return chunk_first_tile<C>(a, t.chunk - 1);
 }
 
-// With recompute warps, pass 1 runs beside the gradient tiles: while the reversing warps take
-// chunk c's tiles (pass 2's forward recomputing each a round ahead), the recompute warps also run
-// chunk c - 1's pass 1, so that pass 1 has rounds of its own only in a prologue (the last chunk's).
-// Phase c: its round k takes chunk c's gradient tile n_c - 1 - k (k < n_c) and chunk c - 1's
-// pass-1 tile k (k < n_{c - 1} - 1), and it lasts as long as the longer of the two; phase L + 1
-// (L the last chunk) is the prologue. Chunk c - 1's pass 1 writes its tiles' start states to the
-// scratch bank of its parity while chunk c's pass 2 reads them from the other.
-template <class C>
-__device__ __forceinline__ int64_t pass1_tiles(const RecurrenceArgs<typename C::T>& a, int64_t chunk) {
-  const int64_t n = chunk < 0 ? 0 : tiles_in_chunk<C>(a, chunk);
-  return n > 1 ? n - 1 : 0;
-}
-struct Rounds {
-  int64_t chunk, k, last;  // the phase (below 0: done), the round within it, the last chunk
-  template <class C>
-  __device__ int64_t rounds(const RecurrenceArgs<typename C::T>& a) const {
-    const int64_t grads = chunk <= last ? tiles_in_chunk<C>(a, chunk) : 0, p1 = pass1_tiles<C>(a, chunk - 1);
-    return grads > p1 ? grads : p1;
-  }
-  template <class C>
-  __device__ static Rounds first(const RecurrenceArgs<typename C::T>& a, int64_t last) {
-    Rounds x{last + 1, 0, last};
-    if (x.rounds<C>(a) == 0) x.chunk = last;
-    return x;
-  }
-  template <class C>
-  __device__ Rounds next(const RecurrenceArgs<typename C::T>& a) const {
-    Rounds x = *this;
-    if (++x.k >= x.rounds<C>(a)) --x.chunk, x.k = 0;
-    return x;
-  }
-  template <class C>
-  __device__ Tile grads(const RecurrenceArgs<typename C::T>& a) const {
-    Tile t;
-    t.chunk = chunk;
-    t.grads = true;
-    t.valid = chunk >= 0 && chunk <= last && k < tiles_in_chunk<C>(a, chunk);
-    if (t.valid) t.sub = tiles_in_chunk<C>(a, chunk) - 1 - k;
-    return t;
-  }
-  template <class C>
-  __device__ Tile pass1(const RecurrenceArgs<typename C::T>& a) const {
-    Tile t;
-    t.chunk = chunk - 1;
-    t.sub = k;
-    t.valid = k < pass1_tiles<C>(a, chunk - 1);
-    return t;
-  }
-};
-
 // Rounds of the backward: in round r the tile t_r is recomputed (pass 1, or pass 2's forward into
-// a slot of states) and the grads tile t_{r - kLag} reversed, and its dW added. Without recompute
-// warps the same warps do both, in that order, on one tile (kLag 0). With them (kLag 1) the two
-// groups run side by side, the recompute warps with a pass-1 tile beside t_r (Rounds; its inputs
-// in their own stages): tile r's staged inputs live two rounds, states and dA take two slots.
+// a slot of states) and the grads tile t_{r - kLag} reversed. Without recompute warps the same
+// warps do both, in that order, on one tile, and add its dW (kLag 0). With them (kLag 1) the two
+// groups run side by side, and the recompute warps also add the dW of t_{r - 2} (the reverse step
+// is the critical path): tile r's staged inputs live two rounds, states and dA take two slots.
 template <class C>
 struct BackwardSmem {
   using St = Stage<C, true>;
   static constexpr int kLag = C::kRecomputeWarps ? 1 : 0;
   static constexpr int kStages = 2 + kLag, kSlots = 1 + kLag;
-  static constexpr int kSideStages = 2 * kLag;  // pass 1's tiles beside the gradient tiles (Rounds)
   static constexpr int kStateBytes = C::P * C::K * C::LD * static_cast<int>(sizeof(typename C::T));
   static constexpr int oStage = 0;                                // kStages Stage buffers
   static constexpr int kParts = C::NW > 1 ? 2 * C::P * C::NW : 0;  // dv, df partials (several warps)
-  static constexpr int oSide = oStage + kStages * St::kBytes;     // kSideStages Stage buffers
-  static constexpr int oDv = oSide + kSideStages * St::kBytes;    // float [2][P][NW][V]
+  static constexpr int oDv = oStage + kStages * St::kBytes;       // float [2][P][NW][V]
   static constexpr int oDf = oDv + kParts * C::V * 4;             // float [2][P][NW]
   // Without recompute warps, dq and dk of a tile wait in shared memory for the round's flush
   // (put_row_sums): in two buffers by the round's parity where one warp may write the next
@@ -949,7 +894,6 @@ struct BackwardSmem {
   static constexpr int oW = oDa + kSlots * kStateBytes;           // BOperand W
   static constexpr int oWt = oW + BOperand<C>::smem_bytes();      // BOperand W^T
   static constexpr int kBytes = oWt + BOperand<C>::smem_bytes();
-  static_assert(kBytes <= 227 * 1024, "the backward block's shared memory exceeds sm_90's 227 KiB");
 };
 
 // n-tiles of dW per item of accumulate_dw: bf16 takes as many as still give every warp an item
@@ -1058,7 +1002,6 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   auto df_parts = [&](unsigned r) { return reinterpret_cast<float*>(smem + L::oDf) + (r & 1) * C::P * C::NW; };
   constexpr int kStep = C::K * C::LD;
   auto stage = [&](unsigned round) { return smem + L::oStage + round % L::kStages * St::kBytes; };
-  auto side_stage = [&](unsigned round) { return smem + L::oSide + (round & 1) * St::kBytes; };
   auto states = [&](unsigned round) {
     return reinterpret_cast<T*>(smem + L::oStates) + round % L::kSlots * C::P * kStep;
   };
@@ -1070,8 +1013,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   // of recomputing H W + k v^T and its tanh on the critical path. Z lies in (-1, 1), where fp16
   // keeps 11 bits, about tanh.approx's own error (bf16's 8 doubled df's error, run 18). bf16 only:
   // a same-sized element, so each lane overwrites just the Z it has read. Run 46: wide forward+
-  // backward 6.14 -> 6.12 ms, 6.15 -> 5.97 with a checkpoint every 8 steps (the recompute warps,
-  // then busy with pass 1 and dW too, bounded the default interval).
+  // backward 6.14 -> 6.12 ms, 6.15 -> 5.97 with a checkpoint every 8 steps (pass 1, which the
+  // reversing warps wait through, bounds the default interval).
   constexpr bool kZKept = kLag && sizeof(T) == 2;
   auto z_rows = [&](unsigned round, int s) { return reinterpret_cast<__half*>(dAs(round) + s * kStep); };
   // Roles: with recompute warps, warps [NW, 2 NW) recompute and [0, NW) reverse; `l` numbers a
@@ -1079,7 +1022,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   const Lane lb;
   const bool recomputes = kLag == 0 || lb.w >= C::NW, reverses = kLag == 0 || lb.w < C::NW;
   const Lane l = kLag && recomputes ? lb.in_group(C::NW) : lb;
-  // The barrier of the warps that reverse (with recompute warps, theirs alone).
+  // The barrier of one group of warps (with recompute warps: theirs).
   auto group_sync = [] {
     if constexpr (kLag) asm volatile("bar.sync 1, %0;" ::"n"(C::kThreads) : "memory");
     else if constexpr (C::NW > 1) __syncthreads();
@@ -1114,49 +1057,38 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   Wt.init(a.W + hw * C::V * C::V, true, smem + L::oWt, lb);
   for (int e = lb.tid; e < C::V * C::V; e += C::kBlockThreads) dWs[e] = 0.f;
 
-  // h: the state pass 2's forward (and without recompute warps pass 1) carries; with recompute
-  // warps, h1 the state of pass 1 beside it (Rounds). The reversing warps' carry takes h1's
-  // registers: each warp holds one of the two.
   Frag<C> carry, h;
-  Frag<C>& h1 = carry;
   if (reverses)
     load_state<C>(a.dh_final ? a.dh_final + chain * C::K * C::V : static_cast<const T*>(nullptr), carry, l);
-  // Pass 1's tile-start states, K V floats per tile in fragment order (float4 i of thread tid at
-  // i kThreads + tid), C / P tiles a bank: with recompute warps two banks, by the chunk's parity.
-  constexpr int kBanks = kLag ? 2 : 1;
-  constexpr int kTileFloat4s = C::MT * C::NT * C::kThreads;
-  const int64_t bank_tiles = a.C / C::P;
-  float4* scratch = reinterpret_cast<float4*>(a.scratch) + chain * kBanks * bank_tiles * kTileFloat4s;
-  auto scratch_tile = [&](const Tile& t, int64_t sub) {
-    return scratch + ((kBanks > 1 ? (t.chunk & 1) * bank_tiles : 0) + sub) * kTileFloat4s;
-  };
+  float4* scratch = reinterpret_cast<float4*>(a.scratch) + chain * (a.C / C::P) * C::MT * C::NT * C::kThreads;
+  // Tile sub's start state, K V floats in fragment order (float4 i of thread tid at i kThreads + tid).
+  auto scratch_tile = [&](int64_t sub) { return scratch + sub * C::MT * C::NT * C::kThreads; };
   // A tile's start state is loaded at a chunk's first tile (its checkpoint, or h0) and at the
-  // grads tiles whose start pass 1 saved to scratch; elsewhere it carries over (pass 1's tiles
-  // follow one another, and without recompute warps pass 1 ends in h where the chunk's last tile
-  // starts; with them, the last tile's start goes through scratch too).
+  // grads tiles whose start pass 1 saved to scratch; elsewhere it carries over in h (pass 1's
+  // tiles follow one another, and pass 1 ends where the chunk's last tile starts).
   auto loads_start = [&](const Tile& t) {
-    return t.sub == 0 || (t.grads && (kLag || t.sub + 1 < tiles_in_chunk<C>(a, t.chunk)));
+    return t.sub == 0 || (t.grads && t.sub + 1 < tiles_in_chunk<C>(a, t.chunk));
   };
   const T* h0 = a.h0 ? a.h0 + chain * C::K * C::V : nullptr;
   auto checkpoint = [&](int64_t chunk) { return a.ck + (chain * a.nck + chunk - 1) * C::K * C::V; };
-  auto load_start = [&](const Tile& t, Frag<C>& x) {
+  auto load_start = [&](const Tile& t) {
     if (t.sub == 0) {
-      if (t.chunk == 0) load_state<C>(h0, x, l);
-      else load_state<C>(checkpoint(t.chunk), x, l);
+      if (t.chunk == 0) load_state<C>(h0, h, l);
+      else load_state<C>(checkpoint(t.chunk), h, l);
       return;
     }
 #pragma unroll
     for (int m = 0; m < C::MT; ++m)
 #pragma unroll
       for (int nt = 0; nt < C::NT; ++nt) {
-        const float4 v4 = scratch_tile(t, t.sub)[(m * C::NT + nt) * C::kThreads + l.tid];
-        x[m][nt][0] = v4.x, x[m][nt][1] = v4.y, x[m][nt][2] = v4.z, x[m][nt][3] = v4.w;
+        const float4 x = scratch_tile(t.sub)[(m * C::NT + nt) * C::kThreads + l.tid];
+        h[m][nt][0] = x.x, h[m][nt][1] = x.y, h[m][nt][2] = x.z, h[m][nt][3] = x.w;
       }
   };
   // The next tile's start state is prefetched into L1 a tile ahead, which hides the latency of
   // its load without holding registers.
   auto prefetch_start = [&](const Tile& t) {
-    const void* p = t.sub > 0 ? static_cast<const void*>(scratch_tile(t, t.sub))
+    const void* p = t.sub > 0 ? static_cast<const void*>(scratch_tile(t.sub))
                     : t.chunk > 0 ? static_cast<const void*>(checkpoint(t.chunk)) : h0;
     const int bytes = C::K * C::V * (t.sub == 0 && t.chunk == 0 ? static_cast<int>(sizeof(T)) : 4);
     if (p)
@@ -1169,29 +1101,27 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     return static_cast<int>(S - t0 < C::P ? S - t0 : C::P);
   };
 
-  // Pass-1 tile t, staged in sb, carries x through it from the tile's start and keeps where the
-  // next tile starts for pass 2 (without recompute warps, but the chunk's last tile, which starts
-  // from h). The exact path multiplies from `rows` (the round's slot of states, free in pass 1).
-  auto pass1 = [&](const Tile& t, int steps, const unsigned char* sb, T* rows, Frag<C>& x) {
-    for (int s = 0; s < steps; ++s) advance<C>(x, x, W, StepIn<C, St>(sb, s), C::kExact ? rows : nullptr, l);
-    if (t.sub + (kLag ? 1 : 2) < tiles_in_chunk<C>(a, t.chunk))
-#pragma unroll
-      for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt)
-          scratch_tile(t, t.sub + 1)[(m * C::NT + nt) * C::kThreads + l.tid] =
-              make_float4(x[m][nt][0], x[m][nt][1], x[m][nt][2], x[m][nt][3]);
-  };
-  // Round r's tile t, from its start: pass 1 (without recompute warps), or pass 2's forward,
-  // which stores its states to the round's slot for the reverse step, with dq_t = H_t dy_t on the
-  // way.
+  // Round r's tile t, from its start: pass 1 carries h through it and keeps where the next tile
+  // starts for pass 2 (but the chunk's last tile, which starts from h); pass 2's forward stores
+  // its states to the round's slot for the reverse step, with dq_t = H_t dy_t on the way.
   auto recompute = [&](const Tile& t, unsigned r) {
     const int64_t t0 = tile_t0(t);
     const int steps = tile_steps(t);
     const unsigned char* sb = stage(r);
     T* rows = states(r);
-    if (loads_start(t)) load_start(t, h);
-    if (!t.grads) return pass1(t, steps, sb, rows, h);
+    if (loads_start(t)) load_start(t);
+    if (!t.grads) {
+      for (int s = 0; s < steps; ++s)
+        advance<C>(h, h, W, StepIn<C, St>(sb, s), C::kExact ? rows : nullptr, l);
+      if (t.sub + 2 < tiles_in_chunk<C>(a, t.chunk))
+#pragma unroll
+        for (int m = 0; m < C::MT; ++m)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt)
+            scratch_tile(t.sub + 1)[(m * C::NT + nt) * C::kThreads + l.tid] =
+                make_float4(h[m][nt][0], h[m][nt][1], h[m][nt][2], h[m][nt][3]);
+      return;
+    }
     // a: h, or (bf16) its pairs, each state packed once for its store, its product and dq
     // (ptxas shares none of the three packings); repack: a after h's step.
     auto steps_from = [&](const auto& a, auto repack) {
@@ -1291,11 +1221,11 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   // After the round's barrier, the gradients the round left in shared memory go out, each in
   // one loop over consecutive elements: without recompute warps dq of the recomputed tile and dk
   // of the reversed one, and with several warps dv and df of the reversed one, summed over the
-  // warps' partials. With recompute warps they alone do it, while the reversing warps go on.
+  // warps' partials.
   auto flush = [&](const Tile& recomputed, const Tile& reversed, unsigned r) {
     auto rows_out = [&](const auto& out, const float* rows, const Tile& t) {
-      out.template put_tile<C::K, C::kThreads>(tile_t0(t), tile_steps(t), l.tid,
-                                               [&](int e) { return rows[e]; });
+      out.template put_tile<C::K, C::kBlockThreads>(tile_t0(t), tile_steps(t), lb.tid,
+                                                    [&](int e) { return rows[e]; });
     };
     if constexpr (!kLag) {
       if (recomputed.valid && recomputed.grads) rows_out(dq_out, grad_rows(0, r), recomputed);
@@ -1307,13 +1237,13 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       const int steps = tile_steps(reversed);
       const float* dvp = dv_parts(r);
       const float* dfp = df_parts(r);
-      dv_out.template put_tile<C::V, C::kThreads>(t0, steps, l.tid, [&](int e) {
+      dv_out.template put_tile<C::V, C::kBlockThreads>(t0, steps, lb.tid, [&](int e) {
         float x = 0.f;
 #pragma unroll
         for (int w = 0; w < C::NW; ++w) x += dvp[(e / C::V * C::NW + w) * C::V + e % C::V];
         return x;
       });
-      df_out.template put_tile<1, C::kThreads>(t0, steps, l.tid, [&](int s) {
+      df_out.template put_tile<1, C::kBlockThreads>(t0, steps, lb.tid, [&](int s) {
         float x = 0.f;
 #pragma unroll
         for (int w = 0; w < C::NW; ++w) x += dfp[s * C::NW + w];
@@ -1322,41 +1252,25 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     }
   };
 
-  // t_r, and with recompute warps t_{r - 1} (reversed) and side, the pass-1 tile beside t_r
-  // (Rounds; there t_r is a gradient tile, or none in pass 1's prologue).
-  const int64_t last = (S + a.C - 1) / a.C - 1;
-  Rounds sched{};
-  Tile cur = chunk_first_tile<C>(a, last), side, prev;
-  side.valid = prev.valid = false;
-  if constexpr (kLag) {
-    sched = Rounds::first<C>(a, last);
-    cur = sched.grads<C>(a);
-    side = sched.pass1<C>(a);
-  }
-  St st, side_st;
-  if (cur.valid) st.load(stage(0), a, q, k, v, f, dy, tile_t0(cur), cur.grads, lb);
-  if (side.valid) side_st.load(side_stage(0), a, q, k, v, f, dy, tile_t0(side), false, lb);
-  if (cur.valid) st.finish(stage(0), lb);
-  if (side.valid) side_st.finish(side_stage(0), lb);
+  // t_r, and with recompute warps t_{r - 1} (reversed) and t_{r - 2} (its dW)
+  Tile cur = chunk_first_tile<C>(a, (S + a.C - 1) / a.C - 1), prev = cur, prev2 = cur;
+  prev.valid = prev2.valid = false;
+  St st;
+  st.load(stage(0), a, q, k, v, f, dy, tile_t0(cur), cur.grads, lb);
+  st.finish(stage(0), lb);
   __syncthreads();
   for (unsigned r = 0;; ++r) {
     const Tile& rev = kLag ? prev : cur;
-    Tile nxt, side_nxt;
-    nxt.valid = side_nxt.valid = false;
-    Rounds sched_nxt = sched;
-    if constexpr (kLag) {
-      sched_nxt = sched.next<C>(a);
-      nxt = sched_nxt.grads<C>(a);
-      side_nxt = sched_nxt.pass1<C>(a);
-    } else if (cur.valid) {
-      nxt = next_tile<C>(a, cur);
-    }
+    const Tile& dwt = kLag ? prev2 : cur;
+    Tile nxt;
+    nxt.valid = false;
+    if (cur.valid) nxt = next_tile<C>(a, cur);
     if (nxt.valid) st.load(stage(r + 1), a, q, k, v, f, dy, tile_t0(nxt), nxt.grads, lb);
-    if (side_nxt.valid) side_st.load(side_stage(r + 1), a, q, k, v, f, dy, tile_t0(side_nxt), false, lb);
     if (recomputes) {
-      if (side.valid) {
-        if (loads_start(side)) load_start(side, h1);
-        pass1(side, tile_steps(side), side_stage(r), nullptr, h1);
+      if (kLag && dwt.valid && dwt.grads) {
+        // Its states' slot is the one this round's tile goes to.
+        accumulate_dw<C>(states(r - 2), dAs(r - 1), tile_steps(dwt), dWs, l);
+        group_sync();
       }
       if (cur.valid) {
         if (nxt.valid && loads_start(nxt)) prefetch_start(nxt);
@@ -1366,19 +1280,19 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     const bool reversing = rev.valid && rev.grads;
     if (reverses && reversing) {
       reverse(rev, r - kLag, r);
-      group_sync();
-      accumulate_dw<C>(states(r - kLag), dAs(r), tile_steps(rev), dWs, l);
+      if (!kLag) {
+        group_sync();
+        accumulate_dw<C>(states(r), dAs(r), tile_steps(rev), dWs, l);
+      }
     }
     if (nxt.valid) st.finish(stage(r + 1), lb);
-    if (side_nxt.valid) side_st.finish(side_stage(r + 1), lb);
     __syncthreads();
-    if (recomputes) flush(cur, rev, r);
+    flush(cur, rev, r);
     if constexpr (L::kRowBufs == 1) __syncwarp();  // the flush's reads before the next round's writes
     if constexpr (kLag) {
-      if (sched.chunk < 0 && !prev.valid) break;
+      if (!cur.valid && !prev.valid) break;
+      prev2 = prev;
       prev = cur;
-      side = side_nxt;
-      sched = sched_nxt;
     } else if (!nxt.valid) {
       break;
     }

@@ -75,11 +75,6 @@ struct FusedLauncher {
   static int backward_tile(int64_t K, int64_t V) {
     return of_config(K, V, [](auto t) { return decltype(t)::Bwd::P; });
   }
-  // Banks of the backward's scratch (C / P tile-start states a chain each): two where recompute
-  // warps run pass 1 of one chunk beside pass 2 of the next (Rounds).
-  static int scratch_banks(int64_t K, int64_t V) {
-    return of_config(K, V, [](auto t) { return decltype(t)::Bwd::kRecomputeWarps ? 2 : 1; });
-  }
   static int checkpoint_multiple(int64_t K, int64_t V) {
     return of_config(K, V, [](auto t) { return std::max(decltype(t)::Bwd::P, decltype(t)::Fwd::PF); });
   }
