@@ -1013,8 +1013,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   // of recomputing H W + k v^T and its tanh on the critical path. Z lies in (-1, 1), where fp16
   // keeps 11 bits, about tanh.approx's own error (bf16's 8 doubled df's error, run 18). bf16 only:
   // a same-sized element, so each lane overwrites just the Z it has read. Run 46: wide forward+
-  // backward 6.14 -> 6.12 ms, 6.15 -> 5.97 with a checkpoint every 8 steps (pass 1, which the
-  // reversing warps wait through, bounds the default interval).
+  // backward 6.14 -> 6.12 ms, 6.15 -> 5.97 with a checkpoint every 8 steps (run 51's timings: the
+  // recompute warps, busy with pass 1, pass 2's forward and dW, bound the default interval).
   constexpr bool kZKept = kLag && sizeof(T) == 2;
   auto z_rows = [&](unsigned round, int s) { return reinterpret_cast<__half*>(dAs(round) + s * kStep); };
   // Roles: with recompute warps, warps [NW, 2 NW) recompute and [0, NW) reverse; `l` numbers a
