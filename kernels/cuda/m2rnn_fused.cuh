@@ -1212,10 +1212,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
         if ((l.tid & 31) == 0) dfp[s * C::NW + l.w] = df;
       }
       // carry_t = f G + dA W^T
-      Frag<C> prod;
-      for_each_elem<C>([&](int m, int nt, int i) { prod[m][nt][i] = fs * G[m][nt][i]; });
-      mul<C>(prod, dA, Wt, arows, l);
-      for_each_elem<C>([&](int m, int nt, int i) { carry[m][nt][i] = prod[m][nt][i]; });
+      for_each_elem<C>([&](int m, int nt, int i) { carry[m][nt][i] = fs * G[m][nt][i]; });
+      mul<C>(carry, dA, Wt, arows, l);
     }
   };
   // After the round's barrier, the gradients the round left in shared memory go out, each in
