@@ -1,15 +1,23 @@
-// One training step (forward, cross-entropy loss, backward) of a 2-layer LanguageModel per
-// registered mixer: at the quickstart size on CPU, and at a GPU size when CUDA is available.
-// Names: BM_TrainStep/<mixer>/<device>/B<batch>_S<seq>_D<d_model>; tokens/s is the rate counter.
+// One training step of a 2-layer LanguageModel per registered mixer, as `m2bench run` takes it
+// (harness/train_step.h: the batch's copy to the device, forward, cross-entropy, backward, the
+// gradient clip and AdamW): at the quickstart size on CPU, and at a GPU size when CUDA is
+// available, in each precision the trainer offers, with the step replayed from a CUDA graph
+// (the trainer's default) and launched eagerly (`m2bench run --no-cuda-graphs`).
+// Names: BM_TrainStep/<mixer>/<device>/<precision>/<graphs|eager>/B<batch>_S<seq>_D<d_model>;
+// tokens/s is the rate counter. Each iteration waits for the device, as a log step does.
 // CPU runs use M2BENCH_CPU_THREADS intra-op threads (default 1): with tensors this small, extra
 // threads mostly contend, and on a shared machine they make the numbers depend on its load.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
+#include "harness/compute.h"
+#include "harness/train_step.h"
 #include "models/lm.h"
+#include "tasks/rng.h"
 
 namespace {
 
@@ -19,57 +27,78 @@ using m2b::models::ModelConfig;
 
 constexpr int64_t kVocab = 16;
 
-struct Shape {
+struct Case {
+  std::string mixer, device, precision;
+  bool graphs;
   int64_t batch, seq, d_model;
 };
 
-void train_step(benchmark::State& state, const std::string& mixer, torch::Device device,
-                Shape shape) {
-  torch::manual_seed(0);
-  ModelConfig config;
-  config.vocab_size = kVocab;
-  config.d_model = shape.d_model;
-  config.n_layers = 2;
-  config.layers = {{mixer, {}}};
-  LanguageModel model(config);
-  model->to(device);
-  auto tokens = torch::randint(0, kVocab, {shape.batch, shape.seq},
-                               torch::TensorOptions().dtype(torch::kLong).device(device));
-  auto targets = tokens.roll(1, 1);
-  auto run = [&] {
-    model->zero_grad();
-    auto logits = model->forward(tokens);
-    torch::nn::functional::cross_entropy(logits.view({-1, kVocab}), targets.view({-1}))
-        .backward();
-    if (device.is_cuda()) torch::cuda::synchronize();
-  };
-  // A mixer that throws (an unsupported size on this device, ...) is reported, not fatal.
+// Random tokens, every position scored: the shape is what matters here.
+m2b::HostBatch random_batch(const Case& c) {
+  m2b::tasks::Batch batch;
+  batch.rows = c.batch;
+  batch.cols = c.seq;
+  m2b::tasks::Rng rng(0);
+  for (int64_t i = 0; i < c.batch * c.seq; ++i)
+    batch.inputs.push_back(static_cast<m2b::tasks::Token>(rng.below(kVocab)));
+  batch.targets = batch.inputs;
+  std::rotate(batch.targets.begin(), batch.targets.begin() + 1, batch.targets.end());
+  batch.scored.assign(batch.inputs.size(), 1);
+  return m2b::pack_batch(batch, c.seq, c.device == "cuda");
+}
+
+void train_step(benchmark::State& state, const Case& c) {
   try {
-    run();  // warm-up: allocator, cuDNN/cuBLAS plans
-    for (auto _ : state) run();
+    m2b::TrainSpec train;
+    train.device = c.device;
+    train.precision = c.precision;
+    const m2b::Compute compute = m2b::setup_compute(train);
+    torch::manual_seed(0);
+    ModelConfig config;
+    config.vocab_size = kVocab;
+    config.d_model = c.d_model;
+    config.n_layers = 2;
+    config.layers = {{c.mixer, {}}};
+    LanguageModel model(config);
+    model->to(compute.device);
+    auto optimizer = m2b::make_adamw(model, train);
+    m2b::TrainStep step(model, optimizer, train, compute, 0, c.graphs);
+    const m2b::HostBatch batch = random_batch(c);
+    // Warm-up: the eager first step of the shape, then its capture.
+    for (int i = 0; i < 3; ++i) step.run(batch, train.lr);
+    step.take_totals();
+    if (c.graphs && !step.graphs_on()) {
+      state.SkipWithError(step.graphs_off().c_str());
+      return;
+    }
+    for (auto _ : state) {
+      step.run(batch, train.lr);
+      step.take_totals();
+    }
   } catch (const std::exception& e) {
+    // A mixer that throws (an unsupported size on this device, ...) is reported, not fatal.
     state.SkipWithError(e.what());
     return;
   }
   state.counters["tokens/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * shape.batch * shape.seq),
-      benchmark::Counter::kIsRate);
+      static_cast<double>(state.iterations() * c.batch * c.seq), benchmark::Counter::kIsRate);
 }
 
 void register_all() {
-  const std::vector<Shape> cpu_shapes = {{32, 16, 64}, {32, 64, 64}};
-  const Shape gpu_shape = {64, 256, 256};
+  std::vector<Case> cases;
   for (const auto& mixer : MixerRegistry::instance().names()) {
-    auto add = [&](torch::Device device, Shape shape) {
-      const std::string name = fmt::format("BM_TrainStep/{}/{}/B{}_S{}_D{}", mixer,
-                                           device.is_cuda() ? "cuda" : "cpu", shape.batch,
-                                           shape.seq, shape.d_model);
-      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
-        train_step(s, mixer, device, shape);
-      })->Unit(benchmark::kMillisecond)->UseRealTime();
-    };
-    for (const auto& shape : cpu_shapes) add(torch::kCPU, shape);
-    if (torch::cuda::is_available()) add(torch::kCUDA, gpu_shape);
+    for (int64_t seq : {16, 64}) cases.push_back({mixer, "cpu", "fp32", false, 32, seq, 64});
+    if (!torch::cuda::is_available()) continue;
+    for (const char* precision : {"fp32", "tf32", "bf16"})
+      for (bool graphs : {true, false}) cases.push_back({mixer, "cuda", precision, graphs, 64, 256, 256});
+  }
+  for (const Case& c : cases) {
+    const std::string name = fmt::format("BM_TrainStep/{}/{}/{}/{}/B{}_S{}_D{}", c.mixer, c.device,
+                                         c.precision, c.graphs ? "graphs" : "eager", c.batch,
+                                         c.seq, c.d_model);
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { train_step(s, c); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
 }
 

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <iostream>
 #include <stdexcept>
@@ -32,6 +33,7 @@ struct RunArgs {
   bool fresh = false;
   std::vector<std::string> only;
   int threads = 0;
+  bool no_cuda_graphs = false;
 };
 
 void run_command(const RunArgs& args) {
@@ -44,14 +46,22 @@ void run_command(const RunArgs& args) {
   options.out = &std::cout;
   options.live_progress = ::isatty(STDOUT_FILENO) == 1;
   options.interrupted = [] { return g_interrupted.load(); };
+  options.cuda_graphs = !args.no_cuda_graphs;
   std::signal(SIGINT, on_interrupt);
+  const auto start = std::chrono::steady_clock::now();
   const SuiteRunReport report = run_suite(suite, options);
+  const double hours =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 3600;
   std::signal(SIGINT, SIG_DFL);
 
   fmt::print("\nsuite {}: {} finished, {} diverged, {} done before, {} taken by other processes",
              suite.name, report.finished, report.diverged, report.already_done,
              report.claimed_elsewhere);
   if (!report.failures.empty()) fmt::print(", {} failed", report.failures.size());
+  const int trained = report.finished + report.diverged;
+  if (trained > 0)
+    fmt::print("\n{} runs trained in {:.1f} min: {:.0f} runs per hour for this process", trained,
+               hours * 60, trained / hours);
   fmt::print("\nresults: {}\ntables:  m2bench table {}{}\n",
              suite_dir(args.results, suite.name).string(), args.suite,
              args.results == "results" ? "" : " --results " + args.results);
@@ -83,6 +93,9 @@ void add_run_command(CLI::App& app) {
                   "several processes share the cores: small models gain little from more, and "
                   "oversubscribed threads can slow training many times over")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-cuda-graphs", args->no_cuda_graphs,
+                "On a GPU, launch every kernel of a training step eagerly instead of replaying "
+                "the step from a CUDA graph (slower; for debugging and comparison)");
   cmd->callback([args] { run_command(*args); });
 }
 

@@ -107,6 +107,7 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
     train_options.progress = &out;
     train_options.live_progress = options.live_progress;
     train_options.label = label;
+    train_options.cuda_graphs = options.cuda_graphs;
     if (options.interrupted) train_options.stop_requested = [&](int64_t) { return options.interrupted(); };
     try {
       std::optional<RunSummary> summary;

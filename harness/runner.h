@@ -23,6 +23,7 @@ struct SuiteRunOptions {
   std::ostream* out = nullptr;    // progress and per-run lines; null for nowhere
   bool live_progress = false;
   std::function<bool()> interrupted;  // asked after every step: true stops with a checkpoint
+  bool cuda_graphs = true;            // TrainOptions::cuda_graphs
 };
 
 struct SuiteRunReport {

@@ -9,12 +9,13 @@
 #include <cmath>
 #include <ctime>
 
+#include "harness/batch_stream.h"
 #include "harness/checkpoint.h"
 #include "harness/compute.h"
 #include "harness/evaluator.h"
 #include "harness/progress.h"
 #include "harness/schedule.h"
-#include "harness/scoring.h"
+#include "harness/train_step.h"
 #include "harness/version.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"
@@ -24,9 +25,6 @@ namespace m2b {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-// Separates the training-data streams from any other use of the run seed.
-constexpr uint64_t kTrainDataStream = 0x7472'6169'6e00'0001ULL;
 
 static double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -44,38 +42,6 @@ static std::string utc_now() {
 static std::string host_name() {
   char name[256] = {};
   return ::gethostname(name, sizeof name - 1) == 0 ? name : "unknown";
-}
-
-static torch::optim::AdamW make_optimizer(const models::LanguageModel& model,
-                                          const TrainSpec& train) {
-  auto options = [&](double weight_decay) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(train.lr)
-            .betas({train.beta1, train.beta2})
-            .eps(train.eps)
-            .weight_decay(weight_decay));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  auto decayed = model->decayed_parameters(), undecayed = model->undecayed_parameters();
-  if (!decayed.empty()) groups.emplace_back(decayed, options(train.weight_decay));
-  if (!undecayed.empty()) groups.emplace_back(undecayed, options(0.0));
-  return torch::optim::AdamW(groups, torch::optim::AdamWOptions(train.lr));
-}
-
-static void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-}
-
-// torch::nn::utils::clip_grad_norm_ returns the norm as a double, which makes the host wait for
-// the device every step; this keeps the whole clip on the device.
-static void clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : parameters)
-    if (p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return;
-  const auto total = torch::stack(at::_foreach_norm(grads, 2)).norm();
-  at::_foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_max(1.0));
 }
 
 // Metrics lines past the checkpoint belong to a session that died after it: the resumed run
@@ -111,11 +77,10 @@ static json provenance(const RunConfig& run, const Compute& compute,
 
 namespace {
 
-// The device-side numbers of steps not yet read back; they are read at log, evaluation and
-// checkpoint steps only, so the host runs ahead of the device in between.
+// The host's counts of the steps whose device sums are not read back yet; they are read at log,
+// evaluation and checkpoint steps only, so the host runs ahead of the device in between.
 struct PendingStep {
   int64_t step, tokens, scored, rows;
-  torch::Tensor values;  // float64 [loss_sum, correct, sequences_correct]
 };
 
 class Session {
@@ -137,8 +102,7 @@ class Session {
     torch::manual_seed(run.seed);
     model_ = models::LanguageModel(run.model);
     model_->to(compute_.device);
-    parameters_ = model_->parameters();
-    optimizer_ = std::make_unique<torch::optim::AdamW>(make_optimizer(model_, train_));
+    optimizer_ = std::make_unique<torch::optim::AdamW>(make_adamw(model_, train_));
   }
 
   std::optional<RunSummary> run() {
@@ -148,7 +112,18 @@ class Session {
     else
       progress_.started_at = utc_now();
     keep_metrics_through(dir_, progress_.step);
+    step_ = std::make_unique<TrainStep>(model_, *optimizer_, train_, compute_, progress_.step,
+                                        options_.cuda_graphs);
     const Evaluator evaluator(*task_, run_.task, train_.batch_size, compute_);
+    const int64_t min_cols = task_->token_count(split_.train_min);
+    const int64_t max_cols = task_->token_count(split_.train_max);
+    const bool pad = step_->graphs_on();
+    BatchStream batches(*task_, split_, train_.batch_size, run_.seed, progress_.step + 1,
+                        train_.steps,
+                        [=](int64_t cols) {
+                          return pad ? TrainStep::bucket_columns(cols, min_cols, max_cols) : cols;
+                        },
+                        compute_.device.is_cuda());
 
     std::ostream null_stream(nullptr);
     Progress bar(options_.progress ? *options_.progress : null_stream, options_.live_progress,
@@ -157,7 +132,9 @@ class Session {
     bool stopped_early = false;
     std::optional<int64_t> diverged;
     for (int64_t step = progress_.step + 1; step <= train_.steps; ++step) {
-      train_step(step);
+      const HostBatch batch = batches.next();
+      step_->run(batch, learning_rate(train_, step));
+      pending_.push_back({step, batch.tokens, batch.scored_count, batch.rows});
       bar.step(step);
       const bool last = step == train_.steps;
       const bool log_due = step % train_.log_every == 0 || last;
@@ -178,6 +155,7 @@ class Session {
       if (checkpoint_due || stop) {
         progress_.elapsed_s += seconds_since(session_start_);
         session_start_ = Clock::now();
+        step_->prepare_checkpoint();
         save_checkpoint(dir_, model_, *optimizer_, progress_);
       }
       if (stop) return std::nullopt;
@@ -199,59 +177,28 @@ class Session {
   }
 
  private:
-  void train_step(int64_t step) {
-    tasks::Rng rng(tasks::derive_seed(run_.seed, kTrainDataStream, static_cast<uint64_t>(step)));
-    const int64_t length = split_.sample_train_length(rng);
-    const DeviceBatch batch =
-        to_device(tasks::make_batch(*task_, length, train_.batch_size, rng), compute_.device);
-    set_learning_rate(*optimizer_, learning_rate(train_, step));
-    optimizer_->zero_grad();
-    Scores scores;
-    {
-      AutocastGuard autocast(compute_);
-      scores = score(model_->forward(batch.inputs), batch);
-    }
-    (scores.loss_sum / static_cast<double>(batch.scored_count)).backward();
-    if (train_.grad_clip > 0) clip_grad_norm(parameters_, train_.grad_clip);
-    optimizer_->step();
-    pending_.push_back({step, batch.tokens, batch.scored_count, batch.rows,
-                        torch::stack({scores.loss_sum.detach().to(torch::kFloat64),
-                                      scores.correct.to(torch::kFloat64),
-                                      scores.sequences_correct.to(torch::kFloat64)})});
-  }
-
   // Adds the pending steps to the window; the first step whose loss is not finite, if any.
   std::optional<int64_t> read_pending() {
-    const auto values = torch::stack([&] {
-                          std::vector<torch::Tensor> v;
-                          for (const auto& p : pending_) v.push_back(p.values);
-                          return v;
-                        }())
-                            .cpu();
+    const StepTotals totals = step_->take_totals();
     const double seconds = seconds_since(mark_);
     progress_.train_s += seconds;
     progress_.window.seconds += seconds;
     mark_ = Clock::now();
-    const auto rows = values.accessor<double, 2>();
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      const PendingStep& p = pending_[i];
-      const double loss_sum = rows[i][0];
-      if (!std::isfinite(loss_sum)) {
-        pending_.clear();
-        return p.step;
-      }
-      TrainWindow& w = progress_.window;
+    TrainWindow& w = progress_.window;
+    for (const PendingStep& p : pending_) {
+      if (totals.first_nonfinite_step && p.step >= *totals.first_nonfinite_step) break;
       w.steps += 1;
       w.tokens += p.tokens;
       w.scored += p.scored;
-      w.correct += static_cast<int64_t>(rows[i][1]);
       w.sequences += p.rows;
-      w.sequences_correct += static_cast<int64_t>(rows[i][2]);
-      w.loss_sum += loss_sum;
       progress_.tokens += p.tokens;
       progress_.step = p.step;
     }
     pending_.clear();
+    if (totals.first_nonfinite_step) return totals.first_nonfinite_step;
+    w.correct += static_cast<int64_t>(totals.correct);
+    w.sequences_correct += static_cast<int64_t>(totals.sequences_correct);
+    w.loss_sum += totals.loss_sum;
     return std::nullopt;
   }
 
@@ -321,8 +268,8 @@ class Session {
   std::unique_ptr<tasks::Task> task_;
   tasks::LengthSplit split_;
   models::LanguageModel model_{nullptr};
-  std::vector<torch::Tensor> parameters_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<TrainStep> step_;
   TrainProgress progress_;
   std::vector<PendingStep> pending_;
   Clock::time_point session_start_, mark_;

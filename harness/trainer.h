@@ -27,6 +27,9 @@ struct TrainOptions {
   // Asked after every step; true ends the session there with a checkpoint, so that a later
   // train_run continues exactly where it stopped (Ctrl-C, or a test interrupting a run).
   std::function<bool(int64_t step)> stop_requested;
+  // On CUDA, replay each batch shape's training step from a CUDA graph (harness/train_step.h).
+  // How a run computes, not what it is, so it is not part of the run's config or id.
+  bool cuda_graphs = true;
 };
 
 // Writes config.yaml, metrics.jsonl, checkpoint.pt while training, and summary.json at the end

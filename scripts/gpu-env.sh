@@ -31,3 +31,28 @@ m2b_gpu_build() {
 m2b_gpu_test_targets() {
   (cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p')
 }
+
+# m2b_gpu_programs OUT NAME...: makes the programs NAME... (m2bench, bench_*, <concern>_gpu_test_*)
+# ready and sets m2b_bin[NAME] to each one's path. With M2B_PREBUILT, a folder holding them all
+# (built on another machine against the same LibTorch, with the shared libraries they need that
+# this machine lacks), they are used as they are when every one loads here; otherwise they are
+# built in $build. Saves the build's minutes of a short device lease.
+declare -A m2b_bin
+m2b_gpu_programs() {
+  local out="$1" name missing=0; shift
+  if [ -n "${M2B_PREBUILT:-}" ]; then
+    export LD_LIBRARY_PATH="$M2B_PREBUILT:$torch_prefix/../../lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    for name in "$@"; do
+      if [ -x "$M2B_PREBUILT/$name" ] && ! ldd "$M2B_PREBUILT/$name" | grep -q "not found"; then
+        m2b_bin[$name]="$M2B_PREBUILT/$name"
+      else
+        missing=1; ldd "$M2B_PREBUILT/$name" >>"$out/ldd.txt" 2>&1
+      fi
+    done
+    if [ $missing = 0 ]; then echo "== using the programs prebuilt in $M2B_PREBUILT"; return 0; fi
+    echo "== prebuilt programs do not all load here (ldd.txt); building"
+  fi
+  m2b_gpu_configure "$out" || return 1
+  m2b_gpu_build "$out" "$@" || return 1
+  for name in "$@"; do m2b_bin[$name]="$(find "$build" -maxdepth 3 -type f -name "$name" | head -1)"; done
+}

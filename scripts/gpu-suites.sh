@@ -10,7 +10,11 @@
 #   M2B_PROCS       m2bench processes per suite (default 8); each uses 1 CPU thread
 #   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
 #   M2B_RESULTS     a results root to resume from (default: none: training starts afresh)
-#   M2B_CHECKS      any of "test bench": ctest -L gpu, and bench_train_step on the GPU
+#   M2B_CHECKS      any of "test bench peer": the `gpu` tests, bench_train_step on the GPU, and
+#                   the PyTorch peer of bench_train_step (.peers/peer_train_step.py, where a
+#                   .peers folder of peer tools was carried; see results/h200/README.md)
+#   M2B_PREBUILT    a folder of programs built elsewhere (scripts/gpu-env.sh, m2b_gpu_programs)
+#   M2B_GRAPHS      0 to train with `--no-cuda-graphs`
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
@@ -25,40 +29,63 @@ rm -rf "$work" && mkdir -p "$work/results" "$work/logs" "$out"
 nvidia-smi >"$out/environment.txt" 2>&1
 
 start=$(date +%s)
-targets="m2bench"
-[[ " $checks " == *" bench "* ]] && targets+=" bench_train_step"
-m2b_gpu_configure "$out" || exit 1
-[[ " $checks " == *" test "* ]] && targets+=" $(m2b_gpu_test_targets | tr '\n' ' ')"
-m2b_gpu_build "$out" $targets || exit 1
-echo "== build ok in $(( $(date +%s) - start )) s"
-"$build/m2bench" version | tee "$out/version.txt"
+programs=(m2bench)
+[[ " $checks " == *" bench "* ]] && programs+=(bench_train_step)
+if [[ " $checks " == *" test "* ]]; then
+  if [ -n "${M2B_PREBUILT:-}" ]; then
+    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_test_* 2>/dev/null))
+  else
+    m2b_gpu_configure "$out" || exit 1
+    programs+=($(m2b_gpu_test_targets))
+  fi
+fi
+m2b_gpu_programs "$out" "${programs[@]}" || exit 1
+echo "== programs ready in $(( $(date +%s) - start )) s"
+m2bench="${m2b_bin[m2bench]}"
+"$m2bench" version | tee "$out/version.txt"
 
 if [[ " $checks " == *" test "* ]]; then
-  (cd "$build" && ctest -L gpu --output-on-failure) >"$out/ctest_gpu.log" 2>&1
-  echo "== ctest -L gpu rc=$?: $(grep -E 'tests passed' "$out/ctest_gpu.log" | tail -1)"
+  rc=0
+  for name in "${programs[@]}"; do
+    [[ "$name" == *_gpu_test_* ]] || continue
+    "${m2b_bin[$name]}" --order rand --rng-seed 1 >>"$out/gpu_tests.log" 2>&1 || rc=1
+    echo "$name: $(tail -2 "$out/gpu_tests.log" | tr '\n' ' ')"
+  done
+  echo "== gpu tests rc=$rc"
 fi
 if [[ " $checks " == *" bench "* ]]; then
-  "$build/bench/bench_train_step" --benchmark_filter=cuda --benchmark_repetitions=3 \
+  "${m2b_bin[bench_train_step]}" --benchmark_filter=cuda --benchmark_repetitions=3 \
     --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_train_step_cuda.json" \
     --benchmark_out_format=json >"$out/bench_train_step_cuda.log" 2>&1
   echo "== bench_train_step rc=$?"
-  grep -E "_median" "$out/bench_train_step_cuda.log"
+  grep -E "_median" "$out/bench_train_step_cuda.log" | awk '{print $1, $2, $3}'
+fi
+if [[ " $checks " == *" peer "* && -f "$root/.peers/peer_train_step.py" ]]; then
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site "$root"/.peers/wheels/*.whl
+  PYTHONPATH="$root/.peers:/tmp/site" PYTHONUNBUFFERED=1 timeout 400 python3 \
+    "$root/.peers/peer_train_step.py" --compile >"$out/peer_train_step.log" 2>&1
+  echo "== peer_train_step rc=$?"
+  grep "^{" "$out/peer_train_step.log"
 fi
 
+graphs_flag=()
+[ "${M2B_GRAPHS:-1}" = 0 ] && graphs_flag=(--no-cuda-graphs)
 for suite in $suites; do
   name=$(basename "$suite" .yaml)
   left=$(( deadline - $(date +%s) ))
   [ "$left" -le 30 ] && { echo "== $name: not started, deadline reached"; continue; }
   echo "== $name: $procs processes, at most $left s"
+  suite_start=$(date +%s)
   pids=()
   for i in $(seq 1 "$procs"); do
-    timeout --signal=INT --kill-after=20 "$left" "$build/m2bench" run "$suite" --threads 1 \
-      --results "$work/results" >"$work/logs/${name}_$i.log" 2>&1 &
+    timeout --signal=INT --kill-after=20 "$left" "$m2bench" run "$suite" --threads 1 \
+      --results "$work/results" "${graphs_flag[@]}" >"$work/logs/${name}_$i.log" 2>&1 &
     pids+=($!)
     sleep 1  # staggered, so that the processes claim different runs
   done
   wait "${pids[@]}"
-  "$build/m2bench" plan "$suite" --results "$work/results" | tail -1
+  echo "== $name: $(( $(date +%s) - suite_start )) s"
+  "$m2bench" plan "$suite" --results "$work/results" | tail -1
   grep -h "failed:" "$work/logs/${name}"_*.log | sort | uniq -c | head -5
 done
 # Without checkpoints: a stopped run's checkpoint cannot come back within the device's file
