@@ -9,16 +9,13 @@ no model's colour: it marks the training range.
 import csv
 import hashlib
 import json
-import math
 import pathlib
-import random
 import re
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 # Okabe & Ito, "Color Universal Design" (2008). The yellow is left out: on white it is too faint
@@ -140,18 +137,6 @@ def per_seed_values(results_dir, runs, metric):
         for e in (summary or {}).get("eval", []):
             values.setdefault((run["model"], int(e["length"])), []).append(float(e[metric]))
     return values
-
-
-def bootstrap_interval(values, level=0.95, draws=2000, seed=0):
-    """Percentile bootstrap interval of the mean, clipped to [0, 1]; fixed seed, so redrawing
-    gives the same band. None for fewer than 2 values."""
-    if len(values) < 2:
-        return None
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choice(values) for _ in values) / len(values) for _ in range(draws))
-    lo = means[int(math.floor((1 - level) / 2 * (draws - 1)))]
-    hi = means[int(math.ceil((1 + level) / 2 * (draws - 1)))]
-    return max(0.0, lo), min(1.0, hi)
 
 
 def length_axis(ax, lengths, pad=0.3):
