@@ -14,6 +14,7 @@
 #                   the PyTorch peer of bench_train_step (.peers/peer_train_step.py, where a
 #                   .peers folder of peer tools was carried; see results/h200/README.md)
 #   M2B_PREBUILT    a folder of programs built elsewhere (scripts/gpu-env.sh, m2b_gpu_programs)
+#   M2B_GPU_TESTS   a regex choosing among the `gpu` test programs (default: all)
 #   M2B_GRAPHS      0 to train with `--no-cuda-graphs`
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
 set -uo pipefail
@@ -33,10 +34,10 @@ programs=(m2bench)
 [[ " $checks " == *" bench "* ]] && programs+=(bench_train_step)
 if [[ " $checks " == *" test "* ]]; then
   if [ -n "${M2B_PREBUILT:-}" ]; then
-    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_test_* 2>/dev/null))
+    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_test_* 2>/dev/null | grep -E "${M2B_GPU_TESTS:-.}"))
   else
     m2b_gpu_configure "$out" || exit 1
-    programs+=($(m2b_gpu_test_targets))
+    programs+=($(m2b_gpu_test_targets | grep -E "${M2B_GPU_TESTS:-.}"))
   fi
 fi
 m2b_gpu_programs "$out" "${programs[@]}" || exit 1
