@@ -3,7 +3,7 @@
 # train suites with several m2bench processes sharing the GPU (they split a suite's runs between
 # them), stopping at a deadline so the call ends in time. Finished runs are kept; a run stopped
 # at the deadline resumes from its checkpoint only on the same machine (see the packing below).
-# $OUT gets few files (the device tool returns only a handful): results.tar.gz (the results
+# $OUT gets few files (the device tool returns at most 8): results.tar.gz (the results
 # root; unpack it into results/paper/ or wherever the suites' results live), logs.tar.gz, and
 # the short logs of the build and checks.
 #   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
@@ -13,6 +13,8 @@
 #   M2B_CHECKS      any of "test bench peer": the `gpu` tests, bench_train_step on the GPU, and
 #                   the PyTorch peer of bench_train_step (.peers/peer_train_step.py, where a
 #                   .peers folder of peer tools was carried; see results/h200/README.md)
+#                   "profile": a Kineto trace of each eager bench_train_step case matching
+#                   M2B_PROFILE_FILTER (default cuda/tf32/eager), summed by kernel name
 #   M2B_PREBUILT    a folder of programs built elsewhere (scripts/gpu-env.sh, m2b_gpu_programs)
 #   M2B_GPU_TESTS   a regex choosing among the `gpu` test programs (default: all)
 #   M2B_GRAPHS      0 to train with `--no-cuda-graphs`
@@ -27,11 +29,11 @@ checks="${M2B_CHECKS:-}"
 work="$build/suites"  # results and per-process logs, packed into $OUT at the end
 rm -rf "$work" && mkdir -p "$work/results" "$work/logs" "$out"
 [ -n "${M2B_RESULTS:-}" ] && cp -r "$M2B_RESULTS"/. "$work/results/"
-nvidia-smi >"$out/environment.txt" 2>&1
+nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
 
 start=$(date +%s)
 programs=(m2bench)
-[[ " $checks " == *" bench "* ]] && programs+=(bench_train_step)
+[[ " $checks " == *" bench "* || " $checks " == *" profile "* ]] && programs+=(bench_train_step)
 if [[ " $checks " == *" test "* ]]; then
   if [ -n "${M2B_PREBUILT:-}" ]; then
     programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_test_* 2>/dev/null | grep -E "${M2B_GPU_TESTS:-.}"))
@@ -43,7 +45,7 @@ fi
 m2b_gpu_programs "$out" "${programs[@]}" || exit 1
 echo "== programs ready in $(( $(date +%s) - start )) s"
 m2bench="${m2b_bin[m2bench]}"
-"$m2bench" version | tee "$out/version.txt"
+"$m2bench" version
 
 if [[ " $checks " == *" test "* ]]; then
   rc=0
@@ -60,6 +62,13 @@ if [[ " $checks " == *" bench "* ]]; then
     --benchmark_out_format=json >"$out/bench_train_step_cuda.log" 2>&1
   echo "== bench_train_step rc=$?"
   grep -E "_median" "$out/bench_train_step_cuda.log" | awk '{print $1, $2, $3}'
+fi
+if [[ " $checks " == *" profile "* ]]; then
+  mkdir -p "$work/profiles"
+  M2BENCH_PROFILE_DIR="$work/profiles" "${m2b_bin[bench_train_step]}" --benchmark_min_time=20x \
+    --benchmark_filter="${M2B_PROFILE_FILTER:-cuda/tf32/eager}" >"$out/profile_bench.log" 2>&1
+  echo "== profile rc=$?"
+  python3 "$root/scripts/profile_summary.py" "$work/profiles"/*.json | tee "$out/profile_summary.txt"
 fi
 if [[ " $checks " == *" peer "* && -f "$root/.peers/peer_train_step.py" ]]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/site "$root"/.peers/wheels/*.whl
