@@ -17,6 +17,8 @@
 #                   M2B_PROFILE_FILTER (default cuda/tf32/eager), summed by kernel name
 #   M2B_PREBUILT    a folder of programs built elsewhere (scripts/gpu-env.sh, m2b_gpu_programs)
 #   M2B_GPU_TESTS   a regex choosing among the `gpu` test programs (default: all)
+#   M2B_MPS         1 to start CUDA MPS before the suites, so that the processes' kernels share
+#                   the GPU at once instead of taking turns (it is stopped at the end)
 #   M2B_GRAPHS      0 to train with `--no-cuda-graphs`
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
 set -uo pipefail
@@ -78,6 +80,16 @@ if [[ " $checks " == *" peer "* && -f "$root/.peers/peer_train_step.py" ]]; then
   grep "^{" "$out/peer_train_step.log"
 fi
 
+if [ "${M2B_MPS:-0}" = 1 ]; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/m2b-mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/m2b-mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  if nvidia-cuda-mps-control -d; then
+    trap 'echo quit | nvidia-cuda-mps-control' EXIT
+    echo "== MPS started"
+  else
+    echo "== MPS did not start; the processes take turns on the GPU"
+  fi
+fi
 graphs_flag=()
 [ "${M2B_GRAPHS:-1}" = 0 ] && graphs_flag=(--no-cuda-graphs)
 for suite in $suites; do

@@ -18,7 +18,9 @@ def summarize(path, top, steps=2):
     by_name = collections.Counter()
     count = collections.Counter()
     for e in gpu:
-        name = e["name"][:90]
+        name = e["name"]
+        if len(name) > 110:  # the head says which kernel, the tail which functor it runs
+            name = name[:45] + " ... " + name[-60:]
         by_name[name] += e.get("dur", 0) / steps
         count[name] += 1
     lines = [f"## {os.path.basename(path)}: {total / 1000:.2f} ms of GPU time per step, "
