@@ -400,6 +400,10 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
   int64_t vocab_size = 0;
   try {
     task.params = tasks::resolve_task_params(task.name, params).values();
+    // A parameter newer than the recorded runs is kept out of their ids while at its default.
+    for (const auto& spec : info->params)
+      if (spec.omit_when_default && task.params.at(spec.name) == spec.default_value)
+        task.params.erase(spec.name);
     vocab_size = static_cast<int64_t>(tasks::make_task(task.name, task.params)->vocabulary().size());
   } catch (const OptionError& e) {
     fail(option_node(given_params, e.key(), params_fallback), e.what());
