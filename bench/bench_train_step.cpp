@@ -5,10 +5,13 @@
 // (the trainer's default) and launched eagerly (`m2bench run --no-cuda-graphs`).
 // Names: BM_TrainStep/<mixer>/<device>/<precision>/<graphs|eager>/B<batch>_S<seq>_D<d_model>;
 // tokens/s is the rate counter. Each iteration waits for the device, as a log step does.
+// With M2BENCH_PROFILE_DIR set, each case also writes a Kineto trace of two of its steps there
+// (Chrome trace JSON, <name with / as _>.json; scripts/profile_summary.py sums its kernels).
 // CPU runs use M2BENCH_CPU_THREADS intra-op threads (default 1): with tensors this small, extra
 // threads mostly contend, and on a shared machine they make the numbers depend on its load.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -47,7 +50,22 @@ m2b::HostBatch random_batch(const Case& c) {
   return m2b::pack_batch(batch, c.seq, c.device == "cuda");
 }
 
-void train_step(benchmark::State& state, const Case& c) {
+// Two steps under the Kineto profiler, saved as a Chrome trace.
+void profile_steps(m2b::TrainStep& step, const m2b::HostBatch& batch, double lr,
+                   const std::string& path) {
+  namespace profiler = torch::autograd::profiler;
+  using torch::profiler::impl::ActivityType;
+  const torch::profiler::impl::ProfilerConfig config(
+      torch::profiler::impl::ProfilerState::KINETO);
+  const std::set<ActivityType> activities{ActivityType::CPU, ActivityType::CUDA};
+  profiler::prepareProfiler(config, activities);
+  profiler::enableProfiler(config, activities);
+  for (int i = 0; i < 2; ++i) step.run(batch, lr);
+  step.take_totals();
+  profiler::disableProfiler()->save(path);
+}
+
+void train_step(benchmark::State& state, const Case& c, const std::string& name) {
   try {
     m2b::TrainSpec train;
     train.device = c.device;
@@ -70,6 +88,11 @@ void train_step(benchmark::State& state, const Case& c) {
     if (c.graphs && !step.graphs_on()) {
       state.SkipWithError(step.graphs_off().c_str());
       return;
+    }
+    if (const char* dir = std::getenv("M2BENCH_PROFILE_DIR")) {
+      std::string file = name;
+      std::replace(file.begin(), file.end(), '/', '_');
+      profile_steps(step, batch, train.lr, fmt::format("{}/{}.json", dir, file));
     }
     for (auto _ : state) {
       step.run(batch, train.lr);
@@ -96,7 +119,7 @@ void register_all() {
     const std::string name = fmt::format("BM_TrainStep/{}/{}/{}/{}/B{}_S{}_D{}", c.mixer, c.device,
                                          c.precision, c.graphs ? "graphs" : "eager", c.batch,
                                          c.seq, c.d_model);
-    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { train_step(s, c); })
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { train_step(s, c, name); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }

@@ -6,7 +6,8 @@ scripts/gpu-check.sh runs it) and writes, for the GPU it ran on (e.g. h100):
   results/kernels/<gpu>.json  every row with provenance (git SHA, device, driver/CUDA, date, seed)
   results/kernels/<gpu>.md    the table: ms, ns per step, speed-ups over cuBLAS and the anchor,
                               bytes of saved state
-  plots/kernels/<gpu>.png     ns per step, fused vs cuBLAS vs the anchor, per shape and pass
+  plots/kernels/<gpu>.{png,pdf} ns per step, fused vs cuBLAS vs the anchor, per shape and pass
+                              (the style and colours of plots/m2b_plotting.py)
 Usage: kernel_throughput.py BENCH_JSON [--root REPO_ROOT]
 """
 import argparse
@@ -14,12 +15,17 @@ import json
 import pathlib
 import re
 
-import matplotlib
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from m2b_plotting import BACKEND_STYLES, REFERENCE_COLOUR, backend_colour, plt, save, shared_legend
 
-# shared/reference/anchors.md: the authors' Triton kernel on one H100 (ms), forward and fwd+bwd.
+# The anchor: the authors' Triton M2RNN kernel, timed on one NVIDIA H100 80GB HBM3
+# (PyTorch 2.11.0+cu130, Triton 3.6.0; median of CUDA-event timings after a warm-up, q and k
+# shared by all heads, gradient clipping 1.0), in ms, forward and forward+backward, at the
+# benchmark's shapes.
+ANCHOR_SOURCE = ("the authors' Triton kernel, timed on one H100 80GB HBM3 with PyTorch 2.11.0 "
+                 "and Triton 3.6.0")
+ANCHOR_LABEL = "anchor: authors' Triton kernel, H100"
 ANCHORS = {
     ("lm400m", "bf16"): {"fwd": 4.93, "fwd_bwd": 18.8},
     ("lm400m", "fp32"): {"fwd": 4.72, "fwd_bwd": 21.6},
@@ -77,6 +83,10 @@ def missing_cases(rows):
 
 def markdown(rows, prov):
     missing = missing_cases(rows)
+    ck_note = ""
+    if any(r["backend"].startswith("fused_ck") for r in rows):
+        ck_note = ("fused_ck<N> = fused with a state checkpoint every N steps instead of 64 (more "
+                   "memory, less recomputation in the backward); ")
     lines = [
         f"# M2RNN recurrence kernels on {prov['device_name']}",
         "",
@@ -84,10 +94,9 @@ def markdown(rows, prov):
         f"timings, one call each, after a warm-up), git {prov['git_sha']}, {prov['date']}, "
         f"driver {prov['cuda_driver_version']}, CUDA runtime {prov['cuda_runtime_version']}, "
         f"input seed {prov['seed']}. q and k shared by all heads, gradient clipping 1.0. "
-        "Anchor: the authors' Triton kernel on an H100 (shared/reference/anchors.md). "
+        f"Anchor: {ANCHOR_SOURCE}. "
         f"Target: {TARGET_SPEEDUP:g}x the anchor. fused = tensor cores (bf16 mma for bf16, tf32 for fp32); "
-        "fused_ck<N> = fused with a state checkpoint every N steps instead of 64 (more memory, less "
-        "recomputation in the backward); fused_exact = fp32 FMA, no tensor cores.",
+        f"{ck_note}fused_exact = fp32 FMA, no tensor cores.",
         "",
         *([f"Not in this run (no median in the benchmark JSON): {', '.join(missing)}.", ""] if missing else []),
         "| shape | dtype | backend | pass | ms | ns / step | x cuBLAS | x anchor | target | saved state |",
@@ -108,33 +117,51 @@ def markdown(rows, prov):
     return "\n".join(lines) + "\n"
 
 
-def figure(rows, prov, path):
+def figure(rows, prov, out_dir, stem):
     shapes = list(dict.fromkeys((r["shape"], r["dtype"]) for r in rows))
-    fig, axes = plt.subplots(1, len(PASSES), figsize=(11, 4), sharey=True)
+    present = {r["backend"] for r in rows}
+    backends = [b for b in BACKEND_STYLES if b in present] + sorted(present - set(BACKEND_STYLES))
+    fig, axes = plt.subplots(1, len(PASSES), figsize=(11.6, 4.2), sharey=True, layout="constrained")
     for ax, pas in zip(axes, PASSES):
-        labels, series = [f"{s}\n{d}" for s, d in shapes], {}
+        series = {b: {} for b in backends}
+        series[ANCHOR_LABEL] = {}
         for i, (shape, dtype) in enumerate(shapes):
             for r in rows:
                 if (r["shape"], r["dtype"], r["pass"]) == (shape, dtype, pas):
-                    series.setdefault(r["backend"], {})[i] = r["ns_per_step"]
+                    series[r["backend"]][i] = r["ns_per_step"]
             anchor = ANCHORS.get((shape, dtype), {}).get(pas)
             if anchor:
                 steps = next(r["S"] for r in rows if r["shape"] == shape)
-                series.setdefault("anchor (Triton, H100)", {})[i] = anchor * 1e6 / steps
+                series[ANCHOR_LABEL][i] = anchor * 1e6 / steps
         width = 0.8 / len(series)
         for j, (name, vals) in enumerate(series.items()):
             xs = [i + (j - (len(series) - 1) / 2) * width for i in vals]
-            ax.bar(xs, list(vals.values()), width, label=name)
-        ax.set_xticks(range(len(shapes)), labels)
+            if name == ANCHOR_LABEL:
+                ax.bar(xs, list(vals.values()), width, facecolor="white",
+                       edgecolor=REFERENCE_COLOUR, linewidth=1.2, hatch="///")
+            else:
+                ax.bar(xs, list(vals.values()), width, color=backend_colour(name))
+            if name == "fused":  # the speed-up over the anchor, above the fused bar
+                for x, i in zip(xs, vals):
+                    r = next(r for r in rows if (r["shape"], r["dtype"], r["backend"], r["pass"])
+                             == (*shapes[i], "fused", pas))
+                    if r["speedup_vs_anchor"]:
+                        ax.annotate(f"{r['speedup_vs_anchor']:.1f}x", (x, vals[i]),
+                                    xytext=(0, 2), textcoords="offset points", ha="center",
+                                    va="bottom", fontsize=8)
+        ax.set_xticks(range(len(shapes)), [f"{s}\n{d}" for s, d in shapes])
         ax.set_yscale("log")
         ax.set_title(PASSES[pas])
-        ax.grid(axis="y", which="both", alpha=0.3)
+        ax.grid(False, axis="x")
+        ax.grid(True, axis="y", which="both", alpha=0.25)
     axes[0].set_ylabel("ns per time step (lower is better)")
-    axes[-1].legend(fontsize=8)
+    handles = [Patch(color=backend_colour(b), label=b) for b in backends]
+    handles.append(Patch(facecolor="white", edgecolor=REFERENCE_COLOUR, hatch="///",
+                         label=ANCHOR_LABEL.replace(": ", ":\n")))
+    handles.append(Patch(color="none", label="above fused: its\nspeed-up over the anchor"))
+    shared_legend(fig, handles)
     fig.suptitle(f"M2RNN recurrence on {prov['device_name']} (git {prov['git_sha'][:12]})")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    save(fig, out_dir, stem)
 
 
 def main():
@@ -157,8 +184,8 @@ def main():
         {"provenance": prov, "anchors_ms": {f"{s}/{d}": v for (s, d), v in ANCHORS.items()},
          "target_speedup_vs_anchor": TARGET_SPEEDUP, "rows": rows}, indent=1) + "\n")
     (out / f"{slug}.md").write_text(markdown(rows, prov))
-    figure(rows, prov, args.root / "plots" / "kernels" / f"{slug}.png")
-    print(f"wrote results/kernels/{slug}.json, .md and plots/kernels/{slug}.png")
+    figure(rows, prov, args.root / "plots" / "kernels", slug)
+    print(f"wrote results/kernels/{slug}.json and .md")
 
 
 if __name__ == "__main__":

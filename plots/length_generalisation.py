@@ -1,69 +1,103 @@
 #!/usr/bin/env python3
 """Accuracy vs evaluation length per model: the paper's length-generalisation figure.
 
-Reads results/<suite>/table.csv (m2bench table writes it) and draws, per task and training
-range, the mean over seeds with a ± std band for each model, the training range shaded, points
-with diverged or missing runs hollow, and the paper's stated numbers as stars.
+Reads results/<suite>/table.csv and runs.csv (m2bench table writes them) and each run's
+summary.json beside them, and draws, per task and training range, one panel per metric: each
+seed as a small marker, the mean over seeds (the table's) as the line, the longest training
+length as a grey line, and the paper's stated numbers as hollow rings labelled "paper". A cell
+where some runs diverged or have no result says how many runs it holds. One legend for the
+figure, under the panels.
 Usage: length_generalisation.py --table results/<suite>/table.csv --out-dir plots/<suite>
 """
 import argparse
 import collections
+import pathlib
 import sys
 
-import matplotlib
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from m2b_plotting import figure_stem, group_key, model_colours, read_csv, save  # noqa: E402
+from m2b_plotting import (figure_stem, group_key, length_axis, mark_training_range, model_style,
+                          per_seed_values, plt, read_csv, save, shared_legend)
 
 METRIC_TITLES = {"accuracy": "token accuracy", "sequence_accuracy": "sequence accuracy"}
+DODGE = 0.13  # models side by side at a length, within ± this many octaves
 
 
-def plot_group(key, rows, colours, out_dir):
+def dodge_factors(models):
+    """x multipliers that put the models' points side by side at each length."""
+    if len(models) == 1:
+        return {models[0]: 1.0}
+    step = 2 * DODGE / (len(models) - 1)
+    return {m: 2 ** (-DODGE + i * step) for i, m in enumerate(models)}
+
+
+def plot_group(key, rows, seeds, out_dir):
     task, lo, hi = key
     metrics = [m for m in METRIC_TITLES if any(r["metric"] == m for r in rows)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    lengths = sorted({int(r["length"]) for r in rows})
+    shift = dodge_factors(models)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics) + 2.4, 4.2),
+                             squeeze=False, layout="constrained")
+    most_seeds = 1
     for ax, metric in zip(axes[0], metrics):
-        ax.axvspan(lo, hi, color="0.9", label=f"training lengths {lo}-{hi}")
-        by_model = collections.defaultdict(list)
-        for r in rows:
-            if r["metric"] == metric:
-                by_model[r["model"]].append(r)
-        for model, cells in by_model.items():
-            cells.sort(key=lambda r: int(r["length"]))
+        length_axis(ax, lengths, pad=DODGE + 0.17)
+        range_handle = mark_training_range(ax, lo, hi, half_width=DODGE + 0.07)
+        for model in models:
+            style = model_style(model)
+            colour = style["color"]
+            cells = sorted((r for r in rows if r["metric"] == metric and r["model"] == model),
+                           key=lambda r: int(r["length"]))
             measured = [r for r in cells if r["mean"] != ""]
-            colour = colours[model]
-            if measured:
-                x = [int(r["length"]) for r in measured]
-                mean = [float(r["mean"]) for r in measured]
-                std = [float(r["std"]) for r in measured]
-                ax.plot(x, mean, "-", color=colour, label=model)
-                ax.fill_between(x, [m - s for m, s in zip(mean, std)],
-                                [m + s for m, s in zip(mean, std)], color=colour, alpha=0.2)
-                whole = [r["n"] == r["runs"] for r in measured]
-                ax.scatter([a for a, w in zip(x, whole) if w], [m for m, w in zip(mean, whole) if w],
-                           color=colour, zorder=3)
-                ax.scatter([a for a, w in zip(x, whole) if not w],
-                           [m for m, w in zip(mean, whole) if not w], facecolors="white",
-                           edgecolors=colour, zorder=3)
+            x = [int(r["length"]) * shift[model] for r in measured]
+            y = [float(r["mean"]) for r in measured]
+            ax.plot(x, y, color=colour, linestyle=style["linestyle"], marker=style["marker"],
+                    markersize=6, markeredgecolor="white", markeredgewidth=0.6, zorder=3,
+                    clip_on=False)
+            for r, xm in zip(measured, x):
+                values = seeds.get((metric, model, int(r["length"])), [])
+                most_seeds = max(most_seeds, len(values))
+                if len(values) > 1:
+                    ax.plot([xm] * len(values), values, linestyle="none", marker=style["marker"],
+                            markersize=3.6, color=colour, alpha=0.55, markeredgewidth=0,
+                            zorder=2.5, clip_on=False)
+                if r["n"] != r["runs"]:
+                    ax.annotate(f"{r['n']}/{r['runs']} runs", (xm, float(r["mean"])),
+                                xytext=(4, -9), textcoords="offset points", fontsize=7,
+                                color=colour)
             for r in cells:
-                if r["paper_value"] != "":
-                    ax.scatter([int(r["length"])], [float(r["paper_value"])], marker="*", s=160,
-                               color=colour, edgecolors="black", zorder=4,
-                               label=f"{model}: paper ({r['paper_claim']})")
-        ax.set_xscale("log", base=2)
-        lengths = sorted({int(r["length"]) for r in rows})
-        ax.set_xticks(lengths, [str(x) for x in lengths])
-        ax.minorticks_off()
-        ax.set_ylim(-0.03, 1.03)
+                if r["paper_value"] == "":
+                    continue
+                xp, yp = int(r["length"]) * shift[model], float(r["paper_value"])
+                ax.plot([xp], [yp], linestyle="none", marker="o", markersize=10,
+                        markerfacecolor="none", markeredgecolor=colour, markeredgewidth=1.6,
+                        zorder=4, clip_on=False)
+                ax.annotate("paper", (xp, yp), xytext=(-9, 0), textcoords="offset points",
+                            ha="right", va="center", fontsize=9, color=colour,
+                            annotation_clip=False)
+        ax.set_ylim(-0.02, 1.04)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_xlabel("evaluation length")
         ax.set_ylabel(METRIC_TITLES[metric])
-        ax.set_title(f"{task}: {METRIC_TITLES[metric]}")
-        ax.grid(True, alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="best")
-    fig.text(0.01, -0.02, "mean ± std over seeds; hollow: some runs diverged or have no result",
-             fontsize=8)
+        ax.set_title(METRIC_TITLES[metric])
+    fig.suptitle(f"{task}: accuracy vs length, trained on lengths {lo}-{hi}")
+
+    handles = [Line2D([], [], label=m, **{k: v for k, v in model_style(m).items()},
+                      markersize=6, markeredgecolor="white", markeredgewidth=0.6)
+               for m in models]
+    if most_seeds > 1:
+        handles.append(Line2D([], [], color="0.3", marker="o", linestyle="-", markersize=6,
+                              markeredgecolor="white",
+                              label=f"line: mean of {most_seeds} seeds\nsmall markers: each seed"))
+    else:
+        handles.append(Line2D([], [], color="0.3", marker="o", linestyle="-", markersize=6,
+                              markeredgecolor="white", label="one seed per model"))
+    if any(r["paper_value"] != "" for r in rows):
+        handles.append(Line2D([], [], linestyle="none", marker="o", markersize=10,
+                              markerfacecolor="none", markeredgecolor="0.3", markeredgewidth=1.6,
+                              label="paper's stated number"))
+    handles.append(range_handle)
+    shared_legend(fig, handles)
     save(fig, out_dir, figure_stem("length_generalisation", key))
 
 
@@ -72,18 +106,26 @@ def main():
     parser.add_argument("--table", required=True, help="results/<suite>/table.csv")
     parser.add_argument("--out-dir", required=True, help="where the PNG and PDF go")
     args = parser.parse_args()
-    rows = read_csv(args.table)
+    table = pathlib.Path(args.table)
+    rows = read_csv(table)
+    runs_csv = table.parent / "runs.csv"
+    runs = read_csv(runs_csv) if runs_csv.exists() else []
     groups = collections.OrderedDict()
     for r in rows:
         groups.setdefault(group_key(r), []).append(r)
-    colours = model_colours(r["model"] for r in rows)
     drawn = 0
     for key, group in groups.items():
         if not any(r["mean"] != "" for r in group):
             print(f"length_generalisation: {key[0]} (training lengths {key[1]}-{key[2]}): no "
                   "finished runs yet, no figure")
             continue
-        plot_group(key, group, colours, args.out_dir)
+        group_runs = [run for run in runs if group_key(run) == key]
+        seeds = {}
+        for metric in METRIC_TITLES:
+            for (model, length), values in per_seed_values(table.parent, group_runs,
+                                                           metric).items():
+                seeds[(metric, model, length)] = values
+        plot_group(key, group, seeds, args.out_dir)
         drawn += 1
     if drawn == 0:
         print("length_generalisation: nothing to plot yet")

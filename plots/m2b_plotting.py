@@ -1,12 +1,85 @@
-"""What the suite plot scripts share: reading the table CSVs, one colour per model, and saving a
-figure as PNG and PDF."""
+"""What every plot script shares: one figure style, one colour per model and per kernel backend,
+reading the table CSVs and the runs' results, and saving a figure so that the same data gives the
+same bytes.
+
+The colours are the Okabe-Ito palette (distinguishable with every common colour-vision
+deficiency); each model name keeps its colour and marker in every figure of the project. Grey is
+no model's colour: it marks the training range.
+"""
 import csv
+import hashlib
+import json
 import pathlib
+import re
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+# Okabe & Ito, "Color Universal Design" (2008). The yellow is left out: on white it is too faint
+# for a line.
+OKABE_ITO = {
+    "vermillion": "#D55E00",
+    "orange": "#E69F00",
+    "bluish green": "#009E73",
+    "sky blue": "#56B4E9",
+    "blue": "#0072B2",
+    "reddish purple": "#CC79A7",
+    "black": "#000000",
+}
+# For the few names beyond the table below (Paul Tol's "muted" set, equally colour-blind safe).
+EXTRA_COLOURS = ["#882255", "#117733", "#999933", "#332288", "#44AA99", "#AA4499"]
+
+# Model name -> (colour, marker). A hybrid takes the colour of the layer it tests.
+MODEL_STYLES = {
+    "m2rnn": (OKABE_ITO["vermillion"], "o"),
+    "m2rnn_authors_init": (OKABE_ITO["orange"], "s"),
+    "mamba2": (OKABE_ITO["bluish green"], "^"),
+    "gated_deltanet": (OKABE_ITO["sky blue"], "v"),
+    "gated_deltanet_neg": (OKABE_ITO["blue"], "D"),
+    "attention": (OKABE_ITO["black"], "X"),
+    "gru": (OKABE_ITO["reddish purple"], "P"),
+    "lstm": ("#999933", "h"),  # Tol's olive: Okabe-Ito has no eighth line colour
+    "gated_deltanet_x4": (OKABE_ITO["sky blue"], "v"),
+    "gated_deltanet_x3_m2rnn": (OKABE_ITO["vermillion"], "o"),
+}
+# `<model>_state<N>` (the state-size suite): the model's colour, the line style says the size.
+STATE_LINESTYLES = {256: ":", 1024: "--", 4096: "-"}
+
+# Kernel backends (plots/kernel_throughput.py), in the order the bars are drawn. The reference
+# (the authors' kernel) is hollow, as reference points are in the other figures.
+BACKEND_STYLES = {
+    "fused": OKABE_ITO["vermillion"],
+    "fused_ck8": OKABE_ITO["orange"],
+    "fused_exact": OKABE_ITO["reddish purple"],
+    "cublas": OKABE_ITO["bluish green"],
+}
+REFERENCE_COLOUR = OKABE_ITO["black"]
+
+TRAINING_RANGE_COLOUR = "#BBBBBB"  # no model's colour
+TRAINING_RANGE_FILL = "#EEEEEE"
+
+STYLE = {
+    "pdf.fonttype": 42,  # TrueType fonts embedded whole-glyph: editable text, no Type 3
+    "ps.fonttype": 42,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.8,
+    "savefig.dpi": 150,
+    "svg.hashsalt": "m2bench",
+}
+plt.rcParams.update(STYLE)
 
 
 def read_csv(path):
@@ -24,18 +97,88 @@ def figure_stem(kind, key):
     return f"{kind}_{task}_train{lo}-{hi}"
 
 
-def model_colours(models):
-    """The same model gets the same colour in every figure of a suite (order of first row)."""
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    order = list(dict.fromkeys(models))
-    return {m: cycle[i % len(cycle)] for i, m in enumerate(order)}
+def model_style(model):
+    """Colour, marker and line style of a model name, the same in every figure."""
+    if model in MODEL_STYLES:
+        colour, marker = MODEL_STYLES[model]
+        return {"color": colour, "marker": marker, "linestyle": "-"}
+    m = re.fullmatch(r"(.+)_state(\d+)", model)
+    if m and m.group(1) in MODEL_STYLES:
+        colour, marker = MODEL_STYLES[m.group(1)]
+        return {"color": colour, "marker": marker,
+                "linestyle": STATE_LINESTYLES.get(int(m.group(2)), "-.")}
+    # A name not listed yet: a colour from its name, so it is the same wherever it appears.
+    digest = int(hashlib.sha256(model.encode()).hexdigest(), 16)
+    return {"color": EXTRA_COLOURS[digest % len(EXTRA_COLOURS)], "marker": "o", "linestyle": "-"}
 
 
-def save(fig, out_dir, stem):
+def backend_colour(backend):
+    return BACKEND_STYLES.get(backend, EXTRA_COLOURS[0])
+
+
+def read_summary(run_dir):
+    path = pathlib.Path(run_dir) / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def per_seed_values(results_dir, runs, metric):
+    """{(model, length): [value per seed]} from each run's summary.json, counting the runs the
+    table counts: a diverged run gives no value."""
+    values = {}
+    for run in sorted(runs, key=lambda r: (r["model"], int(r["seed"]))):
+        if run["state"] == "diverged":
+            continue
+        summary = read_summary(pathlib.Path(results_dir) / run["id"])
+        for e in (summary or {}).get("eval", []):
+            values.setdefault((run["model"], int(e["length"])), []).append(float(e[metric]))
+    return values
+
+
+def length_axis(ax, lengths, pad=0.3):
+    """Log-2 x axis from the first to the last evaluated length, ticked at those lengths only."""
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(lengths[0] * 2 ** -pad, lengths[-1] * 2 ** pad)
+    ax.set_xticks(lengths, [str(x) for x in lengths])
+    ax.minorticks_off()
+    ax.grid(False, axis="x")
+
+
+def mark_training_range(ax, lo, hi, half_width=0.0):
+    """Shades the part of a length axis inside the training range (up to `half_width` octaves
+    past its longest length, so that points drawn side by side there are all inside) and draws a
+    grey dashed line where it ends; returns the legend entry."""
+    left, right = ax.get_xlim()
+    edge = hi * 2 ** half_width
+    if edge > left:
+        ax.axvspan(left, min(edge, right), facecolor=TRAINING_RANGE_FILL, edgecolor="none",
+                   zorder=0)
+        if edge < right:
+            ax.axvline(edge, color=TRAINING_RANGE_COLOUR, linestyle="--", linewidth=1.2,
+                       zorder=0.5)
+        ax.set_xlim(left, right)
+    return Patch(facecolor=TRAINING_RANGE_FILL, edgecolor=TRAINING_RANGE_COLOUR, linestyle="--",
+                 label=f"inside the training range\n(lengths {lo}-{hi})")
+
+
+def shared_legend(fig, handles):
+    """One legend for the whole figure, right of the axes."""
+    fig.legend(handles=handles, loc="outside right center", frameon=False, handlelength=2.6,
+               labelspacing=0.6)
+
+
+def save(fig, out_dir, stem, formats=("png", "pdf")):
+    """Writes the figure as PNG and PDF. No creation date and no other time-varying metadata, so
+    redrawing unchanged data writes the same bytes and leaves git clean."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "pdf"):
+    for ext in formats:
         path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        metadata = {"CreationDate": None} if ext == "pdf" else {}
+        fig.savefig(path, metadata=metadata)
         print(f"wrote {path}")
     plt.close(fig)

@@ -1,22 +1,21 @@
 #!/usr/bin/env python3
-"""Training loss and accuracy vs step, one line per run, coloured by model.
+"""Training loss and accuracy vs step: each seed a thin line, the mean over seeds a thick one.
 
 Reads results/<suite>/runs.csv (m2bench table writes it) and each run's metrics.jsonl (the
-"train" lines), and draws one figure per task and training range.
+"train" lines), and draws one figure per task and training range, each model in its colour
+(plots/m2b_plotting.py), with one legend for the figure.
 Usage: training_curves.py --results results/<suite> --out-dir plots/<suite>
 """
 import argparse
 import collections
 import json
+import math
 import pathlib
 import sys
 
-import matplotlib
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from m2b_plotting import figure_stem, group_key, model_colours, read_csv, save  # noqa: E402
+from m2b_plotting import figure_stem, group_key, model_style, plt, read_csv, save, shared_legend
 
 
 def read_train_lines(path):
@@ -35,28 +34,62 @@ def read_train_lines(path):
     return lines
 
 
-def plot_group(key, runs, results, colours, out_dir):
+def mean_curve(curves, field, geometric=False):
+    """Steps every seed logged, and the mean over seeds there (geometric for the loss, which is
+    drawn on a log axis). A run that stopped early ends the mean where it stops."""
+    common = set.intersection(*({line["step"] for line in c} for c in curves))
+    steps = sorted(common)
+    out = []
+    for step in steps:
+        values = [next(line[field] for line in c if line["step"] == step) for c in curves]
+        if geometric:
+            values = [max(v, 1e-12) for v in values]
+            out.append(math.exp(sum(math.log(v) for v in values) / len(values)))
+        else:
+            out.append(sum(values) / len(values))
+    return steps, out
+
+
+def plot_group(key, runs, results, out_dir):
     task, lo, hi = key
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    labelled = set()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11.6, 4.2), layout="constrained")
+    by_model = collections.OrderedDict()
     for run in runs:
-        lines = read_train_lines(results / run["id"] / "metrics.jsonl")
-        steps = [line["step"] for line in lines]
-        model = run["model"]
-        label = model if model not in labelled else None
-        labelled.add(model)
-        kw = dict(color=colours[model], alpha=0.8, linewidth=1, label=label)
-        loss_ax.plot(steps, [line["loss"] for line in lines], **kw)
-        acc_ax.plot(steps, [line["accuracy"] for line in lines], **kw)
+        by_model.setdefault(run["model"], []).append(
+            read_train_lines(results / run["id"] / "metrics.jsonl"))
+    most_seeds = max(len(curves) for curves in by_model.values())
+    handles = []
+    for model, curves in by_model.items():
+        style = model_style(model)
+        for lines in curves:
+            steps = [line["step"] for line in lines]
+            kw = dict(color=style["color"], linestyle=style["linestyle"], linewidth=0.8,
+                      alpha=0.35 if len(curves) > 1 else 0.9)
+            loss_ax.plot(steps, [line["loss"] for line in lines], **kw)
+            acc_ax.plot(steps, [line["accuracy"] for line in lines], **kw)
+        if len(curves) > 1:
+            kw = dict(color=style["color"], linestyle=style["linestyle"], linewidth=2)
+            loss_ax.plot(*mean_curve(curves, "loss", geometric=True), **kw)
+            acc_ax.plot(*mean_curve(curves, "accuracy"), **kw)
+        handles.append(Line2D([], [], color=style["color"], linestyle=style["linestyle"],
+                              linewidth=2, label=model))
     loss_ax.set_yscale("log")
     loss_ax.set_ylabel("training loss")
-    acc_ax.set_ylabel("training accuracy")
-    acc_ax.set_ylim(-0.03, 1.03)
+    loss_ax.set_title("training loss (log scale)")
+    acc_ax.set_ylabel("training token accuracy")
+    acc_ax.set_title("training token accuracy")
+    acc_ax.set_ylim(0, 1.02)
     for ax in (loss_ax, acc_ax):
         ax.set_xlabel("step")
-        ax.grid(True, alpha=0.3)
-    fig.suptitle(f"{task}: training lengths {lo}-{hi} (one line per seed)")
-    acc_ax.legend(fontsize=8, loc="best")
+        ax.set_xlim(left=0)
+    fig.suptitle(f"{task}: training, lengths {lo}-{hi}")
+    if most_seeds > 1:
+        handles.append(Line2D([], [], color="0.3", linewidth=2,
+                              label=f"thick: mean of {most_seeds} seeds until\n"
+                                    "one stops (loss: geometric)"))
+        handles.append(Line2D([], [], color="0.3", linewidth=0.8, alpha=0.5,
+                              label="thin: each seed"))
+    shared_legend(fig, handles)
     save(fig, out_dir, figure_stem("training_curves", key))
 
 
@@ -70,7 +103,6 @@ def main():
     groups = collections.OrderedDict()
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
-    colours = model_colours(run["model"] for run in runs)
     drawn = 0
     for key, group in groups.items():
         with_metrics = [r for r in group if read_train_lines(results / r["id"] / "metrics.jsonl")]
@@ -78,7 +110,7 @@ def main():
             print(f"training_curves: {key[0]} (training lengths {key[1]}-{key[2]}): no metrics "
                   "yet, no figure")
             continue
-        plot_group(key, with_metrics, results, colours, args.out_dir)
+        plot_group(key, with_metrics, results, args.out_dir)
         drawn += 1
     if drawn == 0:
         print("training_curves: nothing to plot yet")

@@ -3,7 +3,7 @@
 # train suites with several m2bench processes sharing the GPU (they split a suite's runs between
 # them), stopping at a deadline so the call ends in time. Finished runs are kept; a run stopped
 # at the deadline resumes from its checkpoint only on the same machine (see the packing below).
-# $OUT gets few files (the device tool returns only a handful): results.tar.gz (the results
+# $OUT gets few files (the device tool returns at most 8): results.tar.gz (the results
 # root; unpack it into results/paper/ or wherever the suites' results live), logs.tar.gz, and
 # the short logs of the build and checks.
 #   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
@@ -13,7 +13,12 @@
 #   M2B_CHECKS      any of "test bench peer": the `gpu` tests, bench_train_step on the GPU, and
 #                   the PyTorch peer of bench_train_step (.peers/peer_train_step.py, where a
 #                   .peers folder of peer tools was carried; see results/h200/README.md)
+#                   "profile": a Kineto trace of each eager bench_train_step case matching
+#                   M2B_PROFILE_FILTER (default cuda/tf32/eager), summed by kernel name
 #   M2B_PREBUILT    a folder of programs built elsewhere (scripts/gpu-env.sh, m2b_gpu_programs)
+#   M2B_GPU_TESTS   a regex choosing among the `gpu` test programs (default: all)
+#   M2B_MPS         1 to start CUDA MPS before the suites, so that the processes' kernels share
+#                   the GPU at once instead of taking turns (it is stopped at the end)
 #   M2B_GRAPHS      0 to train with `--no-cuda-graphs`
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
 set -uo pipefail
@@ -26,23 +31,23 @@ checks="${M2B_CHECKS:-}"
 work="$build/suites"  # results and per-process logs, packed into $OUT at the end
 rm -rf "$work" && mkdir -p "$work/results" "$work/logs" "$out"
 [ -n "${M2B_RESULTS:-}" ] && cp -r "$M2B_RESULTS"/. "$work/results/"
-nvidia-smi >"$out/environment.txt" 2>&1
+nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
 
 start=$(date +%s)
 programs=(m2bench)
-[[ " $checks " == *" bench "* ]] && programs+=(bench_train_step)
+[[ " $checks " == *" bench "* || " $checks " == *" profile "* ]] && programs+=(bench_train_step)
 if [[ " $checks " == *" test "* ]]; then
   if [ -n "${M2B_PREBUILT:-}" ]; then
-    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_test_* 2>/dev/null))
+    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_test_* 2>/dev/null | grep -E "${M2B_GPU_TESTS:-.}"))
   else
     m2b_gpu_configure "$out" || exit 1
-    programs+=($(m2b_gpu_test_targets))
+    programs+=($(m2b_gpu_test_targets | grep -E "${M2B_GPU_TESTS:-.}"))
   fi
 fi
 m2b_gpu_programs "$out" "${programs[@]}" || exit 1
 echo "== programs ready in $(( $(date +%s) - start )) s"
 m2bench="${m2b_bin[m2bench]}"
-"$m2bench" version | tee "$out/version.txt"
+"$m2bench" version
 
 if [[ " $checks " == *" test "* ]]; then
   rc=0
@@ -60,6 +65,13 @@ if [[ " $checks " == *" bench "* ]]; then
   echo "== bench_train_step rc=$?"
   grep -E "_median" "$out/bench_train_step_cuda.log" | awk '{print $1, $2, $3}'
 fi
+if [[ " $checks " == *" profile "* ]]; then
+  mkdir -p "$work/profiles"
+  M2BENCH_PROFILE_DIR="$work/profiles" "${m2b_bin[bench_train_step]}" --benchmark_min_time=20x \
+    --benchmark_filter="${M2B_PROFILE_FILTER:-cuda/tf32/eager}" >"$out/profile_bench.log" 2>&1
+  echo "== profile rc=$?"
+  python3 "$root/scripts/profile_summary.py" "$work/profiles"/*.json | tee "$out/profile_summary.txt"
+fi
 if [[ " $checks " == *" peer "* && -f "$root/.peers/peer_train_step.py" ]]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/site "$root"/.peers/wheels/*.whl
   PYTHONPATH="$root/.peers:/tmp/site" PYTHONUNBUFFERED=1 timeout 400 python3 \
@@ -68,6 +80,16 @@ if [[ " $checks " == *" peer "* && -f "$root/.peers/peer_train_step.py" ]]; then
   grep "^{" "$out/peer_train_step.log"
 fi
 
+if [ "${M2B_MPS:-0}" = 1 ]; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/m2b-mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/m2b-mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  if nvidia-cuda-mps-control -d; then
+    trap 'echo quit | nvidia-cuda-mps-control' EXIT
+    echo "== MPS started"
+  else
+    echo "== MPS did not start; the processes take turns on the GPU"
+  fi
+fi
 graphs_flag=()
 [ "${M2B_GRAPHS:-1}" = 0 ] && graphs_flag=(--no-cuda-graphs)
 for suite in $suites; do

@@ -35,8 +35,13 @@ if ! py="$(m2bench_find_python)"; then
     "$py" -m pip install -q "torch==$M2BENCH_TORCH_VERSION"
   fi
 fi
+# The committed figures were drawn with this matplotlib; another version draws the same figures
+# with other bytes, so redrawing them would show up in git status.
+matplotlib_version=3.11.2
 if ! "$py" -c "import matplotlib" 2>/dev/null; then
-  echo "setup: installing matplotlib into $py"
-  "$py" -m pip install -q matplotlib
+  echo "setup: installing matplotlib==$matplotlib_version into $py"
+  "$py" -m pip install -q "matplotlib==$matplotlib_version"
+elif ! "$py" -c "import matplotlib, sys; sys.exit(matplotlib.__version__ != '$matplotlib_version')"; then
+  echo "setup: note: $py has matplotlib $("$py" -c "import matplotlib; print(matplotlib.__version__)"), the committed figures $matplotlib_version; redrawn figures may differ in bytes"
 fi
 echo "setup: LibTorch from $py"

@@ -80,7 +80,10 @@ class M2rnnImpl : public MixerImpl {
     auto f = torch::exp(decay_->forward(p.narrow(-1, n_.qkv_width(), n_.Nf)).log_decay);
     auto g = p.narrow(-1, n_.qkv_width() + n_.Nf, n_.Ng * V).unflatten(-1, {n_.Ng, V});
 
-    auto [y, h_final] = m2rnn_recurrence(q, k, v, W_, f,
+    // Under bf16 autocast the projections come out in bf16 while W and the gate stay float32;
+    // the recurrence takes one element type, that of its inputs.
+    const auto dtype = q.scalar_type();
+    auto [y, h_final] = m2rnn_recurrence(q, k, v, W_.to(dtype), f.to(dtype),
                                          continues ? state->tensors[1] : torch::Tensor(),
                                          grad_clip_, backend_);
     if (state) state->tensors = {history, h_final};

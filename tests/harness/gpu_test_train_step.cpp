@@ -50,20 +50,31 @@ std::vector<double> losses(const std::string& mixer, bool graphs) {
 
 }  // namespace
 
+// The largest relative difference between two runs' per-step losses.
+double worst_relative(const std::vector<double>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(std::isfinite(a[i]));
+    worst = std::max(worst, std::abs(b[i] - a[i]) / std::abs(a[i]));
+  }
+  return worst;
+}
+
 TEST_CASE("a step replayed from CUDA graphs gives the eager step's losses over 100 steps",
           "[train_step][gpu]") {
   for (const auto& mixer : models::MixerRegistry::instance().names()) {
     INFO("mixer " << mixer);
     const auto eager = losses(mixer, false), graphed = losses(mixer, true);
-    REQUIRE(eager.size() == graphed.size());
-    double worst = 0;
-    for (size_t i = 0; i < eager.size(); ++i) {
-      REQUIRE(std::isfinite(eager[i]));
-      worst = std::max(worst, std::abs(graphed[i] - eager[i]) / std::abs(eager[i]));
-    }
-    // Bitwise where every kernel is deterministic; atomics (the fused M2RNN backward's shared
-    // heads, index backward) may reorder sums, hence a relative bound.
-    CHECK(worst <= 1e-5);
+    // The eager step against itself: zero where every kernel is deterministic; atomics (the
+    // fused M2RNN backward's shared heads) reorder sums, and 100 steps of training amplify that.
+    const double noise = worst_relative(eager, losses(mixer, false));
+    const double worst = worst_relative(eager, graphed);
+    INFO("graphs vs eager " << worst << ", eager vs eager " << noise);
+    if (noise == 0)
+      CHECK(worst == 0);  // bitwise
+    else
+      CHECK(worst <= std::max(1e-5, 10 * noise));
     CHECK(eager.back() < eager.front());  // it learns: the comparison is not of two flat lines
   }
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The figure test: every plot script runs on the committed fixture (tests/plots/fixture), writes
+the files it should, and a second run writes the same bytes (no creation date or other
+time-varying metadata, so redrawing unchanged results leaves git clean). The PDFs embed TrueType
+fonts (pdf.fonttype 42), not Type 3.
+
+Usage: test_figures.py [--python PYTHON]  (default: this Python; it needs matplotlib)
+"""
+import argparse
+import hashlib
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+PLOTS = ROOT / "plots"
+FIXTURE = HERE / "fixture"
+
+EXPECTED = [
+    "s3/length_generalisation_s3_train2-16.png",
+    "s3/length_generalisation_s3_train2-16.pdf",
+    "s3/training_curves_s3_train2-16.png",
+    "s3/training_curves_s3_train2-16.pdf",
+    "kernels/results/kernels/h200.json",
+    "kernels/results/kernels/h200.md",
+    "kernels/plots/kernels/h200.png",
+    "kernels/plots/kernels/h200.pdf",
+]
+
+
+def draw(python, out):
+    results = FIXTURE / "results" / "s3"
+    commands = [
+        [PLOTS / "length_generalisation.py", "--table", results / "table.csv",
+         "--out-dir", out / "s3"],
+        [PLOTS / "training_curves.py", "--results", results, "--out-dir", out / "s3"],
+        [PLOTS / "kernel_throughput.py", FIXTURE / "h200_statetrack_bench.json",
+         "--root", out / "kernels"],
+    ]
+    for command in commands:
+        subprocess.run([python, *map(str, command)], check=True, stdout=subprocess.DEVNULL)
+
+
+def png_chunks(data):
+    """The chunk types of a PNG file, in order."""
+    pos, types = 8, []
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        types.append(data[pos + 4:pos + 8].decode("latin-1"))
+        pos += 12 + length
+    return types
+
+
+def digests(out):
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args()
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="m2b-figures-") as tmp:
+        out = pathlib.Path(tmp)
+        draw(args.python, out)
+        first = digests(out)
+        failures += [f"not written: {name}" for name in EXPECTED if name not in first]
+        for name in first:
+            path = out / name
+            if path.suffix == ".pdf":
+                data = path.read_bytes()
+                if b"/CreationDate" in data:
+                    failures.append(f"{name}: has a /CreationDate")
+                if b"/Type3" in data:
+                    failures.append(f"{name}: has Type 3 fonts (want pdf.fonttype 42)")
+                if b"/FontFile2" not in data:
+                    failures.append(f"{name}: embeds no TrueType font")
+            if path.suffix == ".png" and "tIME" in png_chunks(path.read_bytes()):
+                failures.append(f"{name}: has a PNG time chunk")
+        draw(args.python, out)  # again, over the first run's files
+        second = digests(out)
+        failures += [f"second run changed {name}" for name in first
+                     if second.get(name) != first[name]]
+        failures += [f"second run wrote a new file {name}" for name in second if name not in first]
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    print(f"{len(first)} files written, {len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
