@@ -23,6 +23,9 @@ struct OptionSpec {
   double min = -std::numeric_limits<double>::infinity();  // inclusive, numeric types only
   double max = std::numeric_limits<double>::infinity();
   std::vector<std::string> choices;  // String type only; empty means any string
+  // Left out of a run's canonical config (and so of its id) while it holds its default: for an
+  // option added after runs were recorded, whose ids must not change.
+  bool omit_when_default = false;
 };
 
 // Thrown for an unknown key, a wrong type or a value out of range. `key` is the offending

@@ -11,10 +11,27 @@ namespace m2b {
 // Separates the training-data streams from any other use of the run seed.
 constexpr uint64_t kTrainDataStream = 0x7472'6169'6e00'0001ULL;
 
+tasks::LengthSplit LengthCurriculum::at_step(const tasks::LengthSplit& split, int64_t step) const {
+  if (steps <= 0) return split;
+  const int64_t start = start_length > 0 ? start_length : split.train_min;
+  const int64_t done = std::clamp<int64_t>(step, 0, steps);
+  const int64_t longest = start + (split.train_max - start) * done / steps;
+  tasks::LengthSplit out = split;
+  out.train_max = longest;
+  out.train_min = std::min(split.train_min, longest);
+  return out;
+}
+
+int64_t LengthCurriculum::shortest(const tasks::LengthSplit& split) const {
+  if (steps <= 0 || start_length <= 0) return split.train_min;
+  return std::min(split.train_min, start_length);
+}
+
 tasks::Batch training_batch(const tasks::Task& task, const tasks::LengthSplit& split,
-                            int64_t batch_size, uint64_t seed, int64_t step) {
+                            int64_t batch_size, uint64_t seed, int64_t step,
+                            const LengthCurriculum& curriculum) {
   tasks::Rng rng(tasks::derive_seed(seed, kTrainDataStream, static_cast<uint64_t>(step)));
-  const int64_t length = split.sample_train_length(rng);
+  const int64_t length = curriculum.at_step(split, step).sample_train_length(rng);
   return tasks::make_batch(task, length, batch_size, rng);
 }
 
@@ -41,9 +58,11 @@ HostBatch pack_batch(const tasks::Batch& batch, int64_t cols, bool pinned) {
 
 BatchStream::BatchStream(const tasks::Task& task, const tasks::LengthSplit& split,
                          int64_t batch_size, uint64_t seed, int64_t first_step, int64_t last_step,
-                         std::function<int64_t(int64_t)> pad_to, bool pinned)
+                         std::function<int64_t(int64_t)> pad_to, bool pinned,
+                         LengthCurriculum curriculum)
     : task_(task), split_(split), batch_size_(batch_size), seed_(seed), first_step_(first_step),
-      next_step_(first_step), last_step_(last_step), pad_to_(std::move(pad_to)), pinned_(pinned) {
+      next_step_(first_step), last_step_(last_step), pad_to_(std::move(pad_to)), pinned_(pinned),
+      curriculum_(curriculum) {
   producer_ = std::thread([this] { produce(); });
 }
 
@@ -59,7 +78,7 @@ BatchStream::~BatchStream() {
 void BatchStream::produce() {
   try {
     for (int64_t step = first_step_; step <= last_step_; ++step) {
-      const tasks::Batch batch = training_batch(task_, split_, batch_size_, seed_, step);
+      const tasks::Batch batch = training_batch(task_, split_, batch_size_, seed_, step, curriculum_);
       HostBatch packed = pack_batch(batch, pad_to_(batch.cols), pinned_);
       packed.step = step;
       std::unique_lock<std::mutex> lock(mutex_);

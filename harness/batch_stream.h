@@ -33,13 +33,27 @@ struct HostBatch {
 // Packs a task batch, padding its columns with unscored zeros up to `cols` (>= batch.cols).
 HostBatch pack_batch(const tasks::Batch& batch, int64_t cols, bool pinned);
 
+// A length curriculum: over steps 1..steps the longest training length grows linearly from
+// start_length (0 means the split's train_min) to the split's train_max; each step draws its
+// length uniformly from [min(train_min, longest), longest]. steps 0 is off: every step draws from
+// the split's whole range, consuming the random stream exactly as before the curriculum existed.
+struct LengthCurriculum {
+  int64_t steps = 0;
+  int64_t start_length = 0;
+  // The training lengths of step `step` (1-based).
+  tasks::LengthSplit at_step(const tasks::LengthSplit& split, int64_t step) const;
+  // The shortest length any step may draw.
+  int64_t shortest(const tasks::LengthSplit& split) const;
+};
+
 class BatchStream {
  public:
   // Batches of steps first_step..last_step in order. pad_to maps a batch's token count to the
   // column count it is padded to (identity for none).
   BatchStream(const tasks::Task& task, const tasks::LengthSplit& split, int64_t batch_size,
               uint64_t seed, int64_t first_step, int64_t last_step,
-              std::function<int64_t(int64_t)> pad_to, bool pinned);
+              std::function<int64_t(int64_t)> pad_to, bool pinned,
+              LengthCurriculum curriculum = {});
   ~BatchStream();
   BatchStream(const BatchStream&) = delete;
   BatchStream& operator=(const BatchStream&) = delete;
@@ -59,6 +73,7 @@ class BatchStream {
   const int64_t last_step_;
   std::function<int64_t(int64_t)> pad_to_;
   bool pinned_;
+  LengthCurriculum curriculum_;
 
   static constexpr size_t kDepth = 8;  // batches made ahead
   std::mutex mutex_;
@@ -69,8 +84,9 @@ class BatchStream {
   std::thread producer_;
 };
 
-// Training data of step `step`: its own stream of the run seed.
+// Training data of step `step`: its own stream of the run seed, its length from the curriculum.
 tasks::Batch training_batch(const tasks::Task& task, const tasks::LengthSplit& split,
-                            int64_t batch_size, uint64_t seed, int64_t step);
+                            int64_t batch_size, uint64_t seed, int64_t step,
+                            const LengthCurriculum& curriculum = {});
 
 }  // namespace m2b

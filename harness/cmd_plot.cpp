@@ -1,6 +1,6 @@
 // `m2bench plot SUITE.yaml|results/<suite>`: regenerates the tables, then every figure of the
 // suite into plots/<suite>/ (PNG and PDF) with the plot scripts and the Python that has
-// matplotlib.
+// matplotlib: accuracy vs evaluation length, training curves, prefix-accuracy curves.
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -70,7 +70,8 @@ void make_plots(const PlotArgs& args) {
   const fs::path out = args.out.empty() ? fs::path("plots") / made.source.suite : fs::path(args.out);
   fs::create_directories(out);
   const fs::path scripts = args.scripts;
-  for (const char* script : {"length_generalisation.py", "training_curves.py"})
+  for (const char* script :
+       {"length_generalisation.py", "training_curves.py", "prefix_accuracy.py"})
     if (!fs::exists(scripts / script))
       throw std::runtime_error(fmt::format("{}: no such plot script (give --scripts DIR)",
                                            (scripts / script).string()));
@@ -78,6 +79,8 @@ void make_plots(const PlotArgs& args) {
   run_script(python, {(scripts / "length_generalisation.py").string(), "--table",
                       (made.source.results_dir / "table.csv").string(), "--out-dir", out.string()});
   run_script(python, {(scripts / "training_curves.py").string(), "--results",
+                      made.source.results_dir.string(), "--out-dir", out.string()});
+  run_script(python, {(scripts / "prefix_accuracy.py").string(), "--results",
                       made.source.results_dir.string(), "--out-dir", out.string()});
 }
 
@@ -87,7 +90,8 @@ void add_plot_command(CLI::App& app) {
   auto args = std::make_shared<PlotArgs>();
   CLI::App* cmd = app.add_subcommand(
       "plot", "Regenerate a suite's table and figures (accuracy vs evaluation length; training "
-              "curves) into plots/<suite>/ as PNG and PDF");
+              "curves; prefix accuracy vs t per evaluation length) into plots/<suite>/ as PNG "
+              "and PDF");
   cmd->add_option("target", args->target, "a suite file or a results/<suite> folder")->required();
   cmd->add_option("--results", args->results, "the results root, for a suite file (default: results)");
   cmd->add_option("--out", args->out, "where the figures go (default: plots/<suite>)");

@@ -1,5 +1,6 @@
 // `m2bench table SUITE.yaml|results/<suite>`: accuracy per model x evaluation length, written to
-// results/<suite>/table.{md,csv,tex} (and runs.csv); the Markdown is printed.
+// results/<suite>/table.{md,csv,tex} (and runs.csv); the Markdown is printed. --prefix-t T adds
+// the prefix accuracy at t = T (the fraction of examples whose first T predictions are right).
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -17,12 +18,15 @@ struct TableArgs {
   std::string results = "results";
   std::string metric = "both";
   std::string reference;
+  int64_t prefix_t = 0;
 };
 
 void print_table(const TableArgs& args) {
+  if (args.metric == "prefix_accuracy" && args.prefix_t < 1)
+    throw CLI::ValidationError("--metric prefix_accuracy", "needs --prefix-t T (T >= 1)");
   std::optional<std::filesystem::path> reference;
   if (!args.reference.empty()) reference = args.reference;
-  SuiteTables made = write_suite_tables(args.target, args.results, reference);
+  SuiteTables made = write_suite_tables(args.target, args.results, reference, args.prefix_t);
   std::vector<Table> shown;
   for (const Table& t : made.tables)
     if (args.metric == "both" || to_string(t.metric) == args.metric) shown.push_back(t);
@@ -42,8 +46,13 @@ void add_table_command(CLI::App& app) {
                   "results/<suite> folder")
       ->required();
   cmd->add_option("--results", args->results, "the results root, for a suite file (default: results)");
-  cmd->add_option("--metric", args->metric, "which table to print; the files hold both")
-      ->check(CLI::IsMember({"accuracy", "sequence_accuracy", "both"}));
+  cmd->add_option("--metric", args->metric,
+                  "which table to print (both: every table made); the files hold them all")
+      ->check(CLI::IsMember({"accuracy", "sequence_accuracy", "prefix_accuracy", "both"}));
+  cmd->add_option("--prefix-t", args->prefix_t,
+                  "also tabulate the prefix accuracy at t = T: the fraction of evaluation "
+                  "sequences whose first T scored predictions are all right (0: not)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--reference", args->reference,
                   "the paper's numbers (default: reference_numbers.yaml next to the suite file)");
   cmd->callback([args] { print_table(*args); });

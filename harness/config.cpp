@@ -186,7 +186,17 @@ struct Field {
   std::string name;
   std::function<void(S&, const Located&)> read;
   std::function<std::string(const S&)> text;
+  // Non-empty: the canonical YAML leaves the field out when its text is this (its default), so
+  // that a field added after runs were recorded does not change their ids.
+  std::string omitted_text = {};
 };
+
+// `field`, left out of the canonical YAML while it holds the text `default_text`.
+template <class S>
+static Field<S> omitted_at_default(Field<S> field, std::string default_text) {
+  field.omitted_text = std::move(default_text);
+  return field;
+}
 
 template <class S>
 static Field<S> int_field(std::string name, int64_t S::*m, Range range) {
@@ -233,6 +243,10 @@ static const std::vector<Field<TrainSpec>>& train_fields() {
       int_field("checkpoint_every", &T::checkpoint_every, at_least(1)),
       choice_field("device", &T::device, {"auto", "cpu", "cuda"}),
       choice_field("precision", &T::precision, {"fp32", "tf32", "bf16"}),
+      // Added after runs were recorded: in the canonical YAML only when set.
+      omitted_at_default(int_field("curriculum_steps", &T::curriculum_steps, at_least(0)), "0"),
+      omitted_at_default(
+          int_field("curriculum_start_length", &T::curriculum_start_length, at_least(0)), "0"),
   };
   return fields;
 }
@@ -400,6 +414,10 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
   int64_t vocab_size = 0;
   try {
     task.params = tasks::resolve_task_params(task.name, params).values();
+    // A parameter newer than the recorded runs is kept out of their ids while at its default.
+    for (const auto& spec : info->params)
+      if (spec.omit_when_default && task.params.at(spec.name) == spec.default_value)
+        task.params.erase(spec.name);
     vocab_size = static_cast<int64_t>(tasks::make_task(task.name, task.params)->vocabulary().size());
   } catch (const OptionError& e) {
     fail(option_node(given_params, e.key(), params_fallback), e.what());
@@ -544,6 +562,10 @@ RunConfig resolve_run(const Assignments& values, const ModelLibrary& models, con
   for (const auto& f : train_fields())
     if (const Located* v = find(values, "train." + f.name)) given.emplace(f.name, *v);
   read_fields(run.train, train_fields(), given);
+  if (run.train.curriculum_start_length > run.task.train_max_length)
+    fail(given.at("curriculum_start_length"),
+         fmt::format("expected at most task.train_max_length ({}), got {}",
+                     run.task.train_max_length, run.train.curriculum_start_length));
   if (run.train.device == "cpu" && run.train.precision != "fp32")
     fail(given.at("precision"),
          fmt::format("expected fp32 on device cpu (tf32 and bf16 need cuda), got {}",
@@ -562,7 +584,11 @@ void finish(RunConfig& run) {
 
 template <class S>
 static void emit_fields(YAML::Emitter& out, const S& spec, const std::vector<config::Field<S>>& fields) {
-  for (const auto& f : fields) out << YAML::Key << f.name << YAML::Value << f.text(spec);
+  for (const auto& f : fields) {
+    const std::string text = f.text(spec);
+    if (!f.omitted_text.empty() && text == f.omitted_text) continue;
+    out << YAML::Key << f.name << YAML::Value << text;
+  }
 }
 
 std::string canonical_yaml(const RunConfig& run) {

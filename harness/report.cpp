@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -18,7 +19,30 @@ namespace m2b {
 namespace fs = std::filesystem;
 
 std::string to_string(Metric metric) {
-  return metric == Metric::accuracy ? "accuracy" : "sequence_accuracy";
+  switch (metric) {
+    case Metric::accuracy: return "accuracy";
+    case Metric::sequence_accuracy: return "sequence_accuracy";
+    case Metric::prefix_accuracy: return "prefix_accuracy";
+  }
+  return "?";
+}
+
+std::string metric_label(const Table& t) {
+  return t.metric == Metric::prefix_accuracy ? fmt::format("prefix_accuracy@{}", t.prefix_t)
+                                             : to_string(t.metric);
+}
+
+// A result's value of `metric`; none for a prefix accuracy its summary did not record.
+static std::optional<double> metric_value(const EvalResult& result, Metric metric, int64_t t) {
+  switch (metric) {
+    case Metric::accuracy: return result.accuracy;
+    case Metric::sequence_accuracy: return result.sequence_accuracy;
+    case Metric::prefix_accuracy:
+      if (result.prefix_accuracy.empty()) return std::nullopt;
+      return result.prefix_accuracy[std::min<size_t>(static_cast<size_t>(t),
+                                                     result.prefix_accuracy.size()) - 1];
+  }
+  return std::nullopt;
 }
 
 Metric parse_metric(const std::string& text) {
@@ -186,7 +210,11 @@ static bool names_model(const std::string& row, const std::string& model) {
 }
 
 std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::vector<Metric>& metrics,
-                                const std::vector<ReferenceNumber>& references) {
+                                const std::vector<ReferenceNumber>& references, int64_t prefix_t) {
+  if (prefix_t < 1 &&
+      std::find(metrics.begin(), metrics.end(), Metric::prefix_accuracy) != metrics.end())
+    throw std::invalid_argument(
+        fmt::format("a prefix accuracy table needs a prefix length t >= 1, got {}", prefix_t));
   // Groups (task, training range) and their rows, in order of first appearance.
   struct Group {
     std::string task;
@@ -218,6 +246,7 @@ std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::ve
       t.train_min_length = g.min;
       t.train_max_length = g.max;
       t.metric = metric;
+      if (metric == Metric::prefix_accuracy) t.prefix_t = prefix_t;
       t.lengths.assign(g.lengths.begin(), g.lengths.end());
       t.models = g.models;
       t.cells.assign(t.models.size(), std::vector<Cell>(t.lengths.size()));
@@ -232,11 +261,11 @@ std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::ve
             for (const EvalResult& e : run->summary->eval)
               if (e.length == length) result = &e;
           Cell& cell = t.cells[row][col];
+          const std::optional<double> value =
+              result ? metric_value(*result, metric, prefix_t) : std::nullopt;
           if (run->state == RunState::diverged && (planned || result)) ++cell.diverged;
-          else if (result)
-            cell.values.push_back(metric == Metric::accuracy ? result->accuracy
-                                                             : result->sequence_accuracy);
-          else if (planned) ++cell.missing;
+          else if (value) cell.values.push_back(*value);
+          else if (planned || result) ++cell.missing;
         }
       }
       for (const ReferenceNumber& ref : references) {
@@ -278,9 +307,12 @@ static std::string reference_text(const Table& t, const ReferenceNumber& ref, in
 }
 
 static std::string title(const Table& t) {
-  return fmt::format("{}: {} (training lengths {}-{})", t.task,
-                     t.metric == Metric::accuracy ? "accuracy" : "sequence accuracy",
-                     t.train_min_length, t.train_max_length);
+  const std::string metric =
+      t.metric == Metric::accuracy            ? std::string("accuracy")
+      : t.metric == Metric::sequence_accuracy ? std::string("sequence accuracy")
+                                              : fmt::format("prefix accuracy at t = {}", t.prefix_t);
+  return fmt::format("{}: {} (training lengths {}-{})", t.task, metric, t.train_min_length,
+                     t.train_max_length);
 }
 
 // References whose length is not a column of the table, so that they are not lost either.
@@ -352,7 +384,7 @@ std::string to_csv(const std::vector<Table>& tables) {
           }
         bool measured = !cell.values.empty();
         out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(t.task),
-                           t.train_min_length, t.train_max_length, to_string(t.metric),
+                           t.train_min_length, t.train_max_length, metric_label(t),
                            csv_field(t.models[row]), length, t.in_training_range(length) ? 1 : 0,
                            measured ? fmt::format("{:.6f}", cell.mean()) : "",
                            measured ? fmt::format("{:.6f}", cell.std()) : "", cell.values.size(),
@@ -505,13 +537,17 @@ ReportSource open_report_source(const fs::path& target, const fs::path& results_
 }
 
 SuiteTables write_suite_tables(const fs::path& target, const fs::path& results_root,
-                               const std::optional<fs::path>& reference_numbers) {
+                               const std::optional<fs::path>& reference_numbers,
+                               int64_t prefix_t) {
   SuiteTables out{open_report_source(target, results_root), {}};
   std::optional<fs::path> references = reference_numbers ? reference_numbers
                                                           : out.source.reference_numbers;
-  out.tables = build_tables(out.source.runs, {Metric::accuracy, Metric::sequence_accuracy},
+  std::vector<Metric> metrics = {Metric::accuracy, Metric::sequence_accuracy};
+  if (prefix_t >= 1) metrics.push_back(Metric::prefix_accuracy);
+  out.tables = build_tables(out.source.runs, metrics,
                             references ? load_reference_numbers(*references)
-                                       : std::vector<ReferenceNumber>{});
+                                       : std::vector<ReferenceNumber>{},
+                            prefix_t);
   write_tables(out.source.results_dir, out.tables, out.source.runs);
   return out;
 }

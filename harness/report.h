@@ -14,7 +14,10 @@
 
 namespace m2b {
 
-enum class Metric { accuracy, sequence_accuracy };
+// prefix_accuracy: at a chosen t (Table::prefix_t), the fraction of examples whose first t scored
+// predictions are all right (EvalResult::prefix_accuracy); a t past an evaluation length's
+// curve reads its end (the whole sequence). Runs whose summaries predate it count as missing.
+enum class Metric { accuracy, sequence_accuracy, prefix_accuracy };
 std::string to_string(Metric metric);
 Metric parse_metric(const std::string& text);  // throws std::invalid_argument naming the valid ones
 
@@ -57,6 +60,7 @@ struct Table {
   std::string task;
   int64_t train_min_length = 0, train_max_length = 0;
   Metric metric = Metric::accuracy;
+  int64_t prefix_t = 0;             // the t of a prefix_accuracy table
   std::vector<int64_t> lengths;     // columns, ascending
   std::vector<std::string> models;  // rows, in plan order
   std::vector<std::vector<Cell>> cells;  // [model][length]
@@ -66,8 +70,12 @@ struct Table {
   }
 };
 
+// prefix_t: the t of the prefix_accuracy tables (>= 1 when metrics holds prefix_accuracy).
 std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::vector<Metric>& metrics,
-                                const std::vector<ReferenceNumber>& references);
+                                const std::vector<ReferenceNumber>& references,
+                                int64_t prefix_t = 0);
+// The metric as table.csv names it: "accuracy", "sequence_accuracy", "prefix_accuracy@128".
+std::string metric_label(const Table& table);
 
 std::string to_markdown(const std::vector<Table>& tables);
 std::string to_csv(const std::vector<Table>& tables);  // long form: one line per cell
@@ -95,14 +103,16 @@ struct ReportSource {
 ReportSource open_report_source(const std::filesystem::path& target,
                                 const std::filesystem::path& results_root);
 
-// `m2bench table`: opens the source, builds the tables of both metrics (with the reference
-// numbers given, else those next to the suite file) and writes them into results/<suite>/.
+// `m2bench table`: opens the source, builds the tables of both metrics, and prefix accuracy at
+// prefix_t when it is >= 1 (with the reference numbers given, else those next to the suite
+// file) and writes them into results/<suite>/.
 struct SuiteTables {
   ReportSource source;
   std::vector<Table> tables;
 };
 SuiteTables write_suite_tables(const std::filesystem::path& target,
                                const std::filesystem::path& results_root,
-                               const std::optional<std::filesystem::path>& reference_numbers);
+                               const std::optional<std::filesystem::path>& reference_numbers,
+                               int64_t prefix_t = 0);
 
 }  // namespace m2b

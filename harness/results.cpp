@@ -23,6 +23,7 @@ void to_json(json& j, const EvalResult& r) {
            {"accuracy", r.accuracy},
            {"sequence_accuracy", r.sequence_accuracy},
            {"loss", r.loss}};
+  if (!r.prefix_accuracy.empty()) j["prefix_accuracy"] = r.prefix_accuracy;
 }
 
 void from_json(const json& j, EvalResult& r) {
@@ -30,6 +31,7 @@ void from_json(const json& j, EvalResult& r) {
   j.at("accuracy").get_to(r.accuracy);
   j.at("sequence_accuracy").get_to(r.sequence_accuracy);
   j.at("loss").get_to(r.loss);
+  r.prefix_accuracy = j.value("prefix_accuracy", std::vector<double>{});
 }
 
 void to_json(json& j, const RunSummary& s) {

@@ -26,6 +26,10 @@ struct EvalResult {
   double accuracy = 0;           // over scored tokens
   double sequence_accuracy = 0;  // fraction of examples with every scored token right
   double loss = 0;
+  // prefix_accuracy[t - 1]: the fraction of examples whose first t scored predictions are all
+  // right (an example with fewer than t scored positions counts if all of its are right), for t
+  // up to the most scored positions of one example. Empty in summaries written before it existed.
+  std::vector<double> prefix_accuracy;
 };
 
 struct RunSummary {

@@ -37,6 +37,11 @@ struct TrainSpec {
   int64_t checkpoint_every = 200;
   std::string device = "auto";     // auto | cpu | cuda
   std::string precision = "fp32";  // fp32 | tf32 | bf16 (the last two on GPU only)
+  // Length curriculum (harness/batch_stream.h): over the first curriculum_steps steps the longest
+  // training length grows linearly from curriculum_start_length (0: task.train_min_length) to
+  // task.train_max_length. 0 steps: off.
+  int64_t curriculum_steps = 0;
+  int64_t curriculum_start_length = 0;
 };
 
 struct RunConfig {

@@ -115,7 +115,8 @@ class Session {
     step_ = std::make_unique<TrainStep>(model_, *optimizer_, train_, compute_, progress_.step,
                                         options_.cuda_graphs);
     const Evaluator evaluator(*task_, run_.task, train_.batch_size, compute_);
-    const int64_t min_cols = task_->token_count(split_.train_min);
+    const LengthCurriculum curriculum{train_.curriculum_steps, train_.curriculum_start_length};
+    const int64_t min_cols = task_->token_count(curriculum.shortest(split_));
     const int64_t max_cols = task_->token_count(split_.train_max);
     const bool pad = step_->graphs_on();
     BatchStream batches(*task_, split_, train_.batch_size, run_.seed, progress_.step + 1,
@@ -123,7 +124,7 @@ class Session {
                         [=](int64_t cols) {
                           return pad ? TrainStep::bucket_columns(cols, min_cols, max_cols) : cols;
                         },
-                        compute_.device.is_cuda());
+                        compute_.device.is_cuda(), curriculum);
 
     std::ostream null_stream(nullptr);
     Progress bar(options_.progress ? *options_.progress : null_stream, options_.live_progress,

@@ -39,6 +39,7 @@ MODEL_STYLES = {
     "mamba2": (OKABE_ITO["bluish green"], "^"),
     "gated_deltanet": (OKABE_ITO["sky blue"], "v"),
     "gated_deltanet_neg": (OKABE_ITO["blue"], "D"),
+    "gated_deltaproduct_neg": ("#332288", "d"),  # Tol's indigo: the DeltaProduct control
     "attention": (OKABE_ITO["black"], "X"),
     "gru": (OKABE_ITO["reddish purple"], "P"),
     "lstm": ("#999933", "h"),  # Tol's olive: Okabe-Ito has no eighth line colour

@@ -20,10 +20,16 @@ const char* const kWordProblem =
     "Input: group elements g_1..g_L; target at every position (all scored): the running product "
     "P_t = g_t o P_{t-1}, i.e. P_{t-1} applied first, P_t(i) = g_t(P_{t-1}(i)).";
 
+// Every word problem takes `bos`; off by default and then left out of run ids, which predate it.
 TaskInfo word_problem(std::string name, const std::string& what, std::vector<OptionSpec> params,
                       std::function<Group(const Options&)> group) {
+  OptionSpec bos{"bos", OptionType::Bool, false,
+                 "prepend an unscored beginning-of-sequence token <bos> (the DeltaProduct "
+                 "protocol); an example of length L then has L + 1 tokens"};
+  bos.omit_when_default = true;
+  params.push_back(std::move(bos));
   auto factory = [name, group](const Options& o) -> std::unique_ptr<Task> {
-    return std::make_unique<WordProblemTask>(name, group(o));
+    return std::make_unique<WordProblemTask>(name, group(o), o.get_bool("bos"));
   };
   return {std::move(name), what + " " + kWordProblem, std::move(params), factory};
 }

@@ -1,6 +1,9 @@
 // Validation of suite files: every class of error is one line naming file:line:column, the key,
 // what was given and what is valid; and the canonical form of a resolved run.
+#include <filesystem>
+#include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "harness/config.h"
 #include "harness/suite.h"
@@ -10,6 +13,7 @@
 using m2b::test::config_error;
 using m2b::test::kTestModels;
 using m2b::test::TempDir;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -45,7 +49,8 @@ TEST_CASE("an unknown key names its place and the valid keys", "[config]") {
         f.file("s.yaml") +
             ":7:5: train.lrr: unknown key 'lrr' (valid in train: steps, batch_size, lr, "
             "min_lr_ratio, warmup_steps, weight_decay, beta1, beta2, eps, grad_clip, "
-            "target_accuracy, log_every, eval_every, checkpoint_every, device, precision)");
+            "target_accuracy, log_every, eval_every, checkpoint_every, device, precision, "
+            "curriculum_steps, curriculum_start_length)");
   CHECK(f.error("suite: t\nmodles: {}\n") ==
         f.file("s.yaml") + ":2:1: unknown key 'modles' (valid: suite, description, include, "
                            "models, defaults, grid, overrides)");
@@ -194,4 +199,62 @@ TEST_CASE("run ids follow the config, not the spelling or place of the file", "[
   CHECK(m2b::load_suite(dotted).runs[0].id == id);
   CHECK(m2b::load_suite(nested).runs[0].id == id);
   CHECK(m2b::load_suite(other).runs[0].id != id);
+}
+
+TEST_CASE("every committed run config.yaml reads back to the id its folder is named by",
+          "[config]") {
+  // Fields added since (task bos, train.curriculum_*) must leave recorded run ids alone.
+  const fs::path results =
+      fs::path(__FILE__).parent_path().parent_path().parent_path() / "results";
+  int configs = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(results)) {
+    if (entry.path().filename() != "config.yaml") continue;
+    INFO(entry.path().string());
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    const m2b::RunConfig run = m2b::run_config_from_yaml(text.str(), entry.path().string());
+    CHECK(run.canonical_yaml == text.str());
+    CHECK(run.id == entry.path().parent_path().filename().string());
+    ++configs;
+  }
+  CHECK(configs > 0);
+}
+
+TEST_CASE("bos and the length curriculum enter the canonical YAML and the id only when set",
+          "[config]") {
+  Fixture f;
+  const auto plain = m2b::load_suite(f.dir.write("a.yaml", suite_text("att", kTask, "    lr: 1e-3\n")));
+  const std::string& yaml = plain.runs[0].canonical_yaml;
+  CHECK(yaml.find("bos") == std::string::npos);
+  CHECK(yaml.find("curriculum") == std::string::npos);
+  CHECK_THAT(yaml, Catch::Matchers::Contains("params: {}\n"));
+  // Set at their defaults: the same run.
+  const auto explicit_defaults = m2b::load_suite(f.dir.write(
+      "b.yaml", suite_text("att", "{name: s3, train_max_length: 8, params: {bos: false}}",
+                           "    lr: 1e-3\n    curriculum_steps: 0\n")));
+  CHECK(explicit_defaults.runs[0].id == plain.runs[0].id);
+
+  const auto set = m2b::load_suite(f.dir.write(
+      "c.yaml", suite_text("att", "{name: s3, train_max_length: 8, params: {bos: true}}",
+                           "    lr: 1e-3\n    curriculum_steps: 500\n"
+                           "    curriculum_start_length: 2\n")));
+  const m2b::RunConfig& run = set.runs[0];
+  CHECK(run.id != plain.runs[0].id);
+  CHECK(run.model.vocab_size == 7);  // the six permutations and <bos>
+  CHECK_THAT(run.canonical_yaml, Catch::Matchers::Contains("bos: true\n"));
+  CHECK_THAT(run.canonical_yaml, Catch::Matchers::Contains("curriculum_steps: 500\n"));
+  CHECK_THAT(run.canonical_yaml, Catch::Matchers::Contains("curriculum_start_length: 2\n"));
+  CHECK(run.train.curriculum_steps == 500);
+  const m2b::RunConfig back = m2b::run_config_from_yaml(run.canonical_yaml, "config.yaml");
+  CHECK(back.id == run.id);
+  CHECK(back.train.curriculum_start_length == 2);
+}
+
+TEST_CASE("a curriculum that starts longer than the training lengths end is refused", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    curriculum_steps: 10\n    curriculum_start_length: 9\n")) ==
+        f.file("s.yaml") +
+            ":8:30: train.curriculum_start_length: expected at most task.train_max_length (8), "
+            "got 9");
 }

@@ -206,3 +206,29 @@ TEST_CASE("reference numbers are read with their positions checked", "[report]")
   CHECK_THAT(m2b::test::config_error([&] { m2b::load_reference_numbers(invented); }),
              Catch::Matchers::EndsWith("expected a number in [0, 1] or unknown, got 1.2"));
 }
+
+TEST_CASE("the prefix accuracy table reads each run's curve at t, the curve's end past it, and "
+          "counts runs without curves as missing",
+          "[report][prefix_accuracy]") {
+  auto runs = sample_runs();
+  // m2rnn seeds 0 and 1 have curves of 16 and 64 points; seed 2 predates them.
+  for (uint64_t seed : {0, 1}) {
+    auto& eval = runs[seed].summary->eval;
+    eval[0].prefix_accuracy.assign(16, 1.0);
+    eval[1].prefix_accuracy.assign(64, 0.0);
+    for (int t = 0; t < 32; ++t) eval[1].prefix_accuracy[t] = seed == 0 ? 0.8 : 0.6;
+  }
+  auto tables = m2b::build_tables(runs, {m2b::Metric::prefix_accuracy}, {}, 20);
+  REQUIRE(tables.size() == 1);
+  CHECK(tables[0].prefix_t == 20);
+  CHECK(m2b::metric_label(tables[0]) == "prefix_accuracy@20");
+  const std::string md = m2b::to_markdown(tables);
+  CHECK_THAT(md, Catch::Matchers::StartsWith(
+                     "### s3: prefix accuracy at t = 20 (training lengths 1-16)\n\n"
+                     "| model | 16 (train) | 64 |\n"
+                     "|---|---|---|\n"
+                     "| m2rnn | 1.000 ± 0.000 (n=2); missing 1/3 | 0.700 ± 0.141 (n=2); "
+                     "missing 1/3 |\n"));
+  CHECK_THAT(m2b::to_csv(tables), Catch::Matchers::Contains("s3,1,16,prefix_accuracy@20,m2rnn,64,"));
+  CHECK_THROWS_AS(m2b::build_tables(runs, {m2b::Metric::prefix_accuracy}, {}), std::invalid_argument);
+}

@@ -202,3 +202,23 @@ TEST_CASE("a killed holder's claim does not block the run", "[results]") {
   close(ready[0]);
   close(ready[1]);
 }
+
+TEST_CASE("prefix-accuracy curves read back as written, and a summary without them still loads",
+          "[results]") {
+  TempDir dir;
+  m2b::RunSummary s = sample_summary();
+  s.eval[0].prefix_accuracy = {1.0, 0.75, 0.5};
+  m2b::write_summary(dir.path(), s);
+  auto back = m2b::read_summary(dir.path());
+  REQUIRE(back);
+  CHECK(back->eval[0].prefix_accuracy == std::vector<double>{1.0, 0.75, 0.5});
+  CHECK(back->eval[1].prefix_accuracy.empty());
+  // Written before the curve existed: no "prefix_accuracy" key at all.
+  auto old = nlohmann::json(sample_summary());
+  for (auto& e : old.at("eval")) CHECK_FALSE(e.contains("prefix_accuracy"));
+  m2b::write_atomic(dir.path() / "old" / "summary.json", old.dump());
+  auto old_back = m2b::read_summary(dir.path() / "old");
+  REQUIRE(old_back);
+  CHECK(old_back->eval[0].accuracy == 0.5);
+  CHECK(old_back->eval[0].prefix_accuracy.empty());
+}

@@ -23,6 +23,8 @@ EXPECTED = [
     "s3/length_generalisation_s3_train2-16.pdf",
     "s3/training_curves_s3_train2-16.png",
     "s3/training_curves_s3_train2-16.pdf",
+    "s3_prefix/prefix_accuracy_s3_train16-16.png",
+    "s3_prefix/prefix_accuracy_s3_train16-16.pdf",
     "kernels/results/kernels/h200.json",
     "kernels/results/kernels/h200.md",
     "kernels/plots/kernels/h200.png",
@@ -36,6 +38,10 @@ def draw(python, out):
         [PLOTS / "length_generalisation.py", "--table", results / "table.csv",
          "--out-dir", out / "s3"],
         [PLOTS / "training_curves.py", "--results", results, "--out-dir", out / "s3"],
+        # No run of the s3 fixture records prefix curves: it draws nothing there.
+        [PLOTS / "prefix_accuracy.py", "--results", results, "--out-dir", out / "s3"],
+        [PLOTS / "prefix_accuracy.py", "--results", FIXTURE / "results" / "s3_prefix",
+         "--out-dir", out / "s3_prefix"],
         [PLOTS / "kernel_throughput.py", FIXTURE / "h200_statetrack_bench.json",
          "--root", out / "kernels"],
     ]

@@ -27,7 +27,7 @@ TEST_CASE("unknown tasks and parameters are named with what is valid", "[registr
   CHECK(message_of<m2b::OptionError>([] { make_task("cyclic", {{"n", int64_t{0}}}); }) ==
         "task cyclic: option 'n' must be an integer in [2, 256], got 0");
   CHECK(message_of<m2b::OptionError>([] { make_task("s3", {{"n", int64_t{3}}}); }) ==
-        "task s3: unknown option 'n' (valid: none)");
+        "task s3: unknown option 'n' (valid: bos)");
 }
 
 TEST_CASE("every task's examples pass its checker, from length 1 to far past training",

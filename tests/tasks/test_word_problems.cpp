@@ -154,3 +154,60 @@ TEST_CASE("the word-problem checker rejects corrupted examples", "[word_problem]
   CHECK(message_of<TaskError>([&] { s5->check(outside); }) ==
         "s5: position 2: input id 120 outside the vocabulary [0, 120)");
 }
+
+TEST_CASE("with bos a word problem starts with an unscored <bos>, then the same elements and "
+          "products",
+          "[word_problem][bos]") {
+  for (const char* name : {"s3", "parity"}) {
+    INFO(name);
+    auto plain = make_task(name, {});
+    auto with_bos = make_task(name, {{"bos", true}});
+    const auto& words = with_bos->vocabulary();
+    REQUIRE(words.size() == plain->vocabulary().size() + 1);
+    CHECK(words.back() == "<bos>");
+    CHECK(with_bos->token_count(12) == 13);
+    Rng a(9), b(9);
+    const Example base = plain->sample(12, a), ex = with_bos->sample(12, b);
+    REQUIRE(ex.inputs.size() == 13);
+    CHECK(words[ex.inputs[0]] == "<bos>");
+    CHECK(ex.scored[0] == 0);
+    // The empty product: the identity (one-line notation 012, or 0 for parity).
+    const std::string identity = words[ex.targets[0]];
+    CHECK(identity == (std::string(name) == "s3" ? "012" : "0"));
+    CHECK(std::vector<Token>(ex.inputs.begin() + 1, ex.inputs.end()) == base.inputs);
+    CHECK(std::vector<Token>(ex.targets.begin() + 1, ex.targets.end()) == base.targets);
+    CHECK(std::vector<uint8_t>(ex.scored.begin() + 1, ex.scored.end()) == base.scored);
+    CHECK_NOTHROW(with_bos->check(ex));
+  }
+}
+
+TEST_CASE("word problems are without bos by default: vocabulary and token count unchanged",
+          "[word_problem][bos]") {
+  auto s3 = make_task("s3", {});
+  CHECK(s3->vocabulary().size() == 6);
+  CHECK(s3->token_count(16) == 16);
+  CHECK(resolve_task_params("s3", {}).get_bool("bos") == false);
+}
+
+TEST_CASE("the word-problem checker rejects a missing, scored or repeated <bos>",
+          "[word_problem][bos]") {
+  auto s3 = make_task("s3", {{"bos", true}});
+  Rng rng(4);
+  const Example ex = s3->sample(6, rng);
+  Example no_bos = ex;
+  no_bos.inputs[0] = 0;
+  CHECK(message_of<TaskError>([&] { s3->check(no_bos); }) ==
+        "s3: position 0: the first input must be <bos>");
+  Example scored = ex;
+  scored.scored[0] = 1;
+  CHECK(message_of<TaskError>([&] { s3->check(scored); }) ==
+        "s3: position 0: the <bos> position is unscored with the identity as its target");
+  Example repeated = ex;
+  repeated.inputs[3] = 6;
+  CHECK(message_of<TaskError>([&] { s3->check(repeated); }) ==
+        "s3: position 3: <bos> only comes first");
+  Example bos_target = ex;
+  bos_target.targets[2] = 6;
+  CHECK(contains(message_of<TaskError>([&] { s3->check(bos_target); }),
+                 "s3: position 2: target '<bos>' is not the product"));
+}
