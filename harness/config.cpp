@@ -54,8 +54,8 @@ std::string shown(const YAML::Node& node) {
   const std::string& text = node.Scalar();
   double number;
   bool flag;
-  if (parse_number(text, number) || parse_bool(text, flag)) return text;
-  return fmt::format("\"{}\"", text);
+  if (parse_number(text, number) || parse_bool(text, flag)) return excerpt(text);
+  return fmt::format("\"{}\"", excerpt(text));
 }
 
 Located parse_yaml(const std::string& text, const std::string& source) {
@@ -316,8 +316,8 @@ static std::string group_keys(const std::string& group) {
     if (kind == KeyKind::unknown) {
       std::string name = prefix.substr(known.empty() ? 0 : known.size() + 1);
       std::string valid = group_keys(known);
-      if (valid.empty()) fail(key.with_path(path), fmt::format("unknown key '{}'", name));
-      fail(key.with_path(path), fmt::format("unknown key '{}' (valid{}: {})", name,
+      if (valid.empty()) fail(key.with_path(path), fmt::format("unknown key '{}'", excerpt(name)));
+      fail(key.with_path(path), fmt::format("unknown key '{}' (valid{}: {})", excerpt(name),
                                             known.empty() ? "" : " in " + known, valid));
     }
     if (kind == KeyKind::leaf && dot != std::string::npos && prefix != "model")
@@ -507,7 +507,7 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
   for (const Entry& e : entries(base, "a model: a mapping of " + fmt::format("{}", fmt::join(keys, ", ")))) {
     std::string key = e.key.path.substr(base.path.size() + 1);
     if (!contains(keys, key))
-      fail(e.key, fmt::format("unknown key '{}' (valid: {})", key, fmt::join(keys, ", ")));
+      fail(e.key, fmt::format("unknown key '{}' (valid: {})", excerpt(key), fmt::join(keys, ", ")));
     given.insert_or_assign(key, e.value);
   }
   for (const auto& key : model_keys())

@@ -47,7 +47,8 @@ class ModelLoader {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       if (!included_at) throw ConfigError(fmt::format("{}: cannot read the suite file", path.string()));
-      fail(*included_at, fmt::format("cannot read '{}' (looked for {})", included_at->node.Scalar(),
+      fail(*included_at, fmt::format("cannot read '{}' (looked for {})",
+                                     excerpt(included_at->node.Scalar()),
                                      canonical.string()));
     }
     std::ostringstream text;
@@ -61,7 +62,7 @@ class ModelLoader {
                                                     : "a suite (a mapping)")) {
       std::string key = key_of(e);
       if (!is_one_of(key, allowed))
-        fail(e.key.with_path(""), fmt::format("unknown key '{}' (valid{}: {})", key,
+        fail(e.key.with_path(""), fmt::format("unknown key '{}' (valid{}: {})", excerpt(key),
                                 included_at ? " in an included file" : "", fmt::join(allowed, ", ")));
       if (key == "include") load_includes(e.value, path);
       if (key == "models") add_models(e.value);
@@ -95,7 +96,7 @@ class ModelLoader {
       auto [it, added] = library.emplace(name, e.value);
       if (!added) {
         const YAML::Mark first = it->second.node.Mark();
-        fail(e.key, fmt::format("model '{}' is defined twice (first at {}:{}:{})", name,
+        fail(e.key, fmt::format("model '{}' is defined twice (first at {}:{}:{})", excerpt(name),
                                 *it->second.file, first.line + 1, first.column + 1));
       }
     }
@@ -231,7 +232,7 @@ Suite load_suite(const fs::path& path) {
             o.set = part.value.with_path("");
             has_set = true;
           } else {
-            fail(part.key, fmt::format("unknown key '{}' (valid: when, set)", name));
+            fail(part.key, fmt::format("unknown key '{}' (valid: when, set)", excerpt(name)));
           }
         }
         if (!has_set) fail(item, "missing 'set': what the override changes");

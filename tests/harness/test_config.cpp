@@ -195,3 +195,13 @@ TEST_CASE("run ids follow the config, not the spelling or place of the file", "[
   CHECK(m2b::load_suite(nested).runs[0].id == id);
   CHECK(m2b::load_suite(other).runs[0].id != id);
 }
+
+TEST_CASE("a value quoted in an error is cut to a line", "[config]") {
+  Fixture f;
+  const std::string huge(1 << 20, 'x');
+  const std::string message = f.error(huge + "\n");
+  CHECK(message == f.file("s.yaml") + ":1:1: expected a suite (a mapping), got \"" +
+                       std::string(60, 'x') + "...\"");
+  CHECK_THAT(f.error(suite_text("att", kTask, "    device: \"gpu\\nand more\"\n")),
+             Catch::Matchers::EndsWith("got \"gpu...\""));
+}
