@@ -93,10 +93,15 @@ struct Range {
   std::string text(bool integer) const {
     std::string kind = integer ? "an integer" : "a number";
     bool has_lo = std::isfinite(lo), has_hi = std::isfinite(hi);
+    // 1000000, not 1e+06
+    const auto bound = [&](double b) {
+      return integer ? fmt::format("{}", static_cast<int64_t>(b)) : fmt::format("{}", b);
+    };
     if (has_lo && has_hi)
-      return fmt::format("{} in {}{}, {}{}", kind, lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
-    if (has_lo) return fmt::format("{} {} {}", kind, lo_open ? ">" : ">=", lo);
-    if (has_hi) return fmt::format("{} {} {}", kind, hi_open ? "<" : "<=", hi);
+      return fmt::format("{} in {}{}, {}{}", kind, lo_open ? "(" : "[", bound(lo), bound(hi),
+                         hi_open ? ")" : "]");
+    if (has_lo) return fmt::format("{} {} {}", kind, lo_open ? ">" : ">=", bound(lo));
+    if (has_hi) return fmt::format("{} {} {}", kind, hi_open ? "<" : "<=", bound(hi));
     return kind;
   }
 };
@@ -217,20 +222,20 @@ static Field<S> choice_field(std::string name, std::string S::*m, std::vector<st
 static const std::vector<Field<TrainSpec>>& train_fields() {
   using T = TrainSpec;
   static const std::vector<Field<T>> fields = {
-      int_field("steps", &T::steps, at_least(1)),
-      int_field("batch_size", &T::batch_size, at_least(1)),
+      int_field("steps", &T::steps, between(1, kMaxSteps)),
+      int_field("batch_size", &T::batch_size, between(1, kMaxBatchSize)),
       number_field("lr", &T::lr, above(0)),
       number_field("min_lr_ratio", &T::min_lr_ratio, between(0, 1)),
-      int_field("warmup_steps", &T::warmup_steps, at_least(0)),
+      int_field("warmup_steps", &T::warmup_steps, between(0, kMaxSteps)),
       number_field("weight_decay", &T::weight_decay, at_least(0)),
       number_field("beta1", &T::beta1, between(0, 1, true)),
       number_field("beta2", &T::beta2, between(0, 1, true)),
       number_field("eps", &T::eps, above(0)),
       number_field("grad_clip", &T::grad_clip, at_least(0)),
       number_field("target_accuracy", &T::target_accuracy, above(0)),
-      int_field("log_every", &T::log_every, at_least(1)),
-      int_field("eval_every", &T::eval_every, at_least(1)),
-      int_field("checkpoint_every", &T::checkpoint_every, at_least(1)),
+      int_field("log_every", &T::log_every, between(1, kMaxSteps)),
+      int_field("eval_every", &T::eval_every, between(1, kMaxSteps)),
+      int_field("checkpoint_every", &T::checkpoint_every, between(1, kMaxSteps)),
       choice_field("device", &T::device, {"auto", "cpu", "cuda"}),
       choice_field("precision", &T::precision, {"fp32", "tf32", "bf16"}),
   };
@@ -241,9 +246,9 @@ static const std::vector<Field<TrainSpec>>& train_fields() {
 static const std::vector<Field<TaskSpec>>& task_fields() {
   using T = TaskSpec;
   static const std::vector<Field<T>> fields = {
-      int_field("train_min_length", &T::train_min_length, at_least(1)),
-      int_field("train_max_length", &T::train_max_length, at_least(1)),
-      int_field("eval_examples", &T::eval_examples, at_least(1)),
+      int_field("train_min_length", &T::train_min_length, between(1, kMaxLength)),
+      int_field("train_max_length", &T::train_max_length, between(1, kMaxLength)),
+      int_field("eval_examples", &T::eval_examples, between(1, kMaxExamples)),
       uint_field("eval_seed", &T::eval_seed),
   };
   return fields;
@@ -253,9 +258,9 @@ static const std::vector<Field<TaskSpec>>& task_fields() {
 static const std::vector<Field<models::ModelConfig>>& model_fields() {
   using T = models::ModelConfig;
   static const std::vector<Field<T>> fields = {
-      int_field("d_model", &T::d_model, at_least(1)),
-      int_field("n_layers", &T::n_layers, at_least(1)),
-      int_field("mlp_hidden", &T::mlp_hidden, at_least(0)),
+      int_field("d_model", &T::d_model, between(1, kMaxWidth)),
+      int_field("n_layers", &T::n_layers, between(1, kMaxLayers)),
+      int_field("mlp_hidden", &T::mlp_hidden, between(0, kMaxMlpHidden)),
       bool_field("tie_embeddings", &T::tie_embeddings),
   };
   return fields;
@@ -421,7 +426,8 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
     task.eval_lengths.clear();
     for (size_t i = 0; i < lengths->node.size(); ++i)
       task.eval_lengths.push_back(read_int(
-          {lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)}, at_least(1)));
+          {lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)},
+          between(1, kMaxLength)));
   } else {
     const int64_t l = task.train_max_length;
     task.eval_lengths = {l, 2 * l, 4 * l};

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -171,6 +172,23 @@ std::string row_suffix(const std::vector<GridAxis>& grid, const std::vector<size
   return suffix;
 }
 
+// Every run of a suite is resolved in memory before anything runs: a grid past this many
+// combinations is a mistake (a million took plan minutes and gigabytes), not a sweep.
+constexpr double kMaxGridRuns = 10'000;
+
+void check_grid_size(const std::vector<GridAxis>& grid, const Located& where) {
+  double combinations = 1;
+  std::vector<std::string> sizes;
+  for (const GridAxis& axis : grid) {
+    combinations *= static_cast<double>(axis.values.size());
+    sizes.push_back(std::to_string(axis.values.size()));
+  }
+  if (combinations > kMaxGridRuns)
+    fail(where, fmt::format("{:.0f} combinations ({}), more than {:.0f} runs; shorten its lists "
+                            "or split the suite",
+                            combinations, fmt::join(sizes, " x "), kMaxGridRuns));
+}
+
 }  // namespace
 
 Suite load_suite(const fs::path& path) {
@@ -184,6 +202,7 @@ Suite load_suite(const fs::path& path) {
   std::vector<GridAxis> grid;
   std::vector<Override> overrides;
   std::set<std::string> set_paths;  // run keys that defaults or grid set: what `when` may test
+  std::optional<Located> grid_node;
   bool named = false;
   for (const Entry& e : entries(root, "a suite (a mapping)")) {
     std::string key = key_of(e);
@@ -195,6 +214,7 @@ Suite load_suite(const fs::path& path) {
         assign(d.key.path, d.key, d.value, defaults);
       for (const auto& [p, v] : defaults) set_paths.insert(p);
     } else if (key == "grid") {
+      grid_node = e.value;
       for (const Entry& g : entries(e.value.with_path(""), "a mapping of run keys to lists")) {
         if (!g.value.node.IsSequence() || g.value.node.size() == 0)
           fail(g.value, fmt::format("expected a non-empty list of values, got {}", shown(g.value.node)));
@@ -246,6 +266,8 @@ Suite load_suite(const fs::path& path) {
       if (!set_paths.count(p))
         fail(value.with_path(p), "neither defaults nor grid set this key, so the override could "
                                  "never match");
+
+  if (grid_node) check_grid_size(grid, *grid_node);
 
   // Every combination of grid values, the first key outermost.
   std::vector<size_t> choice(grid.size(), 0);

@@ -60,13 +60,14 @@ TEST_CASE("a value of the wrong type says what was expected and what was given",
   CHECK(f.error(suite_text("att", kTask, "    device: gpu\n")) ==
         f.file("s.yaml") + ":7:13: train.device: expected one of auto, cpu, cuda, got \"gpu\"");
   CHECK(f.error(suite_text("att", kTask, "    steps: [1, 2]\n")) ==
-        f.file("s.yaml") + ":7:12: train.steps: expected an integer >= 1, got a list");
+        f.file("s.yaml") +
+            ":7:12: train.steps: expected an integer in [1, 1000000000], got a list");
 }
 
 TEST_CASE("a value out of range states the valid range", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", kTask, "    steps: 0\n")) ==
-        f.file("s.yaml") + ":7:12: train.steps: expected an integer >= 1, got 0");
+        f.file("s.yaml") + ":7:12: train.steps: expected an integer in [1, 1000000000], got 0");
   CHECK(f.error(suite_text("att", kTask, "    beta2: 1\n")) ==
         f.file("s.yaml") + ":7:12: train.beta2: expected a number in [0, 1), got 1");
   CHECK(f.error(suite_text("att", "{name: s3, train_min_length: 9, train_max_length: 8}",
@@ -204,4 +205,28 @@ TEST_CASE("a value quoted in an error is cut to a line", "[config]") {
                        std::string(60, 'x') + "...\"");
   CHECK_THAT(f.error(suite_text("att", kTask, "    device: \"gpu\\nand more\"\n")),
              Catch::Matchers::EndsWith("got \"gpu...\""));
+}
+
+TEST_CASE("every size has an upper bound, stated in the error", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", "{name: s3, eval_lengths: [8, 100000000]}", "    lr: 1\n")) ==
+        f.file("s.yaml") + ":5:38: task.eval_lengths[1]: expected an integer in [1, 1000000], "
+                           "got 100000000");
+  CHECK(f.error(suite_text("att", kTask, "    batch_size: 100000000\n")) ==
+        f.file("s.yaml") + ":7:17: train.batch_size: expected an integer in [1, 65536], got "
+                           "100000000");
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + "  model.d_model: 1000000\n") ==
+        f.file("s.yaml") + ":8:18: model.d_model: expected an integer in [1, 65536], got 1000000");
+}
+
+TEST_CASE("a grid of too many combinations is refused before it is expanded", "[config]") {
+  Fixture f;
+  std::string hundred;
+  for (int i = 0; i < 100; ++i) hundred += (i ? ", " : "") + std::to_string(i);
+  const std::string grid = "grid:\n  seed: [" + hundred + "]\n  train.steps: [" +
+                           hundred.substr(3) + "]\n  task.eval_examples: [" + hundred.substr(3) +
+                           "]\n";
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + grid) ==
+        f.file("s.yaml") + ":9:3: grid: 980100 combinations (100 x 99 x 99), more than 10000 runs; "
+                           "shorten its lists or split the suite");
 }
