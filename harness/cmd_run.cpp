@@ -82,7 +82,7 @@ void add_run_command(CLI::App& app) {
                   "CPU threads per run (default: LibTorch's choice, one per core). Use 1 when "
                   "several processes share the cores: small models gain little from more, and "
                   "oversubscribed threads can slow training many times over")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 4096));
   cmd->callback([args] { run_command(*args); });
 }
 

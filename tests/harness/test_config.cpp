@@ -9,6 +9,7 @@
 
 using m2b::test::config_error;
 using m2b::test::kTestModels;
+using m2b::test::m2bench_cli;
 using m2b::test::TempDir;
 
 namespace {
@@ -229,4 +230,25 @@ TEST_CASE("a grid of too many combinations is refused before it is expanded", "[
   CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + grid) ==
         f.file("s.yaml") + ":9:3: grid: 980100 combinations (100 x 99 x 99), more than 10000 runs; "
                            "shorten its lists or split the suite");
+}
+
+TEST_CASE("command-line errors are one line in the program's own style", "[config]") {
+  Fixture f;
+  const std::string suite = f.dir.write("s.yaml", suite_text("att", kTask, "    lr: 1\n")).string();
+  const auto refused = [](const std::vector<std::string>& args, const std::string& what) {
+    const auto result = m2bench_cli(args);
+    INFO(result.err);
+    CHECK(result.status == m2b::cli::kExitError);
+    CHECK_THAT(result.err, Catch::Matchers::StartsWith("m2bench: error: ") &&
+                               Catch::Matchers::Contains(what));
+    CHECK(result.err.find('\n') == result.err.size() - 1);  // one line
+    CHECK(result.err.size() < 200);
+  };
+  refused({"data", "--task", "parity", "--seed", "-1"}, "--seed: expected an integer >= 0, got -1");
+  refused({"data", "--task", "parity", "--length", "1e20"},
+          "--length: Value 1e20 not in range 1 to 1000000");
+  refused({"run", suite, "--threads", "0"}, "--threads: Value 0 not in range 1 to 4096");
+  refused({"plan"}, "suite is required");
+  refused({"tabel", "results/x"}, "unknown command 'tabel' (valid: version, tasks, data, models, "
+                                  "plan, run, table, plot)");
 }
