@@ -129,7 +129,12 @@ TEST_CASE("tables are built from a results folder and written atomically", "[rep
   TempDir dir;
   const fs::path suite = dir.path() / "quick";
   auto finished = run("m2rnn", 0, m2b::RunState::finished, {{1.0, 1.0}, {0.5, 0.25}});
-  m2b::write_summary(suite / "aaa", *finished.summary);
+  const std::string config =
+      "suite: quick\nmodel_name: m2rnn\nseed: 0\ntask:\n  name: s3\n"
+      "  train_min_length: 1\n  train_max_length: 16\n  eval_lengths: [16, 64]\n";
+  finished.summary->id = m2b::run_id(config);  // a run's folder is named by its config's hash
+  m2b::write_atomic(suite / finished.summary->id / "config.yaml", config);
+  m2b::write_summary(suite / finished.summary->id, *finished.summary);
   m2b::write_atomic(suite / "bbb" / "config.yaml",
                     "suite: quick\nmodel_name: gru\nseed: 3\ntask:\n  name: s3\n"
                     "  train_min_length: 1\n  train_max_length: 16\n  eval_lengths: [16, 64]\n");
