@@ -67,6 +67,8 @@ void run_script(const std::string& python, const std::vector<std::string>& argv_
 
 void make_plots(const PlotArgs& args) {
   SuiteTables made = write_suite_tables(args.target, args.results, std::nullopt);
+  for (const std::string& problem : made.source.problems)
+    std::cerr << "m2bench: warning: left out of the table and figures: " << problem << "\n";
   const fs::path out = args.out.empty() ? fs::path("plots") / made.source.suite : fs::path(args.out);
   fs::create_directories(out);
   const fs::path scripts = args.scripts;
