@@ -486,6 +486,9 @@ static void resolve_layers(const Located& layers, const std::map<std::string, Lo
   }
 }
 
+static void read_model(const Located& base, bool inline_model, const Assignments& values,
+                       int64_t vocab_size, RunConfig& run);
+
 // Fills run.model and the chosen model's name.
 static void resolve_model(const Assignments& values, const ModelLibrary& library,
                           const Located& whole, int64_t vocab_size, RunConfig& run) {
@@ -502,10 +505,16 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
     run.model_name = read_name(*chosen);
     auto it = library.find(run.model_name);
     if (it == library.end())
-      fail(*chosen, fmt::format("unknown model '{}' ({})", run.model_name, valid));
+      fail(*chosen, fmt::format("unknown model '{}' ({})", excerpt(run.model_name), valid));
     base = it->second.with_path("model");
   }
+  read_model(base, inline_model, values, vocab_size, run);
+}
 
+// Fills run.model from the model mapping `base` (a named model's definition or an inline one)
+// with any model.<field> of `values` set around it.
+static void read_model(const Located& base, bool inline_model, const Assignments& values,
+                       int64_t vocab_size, RunConfig& run) {
   // The chosen model's own keys, then any model.<field> set around it.
   std::map<std::string, Located> given;
   std::vector<std::string> keys = model_keys();
@@ -529,7 +538,8 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
                                  shown(it->second.node)));
   read_fields(model, model_fields(), given);
   auto layers = given.find("layers");
-  if (layers == given.end()) fail(base.with_path("model.layers"), "missing: a model needs layers");
+  if (layers == given.end())
+    fail(base.with_path(base.path + ".layers"), "missing: a model needs layers");
   resolve_layers(layers->second, given, model);
   try {
     model.validate();
@@ -539,6 +549,13 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
     const Located& at = option_node(given, key.substr(0, key.find_first_of(".[")), base);
     fail(at.with_path(""), e.what());
   }
+}
+
+void validate_model(const std::string& name, const ModelLibrary& library) {
+  RunConfig run;
+  run.model_name = name;
+  // The vocabulary comes from a run's task; any size checks the model's own settings.
+  read_model(library.at(name).with_path("models." + name), false, {}, 2, run);
 }
 
 RunConfig resolve_run(const Assignments& values, const ModelLibrary& models, const Located& whole) {

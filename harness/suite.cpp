@@ -39,12 +39,24 @@ std::string key_of(const Entry& e) { return e.key.node.Scalar(); }
 class ModelLoader {
  public:
   ModelLibrary library;
+  std::vector<std::string> suite_models;  // those defined in the suite file itself
 
   void load_file(const fs::path& path, const Located* included_at) {
     fs::path canonical = fs::weakly_canonical(path);
     if (std::find(stack_.begin(), stack_.end(), canonical) != stack_.end())
       fail(*included_at, fmt::format("include loop: '{}' is already being read (through {})",
                                      path.string(), fmt::join(stack_names_, " -> ")));
+    // A folder reads as empty and a FIFO would block until someone writes to it.
+    std::error_code error;
+    const fs::file_status status = fs::status(path, error);
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+      const std::string what = fs::is_directory(status) ? "a folder" : "not a regular file";
+      if (!included_at)
+        throw ConfigError(fmt::format("{}: is {}, not a suite file", path.string(), what));
+      fail(*included_at,
+           fmt::format("'{}' is {}, not a YAML file (looked at {})",
+                       excerpt(included_at->node.Scalar()), what, canonical.string()));
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       if (!included_at) throw ConfigError(fmt::format("{}: cannot read the suite file", path.string()));
@@ -66,7 +78,7 @@ class ModelLoader {
         fail(e.key.with_path(""), fmt::format("unknown key '{}' (valid{}: {})", excerpt(key),
                                 included_at ? " in an included file" : "", fmt::join(allowed, ", ")));
       if (key == "include") load_includes(e.value, path);
-      if (key == "models") add_models(e.value);
+      if (key == "models") add_models(e.value, !included_at);
     }
     stack_.pop_back();
     stack_names_.pop_back();
@@ -91,9 +103,10 @@ class ModelLoader {
     }
   }
 
-  void add_models(const Located& value) {
+  void add_models(const Located& value, bool in_suite_file) {
     for (const Entry& e : entries(value, "a mapping of model names to models")) {
       std::string name = key_of(e);
+      if (in_suite_file) suite_models.push_back(name);
       auto [it, added] = library.emplace(name, e.value);
       if (!added) {
         const YAML::Mark first = it->second.node.Mark();
@@ -271,7 +284,7 @@ Suite load_suite(const fs::path& path) {
 
   // Every combination of grid values, the first key outermost.
   std::vector<size_t> choice(grid.size(), 0);
-  std::set<std::string> seen;
+  std::set<std::string> seen, used_models;
   while (true) {
     Assignments values = defaults;
     for (size_t a = 0; a < grid.size(); ++a)
@@ -284,6 +297,7 @@ Suite load_suite(const fs::path& path) {
         assign(s.key.path, s.key, s.value, values);
 
     RunConfig run = resolve_run(values, loader.library, root);
+    if (values.at("model").node.IsScalar()) used_models.insert(values.at("model").node.Scalar());
     if (run.model_name.empty())
       fail(values.at("model"), "an inline model needs a name: (it is the table row)");
     run.model_name += row_suffix(grid, choice);
@@ -295,6 +309,11 @@ Suite load_suite(const fs::path& path) {
     while (a > 0 && ++choice[a - 1] == grid[a - 1].values.size()) choice[--a] = 0;
     if (a == 0) break;
   }
+  // A model of the suite file that no run uses is checked too, so that a typo in it does not
+  // wait for the day a run uses it. Included files are catalogues: their models are checked
+  // where runs use them, with the settings those runs change.
+  for (const std::string& name : loader.suite_models)
+    if (!used_models.count(name)) validate_model(name, loader.library);
   return suite;
 }
 

@@ -1,5 +1,7 @@
 // Validation of suite files: every class of error is one line naming file:line:column, the key,
 // what was given and what is valid; and the canonical form of a resolved run.
+#include <sys/stat.h>
+
 #include <regex>
 
 #include "harness/config.h"
@@ -251,4 +253,24 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
   refused({"plan"}, "suite is required");
   refused({"tabel", "results/x"}, "unknown command 'tabel' (valid: version, tasks, data, models, "
                                   "plan, run, table, plot)");
+}
+
+TEST_CASE("a model of the suite that no run uses is checked too", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") +
+                "models:\n  spare: {d_model: abc, layers: [{mixer: gru}]}\n") ==
+        f.file("s.yaml") + ":9:20: models.spare.d_model: expected an integer in [1, 65536], got "
+                           "\"abc\"");
+}
+
+TEST_CASE("an include of a folder or a FIFO is refused, not read", "[config]") {
+  Fixture f;
+  std::filesystem::create_directories(f.dir.path() / "folder.yaml");
+  CHECK_THAT(f.error("suite: t\ninclude: folder.yaml\n"),
+             Catch::Matchers::StartsWith(f.file("s.yaml") + ":2:10: include: 'folder.yaml' is a "
+                                                            "folder, not a YAML file"));
+  REQUIRE(::mkfifo((f.dir.path() / "fifo.yaml").c_str(), 0600) == 0);
+  CHECK_THAT(f.error("suite: t\ninclude: fifo.yaml\n"),  // would wait for a writer forever
+             Catch::Matchers::StartsWith(f.file("s.yaml") + ":2:10: include: 'fifo.yaml' is not "
+                                                            "a regular file"));
 }
