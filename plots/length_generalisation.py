@@ -10,12 +10,7 @@ import argparse
 import collections
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from m2b_plotting import figure_stem, group_key, model_colours, read_csv, save  # noqa: E402
+from m2b_plotting import figure_stem, group_key, model_colours, plt, read_csv, save
 
 METRIC_TITLES = {"accuracy": "token accuracy", "sequence_accuracy": "sequence accuracy"}
 

@@ -1,9 +1,18 @@
-"""What the suite plot scripts share: reading the table CSVs, one colour per model, and saving a
-figure as PNG and PDF."""
+"""What the suite plot scripts share: matplotlib (or a clear exit without it), reading the table
+CSVs, one colour per model, and saving a figure as PNG and PDF."""
 import csv
 import pathlib
+import sys
 
-import matplotlib
+# The exit status of a script run by a Python without matplotlib; `m2bench plot` says so for this
+# status only (kExitNoMatplotlib in harness/cmd_plot.cpp), and shows any other failure as it is.
+NO_MATPLOTLIB = 3
+
+try:
+    import matplotlib
+except ImportError:
+    print(f"{sys.executable} has no matplotlib", file=sys.stderr)
+    sys.exit(NO_MATPLOTLIB)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -11,17 +11,12 @@ import json
 import pathlib
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from m2b_plotting import figure_stem, group_key, model_colours, read_csv, save  # noqa: E402
+from m2b_plotting import figure_stem, group_key, model_colours, plt, read_csv, save
 
 
 def read_train_lines(path):
-    """The whole "train" lines of a metrics.jsonl; a torn or damaged line is skipped, as the
-    harness's reader does."""
+    """The whole "train" lines of a metrics.jsonl; a torn or damaged line (not JSON, or without
+    the numbers a curve needs) is skipped, as the harness's reader skips what it cannot read."""
     lines = []
     if not path.exists():
         return lines
@@ -30,7 +25,9 @@ def read_train_lines(path):
             line = json.loads(text)
         except json.JSONDecodeError:
             continue
-        if line.get("kind") == "train":
+        if not isinstance(line, dict) or line.get("kind") != "train":
+            continue
+        if all(isinstance(line.get(key), (int, float)) for key in ("step", "loss", "accuracy")):
             lines.append(line)
     return lines
 

@@ -414,3 +414,45 @@ TEST_CASE("table and plot refuse a folder with no run folders and write nothing"
   CHECK(names_in(paper) == before);
   CHECK_FALSE(fs::exists(dir.path() / "plots"));
 }
+
+TEST_CASE("a failing plot script is not blamed on matplotlib unless it says so", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  store_runs(suite, dir.path() / "results");
+  const auto python = [&](int status) {  // a "Python" that only exits with `status`
+    const fs::path path =
+        dir.write(fmt::format("python{}", status), fmt::format("#!/bin/sh\nexit {}\n", status));
+    fs::permissions(path, fs::perms::owner_all);
+    return path.string();
+  };
+  const auto plot = [&](int status) {
+    return m2bench_cli({"plot", (dir.path() / "results" / "store").string(), "--python",
+                        python(status), "--out", (dir.path() / "plots").string()});
+  };
+  const auto failed = plot(1);
+  CHECK(failed.status == m2b::cli::kExitError);
+  CHECK_THAT(failed.err, Catch::Matchers::Contains("plot script failed (exit status 1)"));
+  CHECK_THAT(failed.err, !Catch::Matchers::Contains("matplotlib"));
+  const auto no_matplotlib = plot(3);  // NO_MATPLOTLIB of plots/m2b_plotting.py
+  CHECK_THAT(no_matplotlib.err, Catch::Matchers::Contains(python(3) + " has no matplotlib"));
+}
+
+TEST_CASE("the training curves skip a metrics line without the numbers they need", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  const fs::path root = dir.path() / "results";
+  store_runs(suite, root);
+  const fs::path run = m2b::run_dir(root, suite.runs[0]);
+  m2b::append_metrics(run, {{"step", 5}, {"kind", "train"}, {"loss", 0.7}, {"accuracy", 0.5}});
+  m2b::append_metrics(run, {{"step", 10}, {"kind", "train"}, {"accuracy", 0.6}});  // no loss
+  const fs::path out = dir.path() / "plots";
+  // The Python the build found, as `m2bench plot` uses it by default.
+  const auto result = m2bench_cli({"plot", (root / "store").string(), "--out", out.string()});
+  if (result.err.find("has no matplotlib") != std::string::npos) {
+    WARN("this build's Python has no matplotlib: " << result.err);
+    return;
+  }
+  CAPTURE(result.err);
+  CHECK(result.status == 0);
+  CHECK(fs::exists(out / "training_curves_parity_train2-8.png"));
+}
