@@ -47,9 +47,10 @@ void print_plan(const PlanArgs& args) {
                              fmt::format("{}-{}", run.task.train_min_length, run.task.train_max_length),
                              lengths(run), run.train.steps, to_string(state));
   }
-  std::cout << fmt::format("{} finished, {} diverged, {} started (no summary yet), {} missing\n",
+  std::cout << fmt::format("{} finished, {} diverged, {} started (no summary yet), {} missing{}\n",
                            counts[RunState::finished], counts[RunState::diverged],
-                           counts[RunState::started], counts[RunState::missing]);
+                           counts[RunState::started], counts[RunState::missing],
+                           problems.empty() ? "" : fmt::format(", {} invalid", problems.size()));
   for (const std::string& problem : problems) std::cout << "invalid: " << problem << "\n";
 }
 
