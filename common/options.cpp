@@ -1,5 +1,6 @@
 #include "common/options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -32,6 +33,12 @@ std::string to_string(const OptionValue& value) {
         else return fmt::format("{}", v);
       },
       value);
+}
+
+std::string excerpt(const std::string& text) {
+  constexpr size_t kWidth = 60;
+  const size_t end = std::min(text.find('\n'), kWidth);
+  return end >= text.size() ? text : text.substr(0, end) + "...";
 }
 
 std::string to_string(OptionType type) {
@@ -76,7 +83,7 @@ Options resolve_options(const std::string& owner, const std::vector<OptionSpec>&
     bool known = false;
     for (const auto& s : spec) known = known || s.name == key;
     if (!known)
-      throw OptionError(key, fmt::format("{}: unknown option '{}' (valid: {})", owner, key,
+      throw OptionError(key, fmt::format("{}: unknown option '{}' (valid: {})", owner, excerpt(key),
                                          valid_names(spec)));
   }
   for (const auto& s : spec) {
@@ -88,7 +95,7 @@ Options resolve_options(const std::string& owner, const std::vector<OptionSpec>&
     const OptionValue& v = it->second;
     auto fail = [&] {
       throw OptionError(s.name, fmt::format("{}: option '{}' must be {}, got {}", owner, s.name,
-                                            expected_text(s), to_string(v)));
+                                            expected_text(s), excerpt(to_string(v))));
     };
     OptionValue value = v;
     switch (s.type) {

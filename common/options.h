@@ -62,6 +62,9 @@ Options resolve_options(const std::string& owner, const std::vector<OptionSpec>&
                         const std::map<std::string, OptionValue>& given);
 
 std::string to_string(const OptionValue& value);
+// Text as an error message quotes it: its first line, cut to 60 characters ("..." where cut),
+// so that a huge or multi-line value cannot bury the message.
+std::string excerpt(const std::string& text);
 std::string to_string(OptionType type);
 // One line per option: name, type, default, range or choices, help.
 std::string describe_options(const std::vector<OptionSpec>& spec);

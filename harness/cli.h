@@ -12,4 +12,10 @@ void add_plan_command(CLI::App& app);     // cmd_plan.cpp
 void add_run_command(CLI::App& app);      // cmd_run.cpp
 void add_table_command(CLI::App& app);    // cmd_table.cpp
 void add_plot_command(CLI::App& app);     // cmd_plot.cpp
+
+// The whole program (cli.cpp): parses argv, runs the subcommand it names and returns the exit
+// status. Every error is one line "m2bench: error: ..." on stderr with status kExitError;
+// a subcommand may end with its own status by throwing CLI::RuntimeError.
+constexpr int kExitError = 2;
+int run_cli(int argc, const char* const* argv);
 }  // namespace m2b::cli

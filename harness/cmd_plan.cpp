@@ -37,16 +37,21 @@ void print_plan(const PlanArgs& args) {
   std::cout << fmt::format(fmt::runtime(row), "id", "model", "task", "seed", "train", "eval lengths",
                            "steps", "result");
   std::map<RunState, int> counts;
+  std::vector<std::string> problems;
   for (const RunConfig& run : suite.runs) {
-    RunState state = run_state(run_dir(args.results, run));
+    const StoredRun stored = read_stored_run(run_dir(args.results, run));
+    const RunState state = stored.state;
     ++counts[state];
+    if (state == RunState::invalid) problems.push_back(stored.problem);
     std::cout << fmt::format(fmt::runtime(row), run.id, run.model_name, run.task.name, run.seed,
                              fmt::format("{}-{}", run.task.train_min_length, run.task.train_max_length),
                              lengths(run), run.train.steps, to_string(state));
   }
-  std::cout << fmt::format("{} finished, {} diverged, {} started (no summary yet), {} missing\n",
+  std::cout << fmt::format("{} finished, {} diverged, {} started (no summary yet), {} missing{}\n",
                            counts[RunState::finished], counts[RunState::diverged],
-                           counts[RunState::started], counts[RunState::missing]);
+                           counts[RunState::started], counts[RunState::missing],
+                           problems.empty() ? "" : fmt::format(", {} invalid", problems.size()));
+  for (const std::string& problem : problems) std::cout << "invalid: " << problem << "\n";
 }
 
 }  // namespace

@@ -35,6 +35,10 @@ struct PlotArgs {
   std::string scripts = M2BENCH_SOURCE_DIR "/plots";
 };
 
+// What the plot scripts exit with when their Python has no matplotlib (NO_MATPLOTLIB in
+// plots/m2b_plotting.py): only then is that the message.
+constexpr int kExitNoMatplotlib = 3;
+
 // --python, else $M2BENCH_PYTHON, else the Python the build was configured with.
 std::string python_of(const PlotArgs& args) {
   if (!args.python.empty()) return args.python;
@@ -58,15 +62,20 @@ void run_script(const std::string& python, const std::vector<std::string>& argv_
                                          python, std::strerror(rc)));
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kExitNoMatplotlib)
+    throw std::runtime_error(fmt::format("{} has no matplotlib: give --python or set "
+                                         "M2BENCH_PYTHON to a Python that has it",
+                                         python));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw std::runtime_error(fmt::format(
-        "plot script failed ({}): {}; its message is above (a Python without matplotlib? give "
-        "--python or set M2BENCH_PYTHON)",
+        "plot script failed ({}): {}; its message is above",
         WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed", command));
 }
 
 void make_plots(const PlotArgs& args) {
   SuiteTables made = write_suite_tables(args.target, args.results, std::nullopt);
+  for (const std::string& problem : made.source.problems)
+    std::cerr << "m2bench: warning: left out of the table and figures: " << problem << "\n";
   const fs::path out = args.out.empty() ? fs::path("plots") / made.source.suite : fs::path(args.out);
   fs::create_directories(out);
   const fs::path scripts = args.scripts;

@@ -19,13 +19,22 @@ namespace m2b::cli {
 
 namespace {
 
-std::atomic<bool> g_interrupted{false};
+// The signal that asked the suite to stop, or 0.
+std::atomic<int> g_stop_signal{0};
 
-// The first Ctrl-C stops after the current step with a checkpoint; a second one kills at once.
-extern "C" void on_interrupt(int) {
-  g_interrupted = true;
-  std::signal(SIGINT, SIG_DFL);
+// The first Ctrl-C (SIGINT), SIGTERM (`kill`, `timeout`, Slurm's preemption) or SIGHUP (the
+// terminal went away) stops after the current step with a checkpoint; a second one of the same
+// kind kills at once.
+extern "C" void on_stop_signal(int signal) {
+  g_stop_signal = signal;
+  std::signal(signal, SIG_DFL);
 }
+
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+// Exit status when runs are left unfinished because other processes hold them: EX_TEMPFAIL, "try
+// again later", rather than a failure.
+constexpr int kExitUnfinished = 75;
 
 struct RunArgs {
   std::string suite;
@@ -45,14 +54,15 @@ void run_command(const RunArgs& args) {
   options.only = args.only;
   options.out = &std::cout;
   options.live_progress = ::isatty(STDOUT_FILENO) == 1;
-  options.interrupted = [] { return g_interrupted.load(); };
+  options.interrupted = [] { return g_stop_signal.load() != 0; };
   options.cuda_graphs = !args.no_cuda_graphs;
-  std::signal(SIGINT, on_interrupt);
+  g_stop_signal = 0;
+  for (int signal : kStopSignals) std::signal(signal, on_stop_signal);
   const auto start = std::chrono::steady_clock::now();
   const SuiteRunReport report = run_suite(suite, options);
   const double hours =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 3600;
-  std::signal(SIGINT, SIG_DFL);
+  for (int signal : kStopSignals) std::signal(signal, SIG_DFL);
 
   fmt::print("\nsuite {}: {} finished, {} diverged, {} done before, {} taken by other processes",
              suite.name, report.finished, report.diverged, report.already_done,
@@ -65,9 +75,15 @@ void run_command(const RunArgs& args) {
   fmt::print("\nresults: {}\ntables:  m2bench table {}{}\n",
              suite_dir(args.results, suite.name).string(), args.suite,
              args.results == "results" ? "" : " --results " + args.results);
-  for (const std::string& failure : report.failures) fmt::print(stderr, "failed: {}\n", failure);
-  if (report.interrupted) throw CLI::RuntimeError(130);
+  std::cout.flush();
+  for (const std::string& failure : report.failures) std::cerr << "failed: " << failure << "\n";
+  // The shell's convention for a process ended by a signal, though this one ended cleanly.
+  if (report.interrupted) throw CLI::RuntimeError(128 + g_stop_signal.load());
+  if (!report.unfinished.empty())
+    std::cerr << "unfinished, held by other m2bench processes (run this again once they end):\n";
+  for (const std::string& run : report.unfinished) std::cerr << "  " << run << "\n";
   if (!report.failures.empty()) throw CLI::RuntimeError(1);
+  if (!report.unfinished.empty()) throw CLI::RuntimeError(kExitUnfinished);
 }
 
 }  // namespace
@@ -92,7 +108,7 @@ void add_run_command(CLI::App& app) {
                   "CPU threads per run (default: LibTorch's choice, one per core). Use 1 when "
                   "several processes share the cores: small models gain little from more, and "
                   "oversubscribed threads can slow training many times over")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 4096));
   cmd->add_flag("--no-cuda-graphs", args->no_cuda_graphs,
                 "On a GPU, launch every kernel of a training step eagerly instead of replaying "
                 "the step from a CUDA graph (slower; for debugging and comparison)");

@@ -32,6 +32,8 @@ void print_table(const TableArgs& args) {
     if (args.metric == "both" || to_string(t.metric) == args.metric) shown.push_back(t);
   std::cout << to_markdown(shown);
   std::cout << "\nwrote " << (made.source.results_dir / "table.{md,csv,tex}").string() << "\n";
+  for (const std::string& problem : made.source.problems)
+    std::cerr << "m2bench: warning: left out of the tables: " << problem << "\n";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/cli.h"
+#include "harness/run_config.h"
 #include "tasks/registry.h"
 #include "tasks/render.h"
 #include "tasks/split.h"
@@ -47,6 +48,15 @@ std::string params_text(const Options& params) {
   return out.empty() ? "(no parameters)" : out;
 }
 
+// An unsigned option would take -1 as 2^64 - 1.
+const CLI::Validator kUnsigned(
+    [](const std::string& text) {
+      return text.find('-') == std::string::npos
+                 ? std::string()
+                 : fmt::format("expected an integer >= 0, got {}", text);
+    },
+    "INT >= 0");
+
 struct DataArgs {
   std::string task;
   int64_t length = 16;
@@ -57,8 +67,6 @@ struct DataArgs {
 };
 
 void print_data(const DataArgs& args) {
-  if (args.count < 1)
-    throw std::invalid_argument(fmt::format("data: --count must be at least 1, got {}", args.count));
   const auto given = tasks::parse_task_params(args.task, args.params);
   const Options resolved = tasks::resolve_task_params(args.task, given);
   const auto task = tasks::make_task(args.task, given);
@@ -108,10 +116,14 @@ void add_data_command(CLI::App& app) {
   auto args = std::make_shared<DataArgs>();
   cmd->add_option("--task", args->task, "task name (see `m2bench tasks`)")->required();
   cmd->add_option("--length", args->length, "number of state updates (elements, operations, statements)")
+      ->check(CLI::Range(int64_t{1}, kMaxLength))
       ->capture_default_str();
   cmd->add_option("--count", args->count, "number of examples")
+      ->check(CLI::Range(int64_t{1}, kMaxExamples))
       ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "evaluation seed")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "evaluation seed")
+      ->check(kUnsigned)
+      ->capture_default_str();
   cmd->add_option("--param", args->params, "task parameter name=value (repeatable)");
   cmd->add_option("--format", args->format, "text (aligned, scored targets in [brackets]) or jsonl")
       ->check(CLI::IsMember({"text", "jsonl"}))

@@ -22,6 +22,13 @@ struct Compute {
 // value is unknown or cannot be met on this machine.
 Compute setup_compute(const TrainSpec& train);
 
+// Refuses, before anything is written, a run that cannot fit in the memory of the device it would
+// run on: a lower bound on its peak (fp32 weights, gradients and AdamW's two moments; the
+// evaluation sets; the activations of its largest training or evaluation batch) against the
+// device's whole memory, so no run that could fit is refused. Throws std::invalid_argument
+// naming the settings behind the largest part, which are the ones to lower.
+void check_memory(const RunConfig& run);
+
 // Bytes: on CUDA the caching allocator's peak since setup_compute; on CPU the process's peak
 // resident set (VmHWM), which spans every run this process trained.
 int64_t peak_memory_bytes(const Compute& compute);

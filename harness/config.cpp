@@ -54,8 +54,8 @@ std::string shown(const YAML::Node& node) {
   const std::string& text = node.Scalar();
   double number;
   bool flag;
-  if (parse_number(text, number) || parse_bool(text, flag)) return text;
-  return fmt::format("\"{}\"", text);
+  if (parse_number(text, number) || parse_bool(text, flag)) return excerpt(text);
+  return fmt::format("\"{}\"", excerpt(text));
 }
 
 Located parse_yaml(const std::string& text, const std::string& source) {
@@ -93,10 +93,15 @@ struct Range {
   std::string text(bool integer) const {
     std::string kind = integer ? "an integer" : "a number";
     bool has_lo = std::isfinite(lo), has_hi = std::isfinite(hi);
+    // 1000000, not 1e+06
+    const auto bound = [&](double b) {
+      return integer ? fmt::format("{}", static_cast<int64_t>(b)) : fmt::format("{}", b);
+    };
     if (has_lo && has_hi)
-      return fmt::format("{} in {}{}, {}{}", kind, lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
-    if (has_lo) return fmt::format("{} {} {}", kind, lo_open ? ">" : ">=", lo);
-    if (has_hi) return fmt::format("{} {} {}", kind, hi_open ? "<" : "<=", hi);
+      return fmt::format("{} in {}{}, {}{}", kind, lo_open ? "(" : "[", bound(lo), bound(hi),
+                         hi_open ? ")" : "]");
+    if (has_lo) return fmt::format("{} {} {}", kind, lo_open ? ">" : ">=", bound(lo));
+    if (has_hi) return fmt::format("{} {} {}", kind, hi_open ? "<" : "<=", bound(hi));
     return kind;
   }
 };
@@ -227,20 +232,20 @@ static Field<S> choice_field(std::string name, std::string S::*m, std::vector<st
 static const std::vector<Field<TrainSpec>>& train_fields() {
   using T = TrainSpec;
   static const std::vector<Field<T>> fields = {
-      int_field("steps", &T::steps, at_least(1)),
-      int_field("batch_size", &T::batch_size, at_least(1)),
+      int_field("steps", &T::steps, between(1, kMaxSteps)),
+      int_field("batch_size", &T::batch_size, between(1, kMaxBatchSize)),
       number_field("lr", &T::lr, above(0)),
       number_field("min_lr_ratio", &T::min_lr_ratio, between(0, 1)),
-      int_field("warmup_steps", &T::warmup_steps, at_least(0)),
+      int_field("warmup_steps", &T::warmup_steps, between(0, kMaxSteps)),
       number_field("weight_decay", &T::weight_decay, at_least(0)),
       number_field("beta1", &T::beta1, between(0, 1, true)),
       number_field("beta2", &T::beta2, between(0, 1, true)),
       number_field("eps", &T::eps, above(0)),
       number_field("grad_clip", &T::grad_clip, at_least(0)),
       number_field("target_accuracy", &T::target_accuracy, above(0)),
-      int_field("log_every", &T::log_every, at_least(1)),
-      int_field("eval_every", &T::eval_every, at_least(1)),
-      int_field("checkpoint_every", &T::checkpoint_every, at_least(1)),
+      int_field("log_every", &T::log_every, between(1, kMaxSteps)),
+      int_field("eval_every", &T::eval_every, between(1, kMaxSteps)),
+      int_field("checkpoint_every", &T::checkpoint_every, between(1, kMaxSteps)),
       choice_field("device", &T::device, {"auto", "cpu", "cuda"}),
       choice_field("precision", &T::precision, {"fp32", "tf32", "bf16"}),
       // Added after runs were recorded: in the canonical YAML only when set.
@@ -255,9 +260,9 @@ static const std::vector<Field<TrainSpec>>& train_fields() {
 static const std::vector<Field<TaskSpec>>& task_fields() {
   using T = TaskSpec;
   static const std::vector<Field<T>> fields = {
-      int_field("train_min_length", &T::train_min_length, at_least(1)),
-      int_field("train_max_length", &T::train_max_length, at_least(1)),
-      int_field("eval_examples", &T::eval_examples, at_least(1)),
+      int_field("train_min_length", &T::train_min_length, between(1, kMaxLength)),
+      int_field("train_max_length", &T::train_max_length, between(1, kMaxLength)),
+      int_field("eval_examples", &T::eval_examples, between(1, kMaxExamples)),
       uint_field("eval_seed", &T::eval_seed),
   };
   return fields;
@@ -267,9 +272,9 @@ static const std::vector<Field<TaskSpec>>& task_fields() {
 static const std::vector<Field<models::ModelConfig>>& model_fields() {
   using T = models::ModelConfig;
   static const std::vector<Field<T>> fields = {
-      int_field("d_model", &T::d_model, at_least(1)),
-      int_field("n_layers", &T::n_layers, at_least(1)),
-      int_field("mlp_hidden", &T::mlp_hidden, at_least(0)),
+      int_field("d_model", &T::d_model, between(1, kMaxWidth)),
+      int_field("n_layers", &T::n_layers, between(1, kMaxLayers)),
+      int_field("mlp_hidden", &T::mlp_hidden, between(0, kMaxMlpHidden)),
       bool_field("tie_embeddings", &T::tie_embeddings),
   };
   return fields;
@@ -330,8 +335,8 @@ static std::string group_keys(const std::string& group) {
     if (kind == KeyKind::unknown) {
       std::string name = prefix.substr(known.empty() ? 0 : known.size() + 1);
       std::string valid = group_keys(known);
-      if (valid.empty()) fail(key.with_path(path), fmt::format("unknown key '{}'", name));
-      fail(key.with_path(path), fmt::format("unknown key '{}' (valid{}: {})", name,
+      if (valid.empty()) fail(key.with_path(path), fmt::format("unknown key '{}'", excerpt(name)));
+      fail(key.with_path(path), fmt::format("unknown key '{}' (valid{}: {})", excerpt(name),
                                             known.empty() ? "" : " in " + known, valid));
     }
     if (kind == KeyKind::leaf && dot != std::string::npos && prefix != "model")
@@ -439,7 +444,8 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
     task.eval_lengths.clear();
     for (size_t i = 0; i < lengths->node.size(); ++i)
       task.eval_lengths.push_back(read_int(
-          {lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)}, at_least(1)));
+          {lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)},
+          between(1, kMaxLength)));
   } else {
     const int64_t l = task.train_max_length;
     task.eval_lengths = {l, 2 * l, 4 * l};
@@ -498,6 +504,9 @@ static void resolve_layers(const Located& layers, const std::map<std::string, Lo
   }
 }
 
+static void read_model(const Located& base, bool inline_model, const Assignments& values,
+                       int64_t vocab_size, RunConfig& run);
+
 // Fills run.model and the chosen model's name.
 static void resolve_model(const Assignments& values, const ModelLibrary& library,
                           const Located& whole, int64_t vocab_size, RunConfig& run) {
@@ -514,10 +523,16 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
     run.model_name = read_name(*chosen);
     auto it = library.find(run.model_name);
     if (it == library.end())
-      fail(*chosen, fmt::format("unknown model '{}' ({})", run.model_name, valid));
+      fail(*chosen, fmt::format("unknown model '{}' ({})", excerpt(run.model_name), valid));
     base = it->second.with_path("model");
   }
+  read_model(base, inline_model, values, vocab_size, run);
+}
 
+// Fills run.model from the model mapping `base` (a named model's definition or an inline one)
+// with any model.<field> of `values` set around it.
+static void read_model(const Located& base, bool inline_model, const Assignments& values,
+                       int64_t vocab_size, RunConfig& run) {
   // The chosen model's own keys, then any model.<field> set around it.
   std::map<std::string, Located> given;
   std::vector<std::string> keys = model_keys();
@@ -525,7 +540,7 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
   for (const Entry& e : entries(base, "a model: a mapping of " + fmt::format("{}", fmt::join(keys, ", ")))) {
     std::string key = e.key.path.substr(base.path.size() + 1);
     if (!contains(keys, key))
-      fail(e.key, fmt::format("unknown key '{}' (valid: {})", key, fmt::join(keys, ", ")));
+      fail(e.key, fmt::format("unknown key '{}' (valid: {})", excerpt(key), fmt::join(keys, ", ")));
     given.insert_or_assign(key, e.value);
   }
   for (const auto& key : model_keys())
@@ -541,7 +556,8 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
                                  shown(it->second.node)));
   read_fields(model, model_fields(), given);
   auto layers = given.find("layers");
-  if (layers == given.end()) fail(base.with_path("model.layers"), "missing: a model needs layers");
+  if (layers == given.end())
+    fail(base.with_path(base.path + ".layers"), "missing: a model needs layers");
   resolve_layers(layers->second, given, model);
   try {
     model.validate();
@@ -551,6 +567,13 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
     const Located& at = option_node(given, key.substr(0, key.find_first_of(".[")), base);
     fail(at.with_path(""), e.what());
   }
+}
+
+void validate_model(const std::string& name, const ModelLibrary& library) {
+  RunConfig run;
+  run.model_name = name;
+  // The vocabulary comes from a run's task; any size checks the model's own settings.
+  read_model(library.at(name).with_path("models." + name), false, {}, 2, run);
 }
 
 RunConfig resolve_run(const Assignments& values, const ModelLibrary& models, const Located& whole) {

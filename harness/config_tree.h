@@ -65,6 +65,11 @@ using ModelLibrary = std::map<std::string, Located>;  // model name -> its mappi
 // inline model without one). `whole` is where a missing key is reported.
 RunConfig resolve_run(const Assignments& values, const ModelLibrary& models, const Located& whole);
 
+// Validates the model `name` of the library on its own, as a run that chose it without changing
+// it would; errors point at models.NAME.<key>. For a model that no run uses, which would
+// otherwise never be looked at.
+void validate_model(const std::string& name, const ModelLibrary& library);
+
 // Sets canonical_yaml and id from the rest.
 void finish(RunConfig& run);
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -54,9 +55,11 @@ Metric parse_metric(const std::string& text) {
 
 // ---- collecting runs -------------------------------------------------------------------------
 
-static void add_summary(TableRun& run, const fs::path& dir) {
-  run.state = run_state(dir);
-  run.summary = read_summary(dir);
+static void add_stored(TableRun& run, const fs::path& dir) {
+  StoredRun stored = read_stored_run(dir);
+  run.state = stored.state;
+  run.summary = std::move(stored.summary);
+  run.problem = std::move(stored.problem);
 }
 
 std::vector<TableRun> collect_runs(const Suite& suite, const fs::path& results_root) {
@@ -64,10 +67,12 @@ std::vector<TableRun> collect_runs(const Suite& suite, const fs::path& results_r
   for (const RunConfig& config : suite.runs) {
     TableRun run{config.id, config.model_name, config.task.name, config.seed,
                  config.task.train_min_length, config.task.train_max_length,
-                 config.task.eval_lengths, RunState::missing, std::nullopt};
-    add_summary(run, run_dir(results_root, config));
+                 config.task.eval_lengths, RunState::missing, std::nullopt,
+                 config.canonical_yaml, ""};
+    add_stored(run, run_dir(results_root, config));
     out.push_back(std::move(run));
   }
+  split_rows_by_config(out);
   return out;
 }
 
@@ -78,12 +83,14 @@ static std::string read_text(const fs::path& path) {
   return text.str();
 }
 
-// A run without a summary, from its config.yaml. Read plainly rather than validated: results
-// written by an older build must still be listed even if an option was renamed since.
+// A run from its config.yaml, which holds what was planned (a diverged run's summary has no
+// evaluation lengths). Read plainly rather than validated: results written by an older build
+// must still be listed even if an option was renamed since.
 static TableRun run_from_config(const fs::path& dir) {
-  config::Located root = config::parse_yaml(read_text(dir / "config.yaml"),
-                                            (dir / "config.yaml").string());
+  const fs::path path = dir / "config.yaml";
   TableRun run;
+  run.config = read_text(path);
+  config::Located root = config::parse_yaml(run.config, path.string());
   run.id = dir.filename().string();
   try {
     const YAML::Node& node = root.node;
@@ -99,32 +106,96 @@ static TableRun run_from_config(const fs::path& dir) {
   return run;
 }
 
-std::vector<TableRun> collect_runs(const fs::path& suite_results_dir) {
+// A folder of the store that may hold a run: not one of the store's own dot-folders (--fresh's
+// .fresh-<id> staging, .old-<id>), and with a run's config or summary.
+static bool may_hold_run(const fs::directory_entry& entry) {
+  return entry.is_directory() && entry.path().filename().string().rfind('.', 0) != 0 &&
+         (fs::exists(entry.path() / "summary.json") || fs::exists(entry.path() / "config.yaml"));
+}
+
+std::vector<TableRun> collect_runs(const fs::path& suite_results_dir,
+                                   std::vector<std::string>* unreadable) {
   std::vector<fs::path> dirs;
   if (fs::is_directory(suite_results_dir))
     for (const auto& entry : fs::directory_iterator(suite_results_dir))
-      if (entry.is_directory() &&
-          (fs::exists(entry.path() / "summary.json") || fs::exists(entry.path() / "config.yaml")))
-        dirs.push_back(entry.path());
+      if (may_hold_run(entry)) dirs.push_back(entry.path());
   std::sort(dirs.begin(), dirs.end());
   std::vector<TableRun> out;
+  const auto leave_out = [&](const std::string& problem) {
+    if (unreadable && !problem.empty()) unreadable->push_back(problem);
+  };
   for (const fs::path& dir : dirs) {
-    TableRun run;
-    if (auto summary = read_summary(dir)) {
-      run = TableRun{summary->id, summary->model, summary->task, summary->seed,
-                     summary->train_min_length, summary->train_max_length, {},
-                     RunState::missing, std::nullopt};
-      for (const EvalResult& e : summary->eval) run.eval_lengths.push_back(e.length);
-    } else {
-      run = run_from_config(dir);
+    if (!fs::exists(dir / "config.yaml")) {  // a summary alone: read_stored_run says why not
+      leave_out(read_stored_run(dir).problem);
+      continue;
     }
-    add_summary(run, dir);
+    TableRun run;
+    try {
+      run = run_from_config(dir);
+    } catch (const ConfigError& e) {
+      leave_out(fmt::format("{}; the tables leave this folder out", e.what()));
+      continue;
+    }
+    add_stored(run, dir);
     out.push_back(std::move(run));
   }
   // A folder has no plan order: rows by model name, then seed.
   std::stable_sort(out.begin(), out.end(), [](const TableRun& a, const TableRun& b) {
     return std::tie(a.model, a.seed) < std::tie(b.model, b.seed);
   });
+  split_rows_by_config(out);
+  return out;
+}
+
+// The settings of a canonical config by key path ("train.lr", "model.layers[0].mixer"), a list
+// of scalars as one value; without what may differ within a row (seed) or never does.
+static std::map<std::string, std::string> config_settings(const std::string& yaml) {
+  std::map<std::string, std::string> out;
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node,
+                                                                        const std::string& path) {
+    if (node.IsMap()) {
+      for (const auto& entry : node)
+        walk(entry.second, path.empty() ? entry.first.Scalar() : path + "." + entry.first.Scalar());
+    } else if (node.IsSequence() && node.size() > 0 && !node[0].IsScalar()) {
+      for (size_t i = 0; i < node.size(); ++i) walk(node[i], fmt::format("{}[{}]", path, i));
+    } else if (node.IsSequence()) {
+      std::vector<std::string> items;
+      for (const auto& item : node) items.push_back(item.Scalar());
+      out[path] = fmt::format("[{}]", fmt::join(items, ","));
+    } else {
+      out[path] = node.IsScalar() ? node.Scalar() : "";
+    }
+  };
+  walk(YAML::Load(yaml), "");
+  for (const char* same_row : {"suite", "model_name", "seed"}) out.erase(same_row);
+  return out;
+}
+
+void split_rows_by_config(std::vector<TableRun>& runs) {
+  using Row = std::tuple<std::string, int64_t, int64_t, std::string>;
+  std::map<Row, std::vector<TableRun*>> rows;
+  for (TableRun& run : runs)
+    if (!run.config.empty())
+      rows[{run.task, run.train_min_length, run.train_max_length, run.model}].push_back(&run);
+  for (const auto& [row, members] : rows) {
+    std::vector<std::map<std::string, std::string>> settings;
+    for (const TableRun* run : members) settings.push_back(config_settings(run->config));
+    std::set<std::string> differing;
+    for (const auto& a : settings)
+      for (const auto& [key, value] : a)
+        for (const auto& b : settings)
+          if (!b.count(key) || b.at(key) != value) differing.insert(key);
+    for (size_t i = 0; i < members.size(); ++i)
+      for (const std::string& key : differing)
+        members[i]->model += fmt::format(
+            " {}={}", key, settings[i].count(key) ? settings[i].at(key) : "(unset)");
+  }
+}
+
+std::vector<std::string> problems(const std::vector<TableRun>& runs) {
+  std::vector<std::string> out;
+  for (const TableRun& run : runs)
+    if (run.state == RunState::invalid) out.push_back(run.problem);
   return out;
 }
 
@@ -503,12 +574,20 @@ std::vector<std::string> provenance_lines(const std::vector<TableRun>& runs) {
 }
 
 void write_tables(const fs::path& dir, const std::vector<Table>& tables,
-                  const std::vector<TableRun>& runs) {
+                  const std::vector<TableRun>& runs, const std::vector<std::string>& problems) {
   const std::vector<std::string> provenance = provenance_lines(runs);
   std::string md = to_markdown(tables) + "\nProvenance (from the runs' summary.json; per run in runs.csv):\n\n";
   for (const std::string& line : provenance) md += "- " + line + "\n";
   std::string tex = to_latex(tables) + "% Provenance (per run in runs.csv):\n";
   for (const std::string& line : provenance) tex += "% " + line + "\n";
+  if (!problems.empty()) {
+    md += "\nLeft out (counted as missing where the plan has the run):\n\n";
+    tex += "% Left out (counted as missing where the plan has the run):\n";
+  }
+  for (const std::string& line : problems) {
+    md += "- " + line + "\n";
+    tex += "% " + line + "\n";
+  }
   write_atomic(dir / "table.md", md);
   write_atomic(dir / "table.csv", to_csv(tables));
   write_atomic(dir / "table.tex", tex);
@@ -521,7 +600,14 @@ ReportSource open_report_source(const fs::path& target, const fs::path& results_
     source.results_dir = target;
     source.suite = fs::absolute(target).lexically_normal().filename().string();
     if (source.suite.empty()) source.suite = fs::absolute(target).parent_path().filename().string();
-    source.runs = collect_runs(target);
+    source.runs = collect_runs(target, &source.problems);
+    if (source.runs.empty())
+      throw std::invalid_argument(fmt::format(
+          "{}: no run folders in it (<run-id>/config.yaml, as `m2bench run` writes them){}; give "
+          "a suite file or a results/<suite> folder",
+          target.string(), source.problems.empty() ? "" : ": " + source.problems.front()));
+    for (std::string& problem : problems(source.runs))
+      source.problems.push_back(std::move(problem));
     return source;
   }
   if (!fs::exists(target))
@@ -531,6 +617,7 @@ ReportSource open_report_source(const fs::path& target, const fs::path& results_
   source.suite = suite.name;
   source.results_dir = suite_dir(results_root, suite.name);
   source.runs = collect_runs(suite, results_root);
+  source.problems = problems(source.runs);
   fs::path references = target.parent_path() / "reference_numbers.yaml";
   if (fs::exists(references)) source.reference_numbers = references;
   return source;
@@ -548,7 +635,7 @@ SuiteTables write_suite_tables(const fs::path& target, const fs::path& results_r
                             references ? load_reference_numbers(*references)
                                        : std::vector<ReferenceNumber>{},
                             prefix_t);
-  write_tables(out.source.results_dir, out.tables, out.source.runs);
+  write_tables(out.source.results_dir, out.tables, out.source.runs, out.source.problems);
   return out;
 }
 

@@ -23,18 +23,29 @@ Metric parse_metric(const std::string& text);  // throws std::invalid_argument n
 
 // One run as the tables see it: what was planned, and its summary if it has one.
 struct TableRun {
-  std::string id, model, task;
+  std::string id, model, task;  // model: the table row
   uint64_t seed = 0;
   int64_t train_min_length = 0, train_max_length = 0;
   std::vector<int64_t> eval_lengths;  // planned; a summary's own lengths count as well
   RunState state = RunState::missing;
   std::optional<RunSummary> summary;  // finished or diverged runs
+  std::string config;   // its canonical YAML (config.yaml); empty where unknown
+  std::string problem;  // invalid: why its summary is not counted (StoredRun::problem)
 };
 
 // The runs of a suite's plan, with whatever results_root holds for them.
 std::vector<TableRun> collect_runs(const Suite& suite, const std::filesystem::path& results_root);
-// Every run folder under results/<suite>/ (its summary.json, else its config.yaml).
-std::vector<TableRun> collect_runs(const std::filesystem::path& suite_results_dir);
+// Every run folder under results/<suite>/ (one with a config.yaml or a summary.json; folders
+// whose name starts with '.' are the store's own, such as --fresh's staging). A folder whose
+// config.yaml cannot be read is not a run the tables can place: it goes to `unreadable`.
+std::vector<TableRun> collect_runs(const std::filesystem::path& suite_results_dir,
+                                   std::vector<std::string>* unreadable = nullptr);
+// Where runs of one row (same task, training range and model) differ in more than their seed
+// (the suite was edited between runs), each run's row label gets " KEY=VALUE" for every config
+// key that differs, so that different configs are never averaged into one cell.
+void split_rows_by_config(std::vector<TableRun>& runs);
+// What the tables leave out and why: the problem of every invalid run, one line each.
+std::vector<std::string> problems(const std::vector<TableRun>& runs);
 
 // What the paper states about one model on one task (experiments/paper/reference_numbers.yaml).
 struct ReferenceNumber {
@@ -87,18 +98,22 @@ std::string runs_csv(const std::vector<TableRun>& runs);
 // time), each distinct value with its run count; table.md and table.tex end with these.
 std::vector<std::string> provenance_lines(const std::vector<TableRun>& runs);
 
-// Writes table.md, table.csv, table.tex (the first and last with the provenance lines) and
-// runs.csv into `dir`, each atomically.
+// Writes table.md, table.csv, table.tex (the first and last with the provenance lines and the
+// `problems`: what was left out and why) and runs.csv into `dir`, each atomically.
 void write_tables(const std::filesystem::path& dir, const std::vector<Table>& tables,
-                  const std::vector<TableRun>& runs);
+                  const std::vector<TableRun>& runs,
+                  const std::vector<std::string>& problems = {});
 
 // What `m2bench table` and `m2bench plot` work on: a suite file (its plan; missing runs
-// included) or a results/<suite> folder (whatever it holds).
+// included) or a results/<suite> folder (whatever it holds). A folder without a single run
+// folder is refused (std::invalid_argument), so that nothing is written into a folder that is
+// not a suite's results.
 struct ReportSource {
   std::string suite;
   std::filesystem::path results_dir;  // results/<suite>
   std::vector<TableRun> runs;
   std::optional<std::filesystem::path> reference_numbers;  // next to the suite file, if there
+  std::vector<std::string> problems;  // bad summaries and unreadable run folders, one line each
 };
 ReportSource open_report_source(const std::filesystem::path& target,
                                 const std::filesystem::path& results_root);

@@ -13,6 +13,9 @@
 
 #include <fmt/format.h>
 
+#include "common/options.h"
+#include "harness/config.h"
+
 namespace m2b {
 
 namespace fs = std::filesystem;
@@ -112,8 +115,7 @@ void write_atomic(const fs::path& path, const std::string& content) {
   std::random_device entropy;
   fs::path tmp = dir / fmt::format(".{}.tmp.{}.{:08x}", path.filename().string(), ::getpid(),
                                    entropy());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) fail_errno("cannot create", tmp);
+  int fd = open_for_writing(tmp, O_WRONLY | O_EXCL);
   try {
     write_all(fd, content, tmp);
     if (::fsync(fd) != 0) fail_errno("cannot sync", tmp);
@@ -144,14 +146,39 @@ static std::string read_file(const fs::path& path) {
   return out.str();
 }
 
+// What makes a summary untrustworthy, or "" when nothing does.
+static std::string summary_problem(const RunSummary& s, const fs::path& dir) {
+  if (s.status != "finished" && s.status != "diverged")
+    return fmt::format("status \"{}\" is not one of finished, diverged", excerpt(s.status));
+  for (const EvalResult& e : s.eval)
+    for (const auto& [name, value] : {std::pair<const char*, double>{"accuracy", e.accuracy},
+                                      {"sequence_accuracy", e.sequence_accuracy}})
+      if (!(value >= 0 && value <= 1))  // also NaN
+        return fmt::format("{} at length {} is {}, outside [0, 1]", name, e.length, value);
+  // The run id is the hash of the config: a summary copied in from another run names another.
+  const fs::path config = dir / "config.yaml";
+  if (fs::exists(config) && run_id(read_file(config)) != s.id)
+    return fmt::format("it is the summary of run {}, but config.yaml beside it is run {}'s",
+                       excerpt(s.id), run_id(read_file(config)));
+  return "";
+}
+
+[[noreturn]] static void fail_summary(const fs::path& path, const std::string& problem) {
+  throw BadSummary(fmt::format("{}: {}; delete it to retrain the run", path.string(), problem));
+}
+
 std::optional<RunSummary> read_summary(const fs::path& dir) {
   fs::path path = dir / "summary.json";
   if (!fs::exists(path)) return std::nullopt;
+  RunSummary summary;
   try {
-    return json::parse(read_file(path)).get<RunSummary>();
+    summary = json::parse(read_file(path)).get<RunSummary>();
   } catch (const json::exception& e) {
-    throw std::runtime_error(fmt::format("{}: not a run summary: {}", path.string(), e.what()));
+    fail_summary(path, fmt::format("not a run summary ({})", excerpt(e.what())));
   }
+  if (std::string problem = summary_problem(summary, dir); !problem.empty())
+    fail_summary(path, problem);
+  return summary;
 }
 
 void write_summary(const fs::path& dir, const RunSummary& summary) {
@@ -192,8 +219,7 @@ void append_metrics(const fs::path& dir, const json& line) {
     throw std::invalid_argument("append_metrics: a metrics line must be a JSON object");
   fs::create_directories(dir);
   fs::path path = dir / "metrics.jsonl";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) fail_errno("cannot open", path);
+  int fd = open_for_writing(path, O_RDWR);
   try {
     off_t size = ::lseek(fd, 0, SEEK_END);
     if (size < 0) fail_errno("cannot seek", path);
@@ -216,11 +242,32 @@ std::vector<json> read_metrics(const fs::path& dir) {
   return parse_metrics(read_file(path));
 }
 
-RunState run_state(const fs::path& dir) {
-  if (auto summary = read_summary(dir))
-    return summary->status == "diverged" ? RunState::diverged : RunState::finished;
-  return fs::exists(dir / "config.yaml") ? RunState::started : RunState::missing;
+StoredRun read_stored_run(const fs::path& dir) {
+  StoredRun out;
+  const fs::path path = dir / "summary.json";
+  try {
+    out.summary = read_summary(dir);
+    // The trainer writes config.yaml first: a summary without one was put there by hand.
+    if (out.summary && !fs::exists(dir / "config.yaml"))
+      fail_summary(path, "there is no config.yaml beside it to say which run it is");
+    if (out.summary && out.summary->id != dir.filename().string())
+      fail_summary(path, fmt::format("it is the summary of run {}, but its folder is named {} (a "
+                                     "run's folder is named by its id)",
+                                     out.summary->id, dir.filename().string()));
+  } catch (const BadSummary& e) {
+    out.summary.reset();
+    out.state = RunState::invalid;
+    out.problem = e.what();
+    return out;
+  }
+  if (out.summary)
+    out.state = out.summary->status == "diverged" ? RunState::diverged : RunState::finished;
+  else
+    out.state = fs::exists(dir / "config.yaml") ? RunState::started : RunState::missing;
+  return out;
 }
+
+RunState run_state(const fs::path& dir) { return read_stored_run(dir).state; }
 
 std::string to_string(RunState state) {
   switch (state) {
@@ -228,6 +275,7 @@ std::string to_string(RunState state) {
     case RunState::started: return "started";
     case RunState::finished: return "finished";
     case RunState::diverged: return "diverged";
+    case RunState::invalid: return "invalid";
   }
   return "?";
 }
@@ -235,8 +283,7 @@ std::string to_string(RunState state) {
 std::optional<RunClaim> RunClaim::try_claim(const fs::path& dir) {
   fs::create_directories(dir);
   fs::path lock = dir / ".lock";
-  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) fail_errno("cannot open", lock);
+  int fd = open_for_writing(lock, O_RDWR);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int saved = errno;
     ::close(fd);
@@ -265,6 +312,17 @@ RunClaim& RunClaim::operator=(RunClaim&& other) noexcept {
 // Closing the descriptor drops the flock.
 RunClaim::~RunClaim() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+int open_for_writing(const fs::path& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd >= 0) return fd;
+  if (errno == ELOOP)
+    throw std::runtime_error(fmt::format(
+        "{} is a symbolic link; m2bench writes its results only into files of its own, so "
+        "remove the link",
+        path.string()));
+  fail_errno(flags & O_EXCL ? "cannot create" : "cannot open", path);
 }
 
 void remove_tree(const std::filesystem::path& path) {

@@ -8,6 +8,10 @@
 //    that is not JSON), and the next append_metrics first cuts it off, so the file is whole
 //    lines again before it grows.
 //  - a summary.json means the run is done (finished or diverged); its absence means not done.
+//    A summary is trusted only when it is the run's own (see read_summary, read_stored_run):
+//    one copied from another run or edited by hand is reported, never tabulated.
+//  - what `run` writes is opened without following symbolic links, so a link planted in a
+//    results folder cannot make it write elsewhere.
 // RunClaim keeps two `m2bench run` processes from training the same run at once.
 #include <cstdint>
 #include <filesystem>
@@ -60,6 +64,10 @@ std::filesystem::path run_dir(const std::filesystem::path& results_root, const R
 // std::runtime_error naming the path and the system error.
 void write_atomic(const std::filesystem::path& path, const std::string& content);
 
+// Opens `path` for writing (with O_CREAT and any other `flags`) without following a symbolic
+// link: a link there, planted or left over, is refused with a message naming it. Returns the fd.
+int open_for_writing(const std::filesystem::path& path, int flags);
+
 // Deletes a file or folder tree. std::filesystem::remove_all would resolve to the copy that
 // libtorch.so exports, which crashes (pytorch/pytorch#133437).
 void remove_tree(const std::filesystem::path& path);
@@ -67,7 +75,16 @@ void remove_tree(const std::filesystem::path& path);
 // Writes config.yaml (the run's canonical YAML) into its run folder, creating it.
 void write_config(const std::filesystem::path& run_dir, const RunConfig& run);
 
-// summary.json: absent -> nullopt; present but unreadable -> std::runtime_error naming the file.
+// A summary.json that cannot be trusted. what() is one line: the file, what is wrong with it and
+// what to do.
+class BadSummary : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// summary.json: absent -> nullopt. Throws BadSummary unless it is JSON of a run summary with a
+// known status (finished, diverged), accuracies in [0, 1], and an id that is the hash of the
+// config.yaml beside it (where there is one); std::runtime_error when it cannot be read.
 std::optional<RunSummary> read_summary(const std::filesystem::path& run_dir);
 void write_summary(const std::filesystem::path& run_dir, const RunSummary& summary);
 
@@ -77,8 +94,18 @@ void write_summary(const std::filesystem::path& run_dir, const RunSummary& summa
 void append_metrics(const std::filesystem::path& run_dir, const nlohmann::json& line);
 std::vector<nlohmann::json> read_metrics(const std::filesystem::path& run_dir);
 
-// What the store holds for one run, for `m2bench plan` and the tables.
-enum class RunState { missing, started, finished, diverged };  // started: config, no summary
+// What the store holds for one run, for `m2bench plan`, `run` and the tables.
+// started: config, no summary; invalid: a summary.json that cannot be trusted.
+enum class RunState { missing, started, finished, diverged, invalid };
+struct StoredRun {
+  RunState state = RunState::missing;
+  std::optional<RunSummary> summary;  // finished or diverged
+  std::string problem;                // invalid: BadSummary's line
+};
+// The run in the store folder results/<suite>/<id>: read_summary's checks, and a summary's id
+// must be the folder's name too (a whole folder copied under another run's name). A bad summary
+// makes the state invalid rather than throwing, so one bad file does not hide the other runs.
+StoredRun read_stored_run(const std::filesystem::path& run_dir);
 RunState run_state(const std::filesystem::path& run_dir);
 std::string to_string(RunState state);
 

@@ -12,6 +12,17 @@
 
 namespace m2b {
 
+// Upper bounds of a run's sizes: far beyond any run that fits a machine, yet low enough that no
+// product of them overflows int64 and nothing is allocated before check_memory (compute.h) can
+// name the setting that does not fit.
+constexpr int64_t kMaxLength = 1'000'000;         // training and evaluation lengths
+constexpr int64_t kMaxExamples = 1'000'000;       // task.eval_examples, `data --count`
+constexpr int64_t kMaxBatchSize = 65'536;         // train.batch_size
+constexpr int64_t kMaxSteps = 1'000'000'000;      // train.steps and the step intervals
+constexpr int64_t kMaxWidth = 65'536;             // model.d_model
+constexpr int64_t kMaxMlpHidden = 262'144;        // model.mlp_hidden
+constexpr int64_t kMaxLayers = 1'024;             // model.n_layers
+
 struct TaskSpec {
   std::string name;                          // a registered task
   std::map<std::string, OptionValue> params; // the task's parameters

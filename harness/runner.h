@@ -1,7 +1,10 @@
 #pragma once
 // Runs a suite: every run not yet done is claimed, trained (resumed if it has a checkpoint) and
 // written to results/<suite>/<run-id>/. Finished runs are skipped; a run another process holds
-// is left to it, so several `m2bench run` processes (say one per GPU) can share one suite.
+// is left to it, so several `m2bench run` processes (say one per GPU) can share one suite. At
+// the end of a pass the runs left to others are looked at again: one whose holder died (its
+// claim is free, its summary missing) is taken and resumed, so no run waits for a rerun while a
+// process of the suite is still working.
 #include <filesystem>
 #include <functional>
 #include <ostream>
@@ -28,8 +31,10 @@ struct SuiteRunOptions {
 
 struct SuiteRunReport {
   int finished = 0, diverged = 0;     // trained now
-  int already_done = 0, claimed_elsewhere = 0;
-  std::vector<std::string> failures;  // "<run id>: <error>" for runs that threw
+  int already_done = 0;               // done before this call
+  int claimed_elsewhere = 0;          // left to other processes: done by them or still held
+  std::vector<std::string> failures;  // "<run id>: <error>" for runs that threw or were refused
+  std::vector<std::string> unfinished;  // "<run id> (<label>)": still held by another process
   bool interrupted = false;           // the suite stopped at a checkpoint on request
 };
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -38,16 +39,29 @@ std::string key_of(const Entry& e) { return e.key.node.Scalar(); }
 class ModelLoader {
  public:
   ModelLibrary library;
+  std::vector<std::string> suite_models;  // those defined in the suite file itself
 
   void load_file(const fs::path& path, const Located* included_at) {
     fs::path canonical = fs::weakly_canonical(path);
     if (std::find(stack_.begin(), stack_.end(), canonical) != stack_.end())
       fail(*included_at, fmt::format("include loop: '{}' is already being read (through {})",
                                      path.string(), fmt::join(stack_names_, " -> ")));
+    // A folder reads as empty and a FIFO would block until someone writes to it.
+    std::error_code error;
+    const fs::file_status status = fs::status(path, error);
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+      const std::string what = fs::is_directory(status) ? "a folder" : "not a regular file";
+      if (!included_at)
+        throw ConfigError(fmt::format("{}: is {}, not a suite file", path.string(), what));
+      fail(*included_at,
+           fmt::format("'{}' is {}, not a YAML file (looked at {})",
+                       excerpt(included_at->node.Scalar()), what, canonical.string()));
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       if (!included_at) throw ConfigError(fmt::format("{}: cannot read the suite file", path.string()));
-      fail(*included_at, fmt::format("cannot read '{}' (looked for {})", included_at->node.Scalar(),
+      fail(*included_at, fmt::format("cannot read '{}' (looked for {})",
+                                     excerpt(included_at->node.Scalar()),
                                      canonical.string()));
     }
     std::ostringstream text;
@@ -61,10 +75,10 @@ class ModelLoader {
                                                     : "a suite (a mapping)")) {
       std::string key = key_of(e);
       if (!is_one_of(key, allowed))
-        fail(e.key.with_path(""), fmt::format("unknown key '{}' (valid{}: {})", key,
+        fail(e.key.with_path(""), fmt::format("unknown key '{}' (valid{}: {})", excerpt(key),
                                 included_at ? " in an included file" : "", fmt::join(allowed, ", ")));
       if (key == "include") load_includes(e.value, path);
-      if (key == "models") add_models(e.value);
+      if (key == "models") add_models(e.value, !included_at);
     }
     stack_.pop_back();
     stack_names_.pop_back();
@@ -89,13 +103,14 @@ class ModelLoader {
     }
   }
 
-  void add_models(const Located& value) {
+  void add_models(const Located& value, bool in_suite_file) {
     for (const Entry& e : entries(value, "a mapping of model names to models")) {
       std::string name = key_of(e);
+      if (in_suite_file) suite_models.push_back(name);
       auto [it, added] = library.emplace(name, e.value);
       if (!added) {
         const YAML::Mark first = it->second.node.Mark();
-        fail(e.key, fmt::format("model '{}' is defined twice (first at {}:{}:{})", name,
+        fail(e.key, fmt::format("model '{}' is defined twice (first at {}:{}:{})", excerpt(name),
                                 *it->second.file, first.line + 1, first.column + 1));
       }
     }
@@ -170,6 +185,23 @@ std::string row_suffix(const std::vector<GridAxis>& grid, const std::vector<size
   return suffix;
 }
 
+// Every run of a suite is resolved in memory before anything runs: a grid past this many
+// combinations is a mistake (a million took plan minutes and gigabytes), not a sweep.
+constexpr double kMaxGridRuns = 10'000;
+
+void check_grid_size(const std::vector<GridAxis>& grid, const Located& where) {
+  double combinations = 1;
+  std::vector<std::string> sizes;
+  for (const GridAxis& axis : grid) {
+    combinations *= static_cast<double>(axis.values.size());
+    sizes.push_back(std::to_string(axis.values.size()));
+  }
+  if (combinations > kMaxGridRuns)
+    fail(where, fmt::format("{:.0f} combinations ({}), more than {:.0f} runs; shorten its lists "
+                            "or split the suite",
+                            combinations, fmt::join(sizes, " x "), kMaxGridRuns));
+}
+
 }  // namespace
 
 Suite load_suite(const fs::path& path) {
@@ -183,6 +215,7 @@ Suite load_suite(const fs::path& path) {
   std::vector<GridAxis> grid;
   std::vector<Override> overrides;
   std::set<std::string> set_paths;  // run keys that defaults or grid set: what `when` may test
+  std::optional<Located> grid_node;
   bool named = false;
   for (const Entry& e : entries(root, "a suite (a mapping)")) {
     std::string key = key_of(e);
@@ -194,6 +227,7 @@ Suite load_suite(const fs::path& path) {
         assign(d.key.path, d.key, d.value, defaults);
       for (const auto& [p, v] : defaults) set_paths.insert(p);
     } else if (key == "grid") {
+      grid_node = e.value;
       for (const Entry& g : entries(e.value.with_path(""), "a mapping of run keys to lists")) {
         if (!g.value.node.IsSequence() || g.value.node.size() == 0)
           fail(g.value, fmt::format("expected a non-empty list of values, got {}", shown(g.value.node)));
@@ -231,7 +265,7 @@ Suite load_suite(const fs::path& path) {
             o.set = part.value.with_path("");
             has_set = true;
           } else {
-            fail(part.key, fmt::format("unknown key '{}' (valid: when, set)", name));
+            fail(part.key, fmt::format("unknown key '{}' (valid: when, set)", excerpt(name)));
           }
         }
         if (!has_set) fail(item, "missing 'set': what the override changes");
@@ -246,9 +280,11 @@ Suite load_suite(const fs::path& path) {
         fail(value.with_path(p), "neither defaults nor grid set this key, so the override could "
                                  "never match");
 
+  if (grid_node) check_grid_size(grid, *grid_node);
+
   // Every combination of grid values, the first key outermost.
   std::vector<size_t> choice(grid.size(), 0);
-  std::set<std::string> seen;
+  std::set<std::string> seen, used_models;
   while (true) {
     Assignments values = defaults;
     for (size_t a = 0; a < grid.size(); ++a)
@@ -261,6 +297,7 @@ Suite load_suite(const fs::path& path) {
         assign(s.key.path, s.key, s.value, values);
 
     RunConfig run = resolve_run(values, loader.library, root);
+    if (values.at("model").node.IsScalar()) used_models.insert(values.at("model").node.Scalar());
     if (run.model_name.empty())
       fail(values.at("model"), "an inline model needs a name: (it is the table row)");
     run.model_name += row_suffix(grid, choice);
@@ -272,6 +309,11 @@ Suite load_suite(const fs::path& path) {
     while (a > 0 && ++choice[a - 1] == grid[a - 1].values.size()) choice[--a] = 0;
     if (a == 0) break;
   }
+  // A model of the suite file that no run uses is checked too, so that a typo in it does not
+  // wait for the day a run uses it. Included files are catalogues: their models are checked
+  // where runs use them, with the settings those runs change.
+  for (const std::string& name : loader.suite_models)
+    if (!used_models.count(name)) validate_model(name, loader.library);
   return suite;
 }
 

@@ -129,6 +129,8 @@ class Session {
     std::ostream null_stream(nullptr);
     Progress bar(options_.progress ? *options_.progress : null_stream, options_.live_progress,
                  label_, train_.steps, progress_.step);
+    if (progress_.step > 0)
+      bar.line(fmt::format("{}  resuming from step {}", label_, progress_.step));
     session_start_ = mark_ = Clock::now();
     bool stopped_early = false;
     std::optional<int64_t> diverged;

@@ -21,7 +21,7 @@ void MixerRegistry::add(MixerInfo info) {
 const MixerInfo& MixerRegistry::get(const std::string& name) const {
   for (const auto& info : infos_)
     if (info.name == name) return info;
-  throw OptionError("mixer", fmt::format("unknown mixer '{}' (valid: {})", name,
+  throw OptionError("mixer", fmt::format("unknown mixer '{}' (valid: {})", excerpt(name),
                                          fmt::join(names(), ", ")));
 }
 

@@ -14,10 +14,10 @@ import collections
 import pathlib
 import sys
 
-from matplotlib.lines import Line2D
-
+# m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (figure_stem, group_key, length_axis, mark_training_range, model_style,
                           per_seed_values, plt, read_csv, save, shared_legend)
+from matplotlib.lines import Line2D  # noqa: E402
 
 METRIC_TITLES = {"accuracy": "token accuracy", "sequence_accuracy": "sequence accuracy"}
 DODGE = 0.13  # models side by side at a length, within ± this many octaves

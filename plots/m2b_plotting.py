@@ -11,8 +11,17 @@ import hashlib
 import json
 import pathlib
 import re
+import sys
 
-import matplotlib
+# The exit status of a script run by a Python without matplotlib; `m2bench plot` says so for this
+# status only (kExitNoMatplotlib in harness/cmd_plot.cpp), and shows any other failure as it is.
+NO_MATPLOTLIB = 3
+
+try:
+    import matplotlib
+except ImportError:
+    print(f"{sys.executable} has no matplotlib", file=sys.stderr)
+    sys.exit(NO_MATPLOTLIB)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -15,11 +15,11 @@ import collections
 import pathlib
 import sys
 
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-
+# m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (TRAINING_RANGE_COLOUR, TRAINING_RANGE_FILL, figure_stem, group_key,
                           model_style, plt, read_csv, read_summary, save, shared_legend)
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 
 def run_curves(results, run):

@@ -13,14 +13,14 @@ import math
 import pathlib
 import sys
 
-from matplotlib.lines import Line2D
-
+# m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import figure_stem, group_key, model_style, plt, read_csv, save, shared_legend
+from matplotlib.lines import Line2D  # noqa: E402
 
 
 def read_train_lines(path):
-    """The whole "train" lines of a metrics.jsonl; a torn or damaged line is skipped, as the
-    harness's reader does."""
+    """The whole "train" lines of a metrics.jsonl; a torn or damaged line (not JSON, or without
+    the numbers a curve needs) is skipped, as the harness's reader skips what it cannot read."""
     lines = []
     if not path.exists():
         return lines
@@ -29,7 +29,9 @@ def read_train_lines(path):
             line = json.loads(text)
         except json.JSONDecodeError:
             continue
-        if line.get("kind") == "train":
+        if not isinstance(line, dict) or line.get("kind") != "train":
+            continue
+        if all(isinstance(line.get(key), (int, float)) for key in ("step", "loss", "accuracy")):
             lines.append(line)
     return lines
 

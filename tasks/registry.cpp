@@ -111,7 +111,8 @@ const TaskInfo& find_task(const std::string& name) {
     names.push_back(info.name);
   }
   std::sort(names.begin(), names.end());
-  throw TaskError(fmt::format("unknown task '{}' (valid: {})", name, fmt::join(names, ", ")));
+  throw TaskError(
+      fmt::format("unknown task '{}' (valid: {})", excerpt(name), fmt::join(names, ", ")));
 }
 
 Options resolve_task_params(const std::string& name,

@@ -8,6 +8,11 @@
 #include <functional>
 #include <string>
 
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "harness/cli.h"
 #include "harness/config.h"
 #include "harness/results.h"
 
@@ -55,6 +60,24 @@ inline std::string config_error(const std::function<void()>& f) {
     return e.what();
   }
   return "no error";
+}
+
+// What `m2bench ARGS...` did through the program's own entry point: its exit status and what it
+// wrote to std::cerr.
+struct CliResult {
+  int status = 0;
+  std::string err;
+};
+inline CliResult m2bench_cli(const std::vector<std::string>& args) {
+  std::vector<const char*> argv = {"m2bench"};
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  std::ostringstream err;
+  std::streambuf* saved = std::cerr.rdbuf(err.rdbuf());
+  CliResult result;
+  result.status = m2b::cli::run_cli(static_cast<int>(argv.size()), argv.data());
+  std::cerr.rdbuf(saved);
+  result.err = err.str();
+  return result;
 }
 
 // Small named models on mixers that need no kernel: attention and a GRU.

@@ -1,5 +1,7 @@
 // Validation of suite files: every class of error is one line naming file:line:column, the key,
 // what was given and what is valid; and the canonical form of a resolved run.
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -12,6 +14,7 @@
 
 using m2b::test::config_error;
 using m2b::test::kTestModels;
+using m2b::test::m2bench_cli;
 using m2b::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -65,13 +68,14 @@ TEST_CASE("a value of the wrong type says what was expected and what was given",
   CHECK(f.error(suite_text("att", kTask, "    device: gpu\n")) ==
         f.file("s.yaml") + ":7:13: train.device: expected one of auto, cpu, cuda, got \"gpu\"");
   CHECK(f.error(suite_text("att", kTask, "    steps: [1, 2]\n")) ==
-        f.file("s.yaml") + ":7:12: train.steps: expected an integer >= 1, got a list");
+        f.file("s.yaml") +
+            ":7:12: train.steps: expected an integer in [1, 1000000000], got a list");
 }
 
 TEST_CASE("a value out of range states the valid range", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", kTask, "    steps: 0\n")) ==
-        f.file("s.yaml") + ":7:12: train.steps: expected an integer >= 1, got 0");
+        f.file("s.yaml") + ":7:12: train.steps: expected an integer in [1, 1000000000], got 0");
   CHECK(f.error(suite_text("att", kTask, "    beta2: 1\n")) ==
         f.file("s.yaml") + ":7:12: train.beta2: expected a number in [0, 1), got 1");
   CHECK(f.error(suite_text("att", "{name: s3, train_min_length: 9, train_max_length: 8}",
@@ -257,4 +261,79 @@ TEST_CASE("a curriculum that starts longer than the training lengths end is refu
         f.file("s.yaml") +
             ":8:30: train.curriculum_start_length: expected at most task.train_max_length (8), "
             "got 9");
+}
+
+TEST_CASE("a value quoted in an error is cut to a line", "[config]") {
+  Fixture f;
+  const std::string huge(1 << 20, 'x');
+  const std::string message = f.error(huge + "\n");
+  CHECK(message == f.file("s.yaml") + ":1:1: expected a suite (a mapping), got \"" +
+                       std::string(60, 'x') + "...\"");
+  CHECK_THAT(f.error(suite_text("att", kTask, "    device: \"gpu\\nand more\"\n")),
+             Catch::Matchers::EndsWith("got \"gpu...\""));
+}
+
+TEST_CASE("every size has an upper bound, stated in the error", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", "{name: s3, eval_lengths: [8, 100000000]}", "    lr: 1\n")) ==
+        f.file("s.yaml") + ":5:38: task.eval_lengths[1]: expected an integer in [1, 1000000], "
+                           "got 100000000");
+  CHECK(f.error(suite_text("att", kTask, "    batch_size: 100000000\n")) ==
+        f.file("s.yaml") + ":7:17: train.batch_size: expected an integer in [1, 65536], got "
+                           "100000000");
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + "  model.d_model: 1000000\n") ==
+        f.file("s.yaml") + ":8:18: model.d_model: expected an integer in [1, 65536], got 1000000");
+}
+
+TEST_CASE("a grid of too many combinations is refused before it is expanded", "[config]") {
+  Fixture f;
+  std::string hundred;
+  for (int i = 0; i < 100; ++i) hundred += (i ? ", " : "") + std::to_string(i);
+  const std::string grid = "grid:\n  seed: [" + hundred + "]\n  train.steps: [" +
+                           hundred.substr(3) + "]\n  task.eval_examples: [" + hundred.substr(3) +
+                           "]\n";
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + grid) ==
+        f.file("s.yaml") + ":9:3: grid: 980100 combinations (100 x 99 x 99), more than 10000 runs; "
+                           "shorten its lists or split the suite");
+}
+
+TEST_CASE("command-line errors are one line in the program's own style", "[config]") {
+  Fixture f;
+  const std::string suite = f.dir.write("s.yaml", suite_text("att", kTask, "    lr: 1\n")).string();
+  const auto refused = [](const std::vector<std::string>& args, const std::string& what) {
+    const auto result = m2bench_cli(args);
+    INFO(result.err);
+    CHECK(result.status == m2b::cli::kExitError);
+    CHECK_THAT(result.err, Catch::Matchers::StartsWith("m2bench: error: ") &&
+                               Catch::Matchers::Contains(what));
+    CHECK(result.err.find('\n') == result.err.size() - 1);  // one line
+    CHECK(result.err.size() < 200);
+  };
+  refused({"data", "--task", "parity", "--seed", "-1"}, "--seed: expected an integer >= 0, got -1");
+  refused({"data", "--task", "parity", "--length", "1e20"},
+          "--length: Value 1e20 not in range 1 to 1000000");
+  refused({"run", suite, "--threads", "0"}, "--threads: Value 0 not in range 1 to 4096");
+  refused({"plan"}, "suite is required");
+  refused({"tabel", "results/x"}, "unknown command 'tabel' (valid: version, tasks, data, models, "
+                                  "plan, run, table, plot)");
+}
+
+TEST_CASE("a model of the suite that no run uses is checked too", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") +
+                "models:\n  spare: {d_model: abc, layers: [{mixer: gru}]}\n") ==
+        f.file("s.yaml") + ":9:20: models.spare.d_model: expected an integer in [1, 65536], got "
+                           "\"abc\"");
+}
+
+TEST_CASE("an include of a folder or a FIFO is refused, not read", "[config]") {
+  Fixture f;
+  std::filesystem::create_directories(f.dir.path() / "folder.yaml");
+  CHECK_THAT(f.error("suite: t\ninclude: folder.yaml\n"),
+             Catch::Matchers::StartsWith(f.file("s.yaml") + ":2:10: include: 'folder.yaml' is a "
+                                                            "folder, not a YAML file"));
+  REQUIRE(::mkfifo((f.dir.path() / "fifo.yaml").c_str(), 0600) == 0);
+  CHECK_THAT(f.error("suite: t\ninclude: fifo.yaml\n"),  // would wait for a writer forever
+             Catch::Matchers::StartsWith(f.file("s.yaml") + ":2:10: include: 'fifo.yaml' is not "
+                                                            "a regular file"));
 }

@@ -4,7 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -18,7 +24,10 @@
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"  // one intra-op thread
 
+extern char** environ;
+
 using namespace m2b;
+using m2b::test::m2bench_cli;
 using m2b::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -99,6 +108,7 @@ TEST_CASE("a second run skips finished runs and leaves claimed ones to their hol
   CHECK(report.already_done == 1);
   CHECK(report.claimed_elsewhere == 1);
   CHECK(report.finished == 0);
+  CHECK(report.unfinished.size() == 1);
   CHECK_FALSE(read_summary(run_dir(options.results_root, suite.runs[1])));
 }
 
@@ -189,4 +199,135 @@ TEST_CASE("--only names a run of the suite, or the error lists them", "[end_to_e
   CAPTURE(message);
   CHECK(message.find("--only zzzz: matches no run of suite e2e") != std::string::npos);
   CHECK(message.find(suite.runs[1].id) != std::string::npos);
+}
+
+// ---- stopping, dying and sharing a suite ----------------------------------------------------
+
+// One model, long enough to be stopped mid-way, with no checkpoint of its own before the end:
+// a checkpoint on disk can only be the one a stop wrote.
+static const char* kLongSuite = R"(suite: long
+models:
+  gru: {d_model: 16, n_layers: 1, layers: [{mixer: gru}]}
+defaults:
+  model: gru
+  task: {name: parity, train_min_length: 2, train_max_length: 8, eval_lengths: [8],
+         eval_examples: 32}
+  train: {steps: 100000, batch_size: 16, log_every: 5, eval_every: 1000000,
+          checkpoint_every: 1000000, device: cpu}
+)";
+
+// The child process of the next test: `m2bench run $M2B_TEST_SUITE --results $M2B_TEST_RESULTS`
+// through the program's own entry, exiting with its status. Hidden by its [.] tag.
+TEST_CASE("run child: m2bench run until stopped", "[.run_child]") {
+  const char* suite = std::getenv("M2B_TEST_SUITE");
+  const char* results = std::getenv("M2B_TEST_RESULTS");
+  REQUIRE(suite);
+  REQUIRE(results);
+  std::exit(m2bench_cli({"run", suite, "--results", results, "--threads", "1"}).status);
+}
+
+TEST_CASE("SIGTERM and SIGHUP stop m2bench run at a checkpoint, like the first Ctrl-C",
+          "[end_to_end]") {
+  for (int signal : {SIGTERM, SIGHUP}) {
+    INFO("signal " << signal);
+    TempDir dir;
+    const fs::path suite_file = dir.write("long.yaml", kLongSuite);
+    const fs::path results = dir.path() / "results";
+    const fs::path run = run_dir(results, load_suite(suite_file).runs.at(0));
+    const std::string env_suite = "M2B_TEST_SUITE=" + suite_file.string();
+    const std::string env_results = "M2B_TEST_RESULTS=" + results.string();
+    std::vector<char*> env;
+    for (char** e = environ; *e; ++e) env.push_back(*e);
+    env.push_back(const_cast<char*>(env_suite.c_str()));
+    env.push_back(const_cast<char*>(env_results.c_str()));
+    env.push_back(nullptr);
+    // A fresh process of this test program (no fork of a process with torch's threads running).
+    const std::string self = fs::read_symlink("/proc/self/exe").string();
+    char filter[] = "[.run_child]";
+    char* argv[] = {const_cast<char*>(self.c_str()), filter, nullptr};
+    pid_t child = 0;
+    REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
+
+    // Training has begun once the first log line is written.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!fs::exists(run / "metrics.jsonl") && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ::kill(child, signal);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(WIFEXITED(status));  // it ended itself, not the signal
+    CHECK(WEXITSTATUS(status) == 128 + signal);
+    CHECK(fs::exists(run / "checkpoint.pt"));
+    CHECK_FALSE(read_summary(run));
+  }
+}
+
+TEST_CASE("a run left unfinished by a process that died is taken at the end of the pass",
+          "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  // Run 0 is held by a process that dies while this one trains run 1.
+  std::optional<RunClaim> claim = RunClaim::try_claim(run_dir(options.results_root, suite.runs[0]));
+  REQUIRE(claim);
+  int calls = 0;
+  options.interrupted = [&] {
+    if (++calls == 5) claim.reset();  // past the first look at run 0, during run 1
+    return false;
+  };
+  const SuiteRunReport report = run_suite(suite, options);
+  CHECK(report.finished == 2);
+  CHECK(report.unfinished.empty());
+  CHECK(read_summary(run_dir(options.results_root, suite.runs[0])));
+}
+
+TEST_CASE("m2bench run exits non-zero and lists the runs other processes still hold",
+          "[end_to_end]") {
+  TempDir dir;
+  const fs::path suite_file = dir.write("e2e.yaml", kTinySuite);
+  const Suite suite = load_suite(suite_file);
+  const fs::path results = dir.path() / "results";
+  auto claim = RunClaim::try_claim(run_dir(results, suite.runs[1]));  // held throughout
+  REQUIRE(claim);
+  const auto result = m2bench_cli({"run", suite_file.string(), "--results", results.string(),
+                                   "--only", suite.runs[1].id});
+  CHECK(result.status == 75);
+  CHECK_THAT(result.err, Catch::Matchers::Contains("unfinished, held by other m2bench processes") &&
+                             Catch::Matchers::Contains(suite.runs[1].id));
+}
+
+TEST_CASE("--fresh never writes through a link planted in the results folder", "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  options.only = {suite.runs[0].id};
+  REQUIRE(run_suite(suite, options).finished == 1);
+  const fs::path outside = dir.path() / "outside.txt";
+  std::ofstream(outside) << "precious";
+  // The name --fresh's clock probe once had.
+  fs::create_symlink(outside, options.results_root / "e2e" / fmt::format(".now-{}", ::getpid()));
+  options.fresh = true;
+  CHECK(run_suite(suite, options).finished == 1);
+  CHECK(read_text(outside) == "precious");
+}
+
+TEST_CASE("a run that cannot fit in memory is refused before anything is written, naming what "
+          "to lower", "[end_to_end]") {
+  TempDir dir;
+  std::string text = kTinySuite;
+  // 1024 layers of width 65536: some 10^13 parameters, beyond any machine.
+  const std::string small = "gru: {d_model: 16, n_layers: 1,";
+  text.replace(text.find(small), small.size(), "gru: {d_model: 65536, n_layers: 1024,");
+  const Suite suite = load_suite(dir.write("e2e.yaml", text));
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  options.only = {suite.runs[0].id};
+  const SuiteRunReport report = run_suite(suite, options);
+  REQUIRE(report.failures.size() == 1);
+  CHECK_THAT(report.failures[0],
+             Catch::Matchers::Contains("of memory, more than the") &&
+                 Catch::Matchers::Contains("model.d_model 65536, model.n_layers 1024"));
+  CHECK_FALSE(fs::exists(run_dir(options.results_root, suite.runs[0])));
 }

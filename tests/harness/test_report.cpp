@@ -1,9 +1,17 @@
 // Tables from hand-made results: mean ± std over seeds, diverged and missing runs shown as such,
 // the training range marked, the paper's statements beside the measurements; md, csv and tex.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "harness/config.h"
 #include "harness/report.h"
+#include "harness/suite.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 
+using m2b::test::m2bench_cli;
 using m2b::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -129,7 +137,12 @@ TEST_CASE("tables are built from a results folder and written atomically", "[rep
   TempDir dir;
   const fs::path suite = dir.path() / "quick";
   auto finished = run("m2rnn", 0, m2b::RunState::finished, {{1.0, 1.0}, {0.5, 0.25}});
-  m2b::write_summary(suite / "aaa", *finished.summary);
+  const std::string config =
+      "suite: quick\nmodel_name: m2rnn\nseed: 0\ntask:\n  name: s3\n"
+      "  train_min_length: 1\n  train_max_length: 16\n  eval_lengths: [16, 64]\n";
+  finished.summary->id = m2b::run_id(config);  // a run's folder is named by its config's hash
+  m2b::write_atomic(suite / finished.summary->id / "config.yaml", config);
+  m2b::write_summary(suite / finished.summary->id, *finished.summary);
   m2b::write_atomic(suite / "bbb" / "config.yaml",
                     "suite: quick\nmodel_name: gru\nseed: 3\ntask:\n  name: s3\n"
                     "  train_min_length: 1\n  train_max_length: 16\n  eval_lengths: [16, 64]\n");
@@ -231,4 +244,241 @@ TEST_CASE("the prefix accuracy table reads each run's curve at t, the curve's en
                      "missing 1/3 |\n"));
   CHECK_THAT(m2b::to_csv(tables), Catch::Matchers::Contains("s3,1,16,prefix_accuracy@20,m2rnn,64,"));
   CHECK_THROWS_AS(m2b::build_tables(runs, {m2b::Metric::prefix_accuracy}, {}), std::invalid_argument);
+}
+
+// ---- the store as `m2bench run` leaves it, and the two forms of `m2bench table` --------------
+
+namespace {
+
+// Two models x two seeds; nothing is trained: the tests write what runs would have.
+const char* kStoreSuite = R"(suite: store
+models:
+  gru: {d_model: 16, n_layers: 1, layers: [{mixer: gru}]}
+  att: {d_model: 16, n_layers: 1, layers: [{mixer: attention, num_heads: 2}]}
+defaults:
+  task: {name: parity, train_min_length: 2, train_max_length: 8, eval_lengths: [8, 16]}
+  train: {device: cpu, lr: LR}
+grid:
+  model: [att, gru]
+  seed: [0, 1]
+)";
+
+m2b::Suite store_suite(const TempDir& dir, const std::string& lr = "1.0e-3") {
+  std::string text = kStoreSuite;
+  text.replace(text.find("LR"), 2, lr);
+  return m2b::load_suite(dir.write("store.yaml", text));
+}
+
+// What `m2bench run` leaves for `run`: config.yaml and a summary, the evaluations only where the
+// run finished (a diverged run has none).
+m2b::RunSummary stored_summary(const m2b::RunConfig& run, const std::string& status,
+                               double accuracy) {
+  m2b::RunSummary s;
+  s.id = run.id;
+  s.suite = run.suite;
+  s.model = run.model_name;
+  s.task = run.task.name;
+  s.seed = run.seed;
+  s.status = status;
+  s.train_min_length = run.task.train_min_length;
+  s.train_max_length = run.task.train_max_length;
+  if (status == "diverged") s.diverged_at_step = 7;
+  else
+    for (int64_t length : run.task.eval_lengths)
+      s.eval.push_back({length, accuracy, accuracy / 2, 0.1});
+  return s;
+}
+
+fs::path store_run(const fs::path& root, const m2b::RunConfig& run, const std::string& status,
+                   double accuracy) {
+  const fs::path dir = m2b::run_dir(root, run);
+  m2b::write_config(dir, run);
+  m2b::write_summary(dir, stored_summary(run, status, accuracy));
+  return dir;
+}
+
+// att seed 0 finished, att seed 1 diverged, gru's two seeds finished.
+void store_runs(const m2b::Suite& suite, const fs::path& root) {
+  store_run(root, suite.runs[0], "finished", 1.0);
+  store_run(root, suite.runs[1], "diverged", 0);
+  store_run(root, suite.runs[2], "finished", 0.5);
+  store_run(root, suite.runs[3], "finished", 0.75);
+}
+
+std::vector<std::string> sorted_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    names.push_back(fs::relative(e.path(), dir).string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("the folder form shows a diverged run as diverged at its planned lengths", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  store_runs(suite, dir.path() / "results");
+  const auto runs = m2b::collect_runs(dir.path() / "results" / "store");
+  REQUIRE(runs.size() == 4);
+  const auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, {});
+  CHECK_THAT(m2b::to_markdown(tables),
+             Catch::Matchers::Contains(
+                 "| att | 1.000 (n=1); diverged 1/2 | 1.000 (n=1); diverged 1/2 |\n"
+                 "| gru | 0.625 ± 0.177 (n=2) | 0.625 ± 0.177 (n=2) |\n"));
+}
+
+TEST_CASE("both forms of table give the same cells for the same store", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  const fs::path root = dir.path() / "results";
+  store_runs(suite, root);
+  const std::vector<m2b::Metric> both = {m2b::Metric::accuracy, m2b::Metric::sequence_accuracy};
+  const auto csv = [&](const std::vector<m2b::TableRun>& runs) {
+    return m2b::to_csv(m2b::build_tables(runs, both, {}));
+  };
+  const std::string by_suite = csv(m2b::collect_runs(suite, root));
+  const std::string by_folder = csv(m2b::collect_runs(root / "store"));
+  // Line by line: a folder has no plan order, so its rows are sorted by model name.
+  CHECK(sorted_lines(by_suite) == sorted_lines(by_folder));
+}
+
+TEST_CASE("the folder form leaves out the store's own dot-folders", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  const fs::path root = dir.path() / "results";
+  store_runs(suite, root);
+  // What an interrupted --fresh leaves: a staging folder holding a run of its own.
+  fs::copy(m2b::run_dir(root, suite.runs[2]), root / "store" / (".fresh-" + suite.runs[2].id),
+           fs::copy_options::recursive);
+  const auto runs = m2b::collect_runs(root / "store");
+  CHECK(runs.size() == 4);
+  for (const auto& run : runs) CHECK(run.id.rfind('.', 0) != 0);
+}
+
+TEST_CASE("runs of an edited suite get rows of their own, named by the settings that differ",
+          "[report]") {
+  TempDir dir;
+  const fs::path root = dir.path() / "results";
+  store_runs(store_suite(dir, "1.0e-3"), root);
+  const m2b::Suite edited = store_suite(dir, "3.0e-3");
+  store_runs(edited, root);
+  const auto tables =
+      m2b::build_tables(m2b::collect_runs(root / "store"), {m2b::Metric::accuracy}, {});
+  REQUIRE(tables.size() == 1);
+  CHECK(tables[0].models == std::vector<std::string>{"att train.lr=0.001", "att train.lr=0.003",
+                                                     "gru train.lr=0.001", "gru train.lr=0.003"});
+  for (const auto& row : tables[0].cells)
+    for (const m2b::Cell& cell : row) CHECK(cell.runs() == 2);  // two seeds, never four
+  // The suite form shows the edited suite's own runs, in rows named as usual.
+  const auto current =
+      m2b::build_tables(m2b::collect_runs(edited, root), {m2b::Metric::accuracy}, {});
+  CHECK(current[0].models == std::vector<std::string>{"att", "gru"});
+}
+
+TEST_CASE("a summary that is not its run's own, out of range or of an unknown status is named "
+          "and the other runs still print", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  const fs::path root = dir.path() / "results";
+  const fs::path good = store_run(root, suite.runs[0], "finished", 1.0);
+  const fs::path copied = store_run(root, suite.runs[1], "finished", 1.0);
+  fs::copy_file(good / "summary.json", copied / "summary.json",
+                fs::copy_options::overwrite_existing);
+  const fs::path too_high = store_run(root, suite.runs[2], "finished", 7.5);
+  const fs::path running = store_run(root, suite.runs[3], "running", 0.5);
+  for (const fs::path& target : {root / "store", dir.path() / "store.yaml"}) {
+    INFO(target);
+    const m2b::SuiteTables made = m2b::write_suite_tables(target, root, std::nullopt);
+    REQUIRE(made.source.problems.size() == 3);
+    const std::string problems = made.source.problems[0] + "\n" + made.source.problems[1] + "\n" +
+                                 made.source.problems[2];
+    for (const fs::path& bad : {copied, too_high, running})
+      CHECK_THAT(problems, Catch::Matchers::Contains((bad / "summary.json").string() + ": "));
+    CHECK_THAT(problems, Catch::Matchers::Contains("it is the summary of run " + suite.runs[0].id));
+    CHECK_THAT(problems, Catch::Matchers::Contains("accuracy at length 8 is 7.5, outside [0, 1]"));
+    CHECK_THAT(problems,
+               Catch::Matchers::Contains("status \"running\" is not one of finished, diverged"));
+    CHECK_THAT(made.source.problems[0], Catch::Matchers::EndsWith("delete it to retrain the run"));
+    const std::string md = m2b::to_markdown(made.tables);
+    CHECK_THAT(md, Catch::Matchers::Contains("| att | 1.000 (n=1); missing 1/2 |"));
+    CHECK_THAT(md, Catch::Matchers::Contains("| gru | missing | missing |"));
+    std::ifstream in(root / "store" / "table.md");
+    std::stringstream written;
+    written << in.rdbuf();
+    CHECK_THAT(written.str(), Catch::Matchers::Contains("Left out") &&
+                                  Catch::Matchers::Contains(too_high.string()));
+  }
+  CHECK(m2b::run_state(copied) == m2b::RunState::invalid);
+}
+
+TEST_CASE("table and plot refuse a folder with no run folders and write nothing", "[report]") {
+  TempDir dir;
+  const fs::path paper = dir.path() / "paper";
+  dir.write("paper/reference_numbers.yaml", "references: []\n");
+  dir.write("paper/notes/readme.txt", "not a run\n");
+  const auto before = names_in(paper);
+  CHECK_THROWS_WITH(m2b::write_suite_tables(paper, dir.path() / "results", std::nullopt),
+                    Catch::Matchers::Contains(paper.string() + ": no run folders in it"));
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"table", paper.string()},
+        std::vector<std::string>{"plot", paper.string(), "--out",
+                                 (dir.path() / "plots").string()}}) {
+    const auto result = m2bench_cli(command);
+    CHECK(result.status == m2b::cli::kExitError);
+    CHECK_THAT(result.err, Catch::Matchers::StartsWith("m2bench: error: " + paper.string() +
+                                                       ": no run folders in it"));
+  }
+  CHECK(names_in(paper) == before);
+  CHECK_FALSE(fs::exists(dir.path() / "plots"));
+}
+
+TEST_CASE("a failing plot script is not blamed on matplotlib unless it says so", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  store_runs(suite, dir.path() / "results");
+  const auto python = [&](int status) {  // a "Python" that only exits with `status`
+    const fs::path path =
+        dir.write(fmt::format("python{}", status), fmt::format("#!/bin/sh\nexit {}\n", status));
+    fs::permissions(path, fs::perms::owner_all);
+    return path.string();
+  };
+  const auto plot = [&](int status) {
+    return m2bench_cli({"plot", (dir.path() / "results" / "store").string(), "--python",
+                        python(status), "--out", (dir.path() / "plots").string()});
+  };
+  const auto failed = plot(1);
+  CHECK(failed.status == m2b::cli::kExitError);
+  CHECK_THAT(failed.err, Catch::Matchers::Contains("plot script failed (exit status 1)"));
+  CHECK_THAT(failed.err, !Catch::Matchers::Contains("matplotlib"));
+  const auto no_matplotlib = plot(3);  // NO_MATPLOTLIB of plots/m2b_plotting.py
+  CHECK_THAT(no_matplotlib.err, Catch::Matchers::Contains(python(3) + " has no matplotlib"));
+}
+
+TEST_CASE("the training curves skip a metrics line without the numbers they need", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  const fs::path root = dir.path() / "results";
+  store_runs(suite, root);
+  const fs::path run = m2b::run_dir(root, suite.runs[0]);
+  m2b::append_metrics(run, {{"step", 5}, {"kind", "train"}, {"loss", 0.7}, {"accuracy", 0.5}});
+  m2b::append_metrics(run, {{"step", 10}, {"kind", "train"}, {"accuracy", 0.6}});  // no loss
+  const fs::path out = dir.path() / "plots";
+  // The Python the build found, as `m2bench plot` uses it by default.
+  const auto result = m2bench_cli({"plot", (root / "store").string(), "--out", out.string()});
+  if (result.err.find("has no matplotlib") != std::string::npos) {
+    WARN("this build's Python has no matplotlib: " << result.err);
+    return;
+  }
+  CAPTURE(result.err);
+  CHECK(result.status == 0);
+  CHECK(fs::exists(out / "training_curves_parity_train2-8.png"));
 }

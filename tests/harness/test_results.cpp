@@ -116,6 +116,7 @@ TEST_CASE("a run summary reads back as written", "[results]") {
   CHECK(back->eval[1].length == 64);
   CHECK_FALSE(m2b::read_summary(dir.path() / "nothing"));
   m2b::write_atomic(dir.path() / "bad" / "summary.json", "{\"id\": 1}");
+  CHECK_THROWS_AS(m2b::read_summary(dir.path() / "bad"), m2b::BadSummary);
   CHECK_THROWS_WITH(m2b::read_summary(dir.path() / "bad"),
                     Catch::Matchers::Contains("summary.json: not a run summary"));
 }
@@ -142,13 +143,14 @@ TEST_CASE("metrics lines append, and a torn last line is skipped then cut off", 
 
 TEST_CASE("the state of a run follows its files", "[results]") {
   TempDir dir;
-  const fs::path run = dir.path() / "run";
-  CHECK(m2b::run_state(run) == m2b::RunState::missing);
   m2b::RunConfig config;
   config.canonical_yaml = "suite: x\n";
+  m2b::RunSummary s = sample_summary();
+  s.id = m2b::run_id(config.canonical_yaml);
+  const fs::path run = dir.path() / s.id;  // a run's folder is named by its id
+  CHECK(m2b::run_state(run) == m2b::RunState::missing);
   m2b::write_config(run, config);
   CHECK(m2b::run_state(run) == m2b::RunState::started);
-  m2b::RunSummary s = sample_summary();
   m2b::write_summary(run, s);
   CHECK(m2b::run_state(run) == m2b::RunState::diverged);
   s.status = "finished";
@@ -221,4 +223,67 @@ TEST_CASE("prefix-accuracy curves read back as written, and a summary without th
   REQUIRE(old_back);
   CHECK(old_back->eval[0].accuracy == 0.5);
   CHECK(old_back->eval[0].prefix_accuracy.empty());
+}
+
+TEST_CASE("a summary is trusted only when it is its run's own, with accuracies in [0, 1] and a "
+          "known status", "[results]") {
+  TempDir dir;
+  m2b::RunConfig config;
+  config.canonical_yaml = "suite: x\nseed: 1\n";
+  const std::string id = m2b::run_id(config.canonical_yaml);
+  const fs::path run = dir.path() / id;
+  m2b::write_config(run, config);
+  const auto problem = [&](const m2b::RunSummary& s) {
+    m2b::write_summary(run, s);
+    const m2b::StoredRun stored = m2b::read_stored_run(run);
+    CHECK_FALSE(stored.summary);
+    return stored.state == m2b::RunState::invalid ? stored.problem : "trusted";
+  };
+  m2b::RunSummary s = sample_summary();
+  s.id = id;
+  m2b::write_summary(run, s);
+  CHECK(m2b::read_stored_run(run).state == m2b::RunState::diverged);
+
+  const std::string file = (run / "summary.json").string() + ": ";
+  const std::string to_do = "; delete it to retrain the run";
+  m2b::RunSummary other = s;
+  other.id = "0123456789ab";  // copied from another run
+  CHECK(problem(other) == file + "it is the summary of run 0123456789ab, but config.yaml beside "
+                                 "it is run " + id + "'s" + to_do);
+  m2b::RunSummary high = s;
+  high.eval[1].sequence_accuracy = 7.5;
+  CHECK(problem(high) == file + "sequence_accuracy at length 64 is 7.5, outside [0, 1]" + to_do);
+  m2b::RunSummary running = s;
+  running.status = "running";
+  CHECK(problem(running) == file + "status \"running\" is not one of finished, diverged" + to_do);
+
+  // A whole folder copied under another run's name: the summary and config agree, the name not.
+  const fs::path renamed = dir.path() / "fedcba987654";
+  fs::create_directories(renamed);
+  fs::copy(run / "config.yaml", renamed / "config.yaml");
+  m2b::write_summary(renamed, s);
+  CHECK(m2b::read_stored_run(renamed).problem ==
+        (renamed / "summary.json").string() + ": it is the summary of run " + id +
+            ", but its folder is named fedcba987654 (a run's folder is named by its id)" + to_do);
+}
+
+TEST_CASE("what run writes is never written through a symbolic link", "[results]") {
+  TempDir dir;
+  const fs::path outside = dir.path() / "outside.txt";
+  std::ofstream(outside) << "precious";
+  const fs::path run = dir.path() / "suite" / "run";
+  fs::create_directories(run);
+  fs::create_symlink(outside, run / "metrics.jsonl");
+  CHECK_THROWS_WITH(m2b::append_metrics(run, {{"step", 1}}),
+                    Catch::Matchers::Contains((run / "metrics.jsonl").string() +
+                                              " is a symbolic link"));
+  fs::create_symlink(outside, run / ".lock");
+  CHECK_THROWS_WITH(m2b::RunClaim::try_claim(run),
+                    Catch::Matchers::Contains((run / ".lock").string() + " is a symbolic link"));
+  CHECK(read(outside) == "precious");
+  // write_atomic replaces a link with a file of its own, leaving the link's target alone.
+  fs::create_symlink(outside, run / "summary.json");
+  m2b::write_atomic(run / "summary.json", "{}");
+  CHECK_FALSE(fs::is_symlink(run / "summary.json"));
+  CHECK(read(outside) == "precious");
 }

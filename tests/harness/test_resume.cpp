@@ -86,6 +86,22 @@ TEST_CASE("a run stopped between checkpoints and resumed ends exactly like an un
   require_same_result(scratch.path() / "unbroken", dir);
 }
 
+TEST_CASE("a resumed run says from which step it goes on", "[resume]") {
+  TempDir scratch;
+  const RunConfig run = resolved(tiny_run("s3", 30));
+  TrainOptions stop_at_17;
+  stop_at_17.stop_requested = [](int64_t step) { return step == 17; };
+  std::ostringstream first;
+  stop_at_17.progress = &first;
+  CHECK_FALSE(train_run(run, scratch.path(), stop_at_17));
+  CHECK_THAT(first.str(), !Catch::Matchers::Contains("resuming"));
+  TrainOptions resume;
+  std::ostringstream second;
+  resume.progress = &second;
+  REQUIRE(train_run(run, scratch.path(), resume));
+  CHECK_THAT(second.str(), Catch::Matchers::Contains("resuming from step 17"));
+}
+
 TEST_CASE("a run resumed twice, once past its last evaluation, still matches", "[resume]") {
   TempDir scratch;
   const RunConfig run = resolved(tiny_run("s3", 60));
