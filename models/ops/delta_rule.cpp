@@ -106,10 +106,14 @@ DeltaRuleResult delta_rule_chunked(const torch::Tensor& q, const torch::Tensor& 
 
   auto state = initial_state.defined() ? initial_state : v.new_zeros({b, H, K, V});
   std::vector<torch::Tensor> outs;
+  // unbind, not select per chunk: select's backward writes each chunk's gradient into a zeroed
+  // copy of the whole tensor, nc times over, where unbind's stacks them once.
+  const auto U0s = U0.unbind(2), Ws = W.unbind(2), qs = q_from_start.unbind(2),
+             attns = attn.unbind(2), decays = chunk_decay.unbind(2), ks = k_to_end.unbind(2);
   for (int64_t c = 0; c < nc; ++c) {
-    auto u = U0.select(2, c) - W.select(2, c).matmul(state);
-    outs.push_back(q_from_start.select(2, c).matmul(state) + attn.select(2, c).matmul(u));
-    state = chunk_decay.select(2, c) * state + k_to_end.select(2, c).transpose(-1, -2).matmul(u);
+    auto u = U0s[c] - Ws[c].matmul(state);
+    outs.push_back(qs[c].matmul(state) + attns[c].matmul(u));
+    state = decays[c] * state + ks[c].transpose(-1, -2).matmul(u);
   }
   auto o = torch::stack(outs, 2).permute({0, 2, 3, 1, 4}).reshape({b, nc * L, H, V});
   return {o.narrow(1, 0, S), state};
