@@ -15,6 +15,7 @@
 #                   .peers folder of peer tools was carried; see results/h200/README.md)
 #                   "profile": a Kineto trace of each eager bench_train_step case matching
 #                   M2B_PROFILE_FILTER (default cuda/tf32/eager), summed by kernel name
+#   M2B_BENCH_FILTER  which bench_train_step cases "bench" runs (default: cuda, all of them)
 #   M2B_PREBUILT    a folder of programs built elsewhere (scripts/gpu-env.sh, m2b_gpu_programs)
 #   M2B_GPU_TESTS   a regex choosing among the `gpu` test programs (default: all)
 #   M2B_MPS         1 to start CUDA MPS before the suites, so that the processes' kernels share
@@ -59,7 +60,7 @@ if [[ " $checks " == *" test "* ]]; then
   echo "== gpu tests rc=$rc"
 fi
 if [[ " $checks " == *" bench "* ]]; then
-  "${m2b_bin[bench_train_step]}" --benchmark_filter=cuda --benchmark_repetitions=3 \
+  "${m2b_bin[bench_train_step]}" --benchmark_filter="${M2B_BENCH_FILTER:-cuda}" --benchmark_repetitions=3 \
     --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_train_step_cuda.json" \
     --benchmark_out_format=json >"$out/bench_train_step_cuda.log" 2>&1
   echo "== bench_train_step rc=$?"
