@@ -38,8 +38,8 @@ torch::Tensor kernel_rows(const torch::Tensor& t) {
   return ok ? t : t.clone(torch::MemoryFormat::Contiguous);
 }
 
-void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                  const torch::Tensor& W, const torch::Tensor& f, const torch::Tensor& h0) {
+void check_cuda_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& W, const torch::Tensor& f, const torch::Tensor& h0) {
   const auto dtype = q.scalar_type();
   if (dtype != torch::kFloat32 && dtype != torch::kBFloat16)
     throw std::invalid_argument("m2rnn_recurrence_cuda: dtype must be float32 or bfloat16, got " +
@@ -195,7 +195,7 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
 std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence_cuda(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& W,
     const torch::Tensor& f, const torch::Tensor& h0, double grad_clip, bool cublas) {
-  check_inputs(q, k, v, W, f, h0);
+  check_cuda_inputs(q, k, v, W, f, h0);
   const c10::cuda::CUDAGuard guard(q.device());
   const torch::Tensor qc = kernel_rows(q), kc_ = kernel_rows(k), vc = kernel_rows(v),
                       Wc = W.contiguous(), hc = h0.defined() ? h0.contiguous() : h0;

@@ -41,8 +41,8 @@ using torch::Tensor;
 std::string sizes_of(const Tensor& t) { return fmt::format("({})", fmt::join(t.sizes(), ", ")); }
 
 // Checks that the inputs fit together and returns their shape; the messages name the tensor.
-M2rnnShape check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& W,
-                        const Tensor& f, const Tensor& h0) {
+M2rnnShape check_m2rnn_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& W,
+                              const Tensor& f, const Tensor& h0) {
   auto fail = [](const std::string& what) {
     throw std::invalid_argument("m2rnn_recurrence: " + what);
   };
@@ -227,7 +227,7 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
                                                 double grad_clip) {
     // An undefined h0 travels as nullopt: autograd functions take no undefined tensors.
     const Tensor h0 = h0_given.value_or(Tensor());
-    const M2rnnShape s = check_inputs(q, k, v, W, f, h0);
+    const M2rnnShape s = check_m2rnn_inputs(q, k, v, W, f, h0);
     const KernelInputs in(q, k, v, W, f, h0);
     KernelOutputs out = run_forward_kernel(s, in, /*save_states=*/true);
     ctx->save_for_backward(
@@ -242,7 +242,7 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
     const auto saved = ctx->get_saved_variables();
     const KernelInputs in(saved[0], saved[1], saved[2], saved[3], saved[4], saved[5]);
     const Tensor &checkpoints = saved[6], &candidates = saved[7];
-    const M2rnnShape s = check_inputs(in.q, in.k, in.v, in.W, in.f, in.h0);
+    const M2rnnShape s = check_m2rnn_inputs(in.q, in.k, in.v, in.W, in.f, in.h0);
     const auto options = in.q.options();
     const Tensor dy = grads[0].defined() ? grads[0].contiguous()
                                          : torch::zeros({s.B, s.S, s.N(), s.V}, options);
@@ -332,7 +332,7 @@ M2rnnBackend resolve_auto(const Tensor& q, const Tensor& k, const Tensor& v, con
 std::pair<Tensor, Tensor> m2rnn_recurrence(const Tensor& q, const Tensor& k, const Tensor& v,
                                            const Tensor& W, const Tensor& f, const Tensor& h0,
                                            double grad_clip, M2rnnBackend backend) {
-  const M2rnnShape s = check_inputs(q, k, v, W, f, h0);
+  const M2rnnShape s = check_m2rnn_inputs(q, k, v, W, f, h0);
   if (backend == M2rnnBackend::Auto) backend = resolve_auto(q, k, v, W, f);
   switch (backend) {
     case M2rnnBackend::Reference: return recurrence_reference(s, q, k, v, W, f, h0, grad_clip);

@@ -7,7 +7,7 @@
 namespace m2b::tasks {
 
 namespace {
-constexpr int64_t kStatementSlot = 5, kQuerySlot = 2;
+constexpr int64_t kStatementSlot = 5;
 enum class Statement { Set, Copy, Add, Accumulate, Swap };
 }  // namespace
 

@@ -6,7 +6,7 @@ namespace m2b::tasks {
 
 namespace {
 
-constexpr int64_t kOpSlot = 3, kQuerySlot = 2;
+constexpr int64_t kOpSlot = 3;
 
 // The state both the generator and the checker keep: box_of[x] is -1 for a removed object,
 // content[b] is -1 for an empty box.

@@ -40,6 +40,9 @@ class ExampleWriter {
 // Every checker's first step: the three vectors have one size, every token is in the
 // vocabulary, scored holds only 0 and 1, and the length is at least 1.
 void check_tokens(const Task& task, const Example& example);
+// Each step of a slotted task ends in a query slot: the query token, then the token whose target
+// is the answer (or filler where the step asks nothing).
+constexpr int64_t kQuerySlot = 2;
 // The length (number of steps) of an example of `size` tokens laid out as prefix + length * slot.
 int64_t slotted_length(const Task& task, const Example& example, int64_t prefix, int64_t slot);
 // Throws TaskError unless position `pos` has the given scored flag and target text.

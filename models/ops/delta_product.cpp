@@ -11,34 +11,30 @@
 namespace m2b::models::ops {
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument("delta_product: " + message);
-}
-
 // Sequence shapes; the step checks its inputs as a sequence of one.
-void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                  const torch::Tensor& log_a, const torch::Tensor& beta,
-                  const torch::Tensor& state) {
-  require(q.dim() == 4 && q.size(1) > 0,
+void check_delta_product_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                const torch::Tensor& log_a, const torch::Tensor& beta,
+                                const torch::Tensor& state) {
+  require("delta_product", q.dim() == 4 && q.size(1) > 0,
           "q must be (batch, seq, heads, head_k_dim) with seq >= 1, got " + shape_of(q));
   const int64_t b = q.size(0), S = q.size(1), H = q.size(2), K = q.size(3);
-  require(k.dim() == 5 && k.size(0) == b && k.size(1) == S && k.size(2) >= 1 && k.size(3) == H &&
+  require("delta_product", k.dim() == 5 && k.size(0) == b && k.size(1) == S && k.size(2) >= 1 && k.size(3) == H &&
               k.size(4) == K,
           fmt::format("k must be (batch, seq, householder, heads, head_k_dim) = ({}, {}, n, {}, {}) "
                       "with n >= 1, got {}",
                       b, S, H, K, shape_of(k)));
   const int64_t n = k.size(2);
-  require(v.dim() == 5 && v.size(0) == b && v.size(1) == S && v.size(2) == n && v.size(3) == H,
+  require("delta_product", v.dim() == 5 && v.size(0) == b && v.size(1) == S && v.size(2) == n && v.size(3) == H,
           fmt::format("v must be (batch, seq, householder, heads, head_v_dim) with ({}, {}, {}, {}) "
                       "leading, got {}",
                       b, S, n, H, shape_of(v)));
-  require(beta.sizes() == torch::IntArrayRef({b, S, n, H}),
+  require("delta_product", beta.sizes() == torch::IntArrayRef({b, S, n, H}),
           fmt::format("beta must be (batch, seq, householder, heads) = ({}, {}, {}, {}), got {}", b,
                       S, n, H, shape_of(beta)));
-  require(log_a.sizes() == torch::IntArrayRef({b, S, H}),
+  require("delta_product", log_a.sizes() == torch::IntArrayRef({b, S, H}),
           fmt::format("log_a must be (batch, seq, heads) = ({}, {}, {}), got {}", b, S, H,
                       shape_of(log_a)));
-  require(!state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(4)}),
+  require("delta_product", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(4)}),
           fmt::format("the state must be (batch, heads, head_k_dim, head_v_dim) = ({}, {}, {}, {}), "
                       "got {}",
                       b, H, K, v.size(4), shape_of(state)));
@@ -69,7 +65,7 @@ DeltaRuleResult delta_product_naive(const torch::Tensor& q, const torch::Tensor&
                                     const torch::Tensor& v, const torch::Tensor& log_a,
                                     const torch::Tensor& beta,
                                     const torch::Tensor& initial_state) {
-  check_inputs(q, k, v, log_a, beta, initial_state);
+  check_delta_product_inputs(q, k, v, log_a, beta, initial_state);
   const int64_t b = q.size(0), S = q.size(1), n = k.size(2), H = q.size(2), K = q.size(3),
                 V = v.size(4);
   auto eye = torch::eye(K, q.options()).expand({b, H, K, K});
@@ -96,7 +92,7 @@ DeltaRuleResult delta_product_naive(const torch::Tensor& q, const torch::Tensor&
 DeltaRuleResult delta_product_step(const torch::Tensor& q, const torch::Tensor& k,
                                    const torch::Tensor& v, const torch::Tensor& log_a,
                                    const torch::Tensor& beta, const torch::Tensor& state) {
-  check_inputs(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), log_a.unsqueeze(1),
+  check_delta_product_inputs(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), log_a.unsqueeze(1),
                beta.unsqueeze(1), state);
   DeltaRuleResult out{{}, state};
   for (int64_t j = 0; j < k.size(1); ++j)
@@ -110,7 +106,7 @@ DeltaRuleResult delta_product_recurrent(const torch::Tensor& q, const torch::Ten
                                         const torch::Tensor& v, const torch::Tensor& log_a,
                                         const torch::Tensor& beta,
                                         const torch::Tensor& initial_state) {
-  check_inputs(q, k, v, log_a, beta, initial_state);
+  check_delta_product_inputs(q, k, v, log_a, beta, initial_state);
   std::vector<torch::Tensor> outs;
   torch::Tensor state = initial_state;
   for (int64_t t = 0; t < q.size(1); ++t) {
@@ -126,8 +122,8 @@ DeltaRuleResult delta_product_chunked(const torch::Tensor& q, const torch::Tenso
                                       const torch::Tensor& v, const torch::Tensor& log_a,
                                       const torch::Tensor& beta, int64_t chunk,
                                       const torch::Tensor& initial_state) {
-  check_inputs(q, k, v, log_a, beta, initial_state);
-  require(chunk >= 1, fmt::format("chunk must be >= 1, got {}", chunk));
+  check_delta_product_inputs(q, k, v, log_a, beta, initial_state);
+  require("delta_product", chunk >= 1, fmt::format("chunk must be >= 1, got {}", chunk));
   const int64_t n = k.size(2);
   auto e = expand(q, k, v, log_a, beta);
   auto out = delta_rule_chunked(e.q, e.k, e.v, e.log_a, e.beta, chunk * n, initial_state);

@@ -11,27 +11,23 @@
 namespace m2b::models::ops {
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument("delta_rule: " + message);
-}
-
 // Sequence shapes; the step checks its inputs as a sequence of one.
-void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                  const torch::Tensor& log_a, const torch::Tensor& beta,
-                  const torch::Tensor& state) {
-  require(q.dim() == 4 && q.size(1) > 0,
+void check_delta_rule_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& log_a, const torch::Tensor& beta,
+                             const torch::Tensor& state) {
+  require("delta_rule", q.dim() == 4 && q.size(1) > 0,
           "q must be (batch, seq, heads, head_k_dim) with seq >= 1, got " + shape_of(q));
   const int64_t b = q.size(0), S = q.size(1), H = q.size(2), K = q.size(3);
-  require(k.sizes() == q.sizes(),
+  require("delta_rule", k.sizes() == q.sizes(),
           fmt::format("k must have the shape of q {}, got {}", shape_of(q), shape_of(k)));
-  require(v.dim() == 4 && v.size(0) == b && v.size(1) == S && v.size(2) == H,
+  require("delta_rule", v.dim() == 4 && v.size(0) == b && v.size(1) == S && v.size(2) == H,
           fmt::format("v must be (batch, seq, heads, head_v_dim) with ({}, {}, {}) leading, got {}",
                       b, S, H, shape_of(v)));
   for (const auto& [name, t] : {std::pair{"log_a", &log_a}, std::pair{"beta", &beta}})
-    require(t->sizes() == torch::IntArrayRef({b, S, H}),
+    require("delta_rule", t->sizes() == torch::IntArrayRef({b, S, H}),
             fmt::format("{} must be (batch, seq, heads) = ({}, {}, {}), got {}", name, b, S, H,
                         shape_of(*t)));
-  require(!state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(3)}),
+  require("delta_rule", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(3)}),
           fmt::format("the state must be (batch, heads, head_k_dim, head_v_dim) = ({}, {}, {}, {}), "
                       "got {}",
                       b, H, K, v.size(3), shape_of(state)));
@@ -42,7 +38,7 @@ void check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::T
 DeltaRuleResult delta_rule_step(const torch::Tensor& q, const torch::Tensor& k,
                                 const torch::Tensor& v, const torch::Tensor& log_a,
                                 const torch::Tensor& beta, const torch::Tensor& state) {
-  check_inputs(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), log_a.unsqueeze(1),
+  check_delta_rule_inputs(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), log_a.unsqueeze(1),
                beta.unsqueeze(1), state);
   // a (I - b k k^T) S + b k v^T  =  S' + k u^T  with  S' = a S,  u = b (v - S'^T k).
   auto decayed = state.defined()
@@ -57,7 +53,7 @@ DeltaRuleResult delta_rule_recurrent(const torch::Tensor& q, const torch::Tensor
                                      const torch::Tensor& v, const torch::Tensor& log_a,
                                      const torch::Tensor& beta,
                                      const torch::Tensor& initial_state) {
-  check_inputs(q, k, v, log_a, beta, initial_state);
+  check_delta_rule_inputs(q, k, v, log_a, beta, initial_state);
   std::vector<torch::Tensor> outs;
   torch::Tensor state = initial_state;
   for (int64_t t = 0; t < q.size(1); ++t) {
@@ -79,8 +75,8 @@ DeltaRuleResult delta_rule_chunked(const torch::Tensor& q, const torch::Tensor& 
                                    const torch::Tensor& v, const torch::Tensor& log_a,
                                    const torch::Tensor& beta, int64_t chunk,
                                    const torch::Tensor& initial_state) {
-  check_inputs(q, k, v, log_a, beta, initial_state);
-  require(chunk >= 1, fmt::format("chunk must be >= 1, got {}", chunk));
+  check_delta_rule_inputs(q, k, v, log_a, beta, initial_state);
+  require("delta_rule", chunk >= 1, fmt::format("chunk must be >= 1, got {}", chunk));
   const int64_t b = q.size(0), S = q.size(1), H = q.size(2), K = q.size(3), V = v.size(3);
   const int64_t L = std::min(chunk, S), nc = (S + L - 1) / L;
   // (b, S, H[, D]) -> (b, H, chunks, L, D), D = 1 for the per-head scalars.

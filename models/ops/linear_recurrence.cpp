@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace m2b::models::ops {
@@ -31,6 +32,10 @@ torch::Tensor pad_time(const torch::Tensor& t, int64_t length) {
 
 std::string shape_of(const torch::Tensor& t) {
   return t.defined() ? fmt::format("({})", fmt::join(t.sizes(), ", ")) : "undefined";
+}
+
+void require(const char* op, bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(std::string(op) + ": " + message);
 }
 
 }  // namespace m2b::models::ops

@@ -11,26 +11,22 @@
 namespace m2b::models::ops {
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument("ssd: " + message);
-}
-
 // Sequence shapes; the step checks its inputs as a sequence of one.
-void check_inputs(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& B,
-                  const torch::Tensor& C, const torch::Tensor& state) {
-  require(x.dim() == 4 && x.size(1) > 0,
+void check_ssd_inputs(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& B,
+                      const torch::Tensor& C, const torch::Tensor& state) {
+  require("ssd", x.dim() == 4 && x.size(1) > 0,
           "x must be (batch, seq, heads, head_dim) with seq >= 1, got " + shape_of(x));
   const int64_t b = x.size(0), S = x.size(1), H = x.size(2), P = x.size(3);
-  require(a.sizes() == torch::IntArrayRef({b, S, H}),
+  require("ssd", a.sizes() == torch::IntArrayRef({b, S, H}),
           fmt::format("a must be (batch, seq, heads) = ({}, {}, {}), got {}", b, S, H, shape_of(a)));
-  require(B.dim() == 4 && B.size(0) == b && B.size(1) == S,
+  require("ssd", B.dim() == 4 && B.size(0) == b && B.size(1) == S,
           fmt::format("B must be (batch, seq, groups, d_state) with batch {} and seq {}, got {}", b,
                       S, shape_of(B)));
-  require(C.sizes() == B.sizes(),
+  require("ssd", C.sizes() == B.sizes(),
           fmt::format("C must have the shape of B {}, got {}", shape_of(B), shape_of(C)));
-  require(H % B.size(2) == 0,
+  require("ssd", H % B.size(2) == 0,
           fmt::format("the groups of B and C ({}) must divide the heads of x ({})", B.size(2), H));
-  require(!state.defined() || state.sizes() == torch::IntArrayRef({b, H, B.size(3), P}),
+  require("ssd", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, B.size(3), P}),
           fmt::format("the state must be (batch, heads, d_state, head_dim) = ({}, {}, {}, {}), got {}",
                       b, H, B.size(3), P, shape_of(state)));
 }
@@ -49,7 +45,7 @@ torch::Tensor expand_groups(const torch::Tensor& t, int64_t heads) {
 
 SsdResult ssd_step(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& B,
                    const torch::Tensor& C, const torch::Tensor& state) {
-  check_inputs(x.unsqueeze(1), a.unsqueeze(1), B.unsqueeze(1), C.unsqueeze(1), state);
+  check_ssd_inputs(x.unsqueeze(1), a.unsqueeze(1), B.unsqueeze(1), C.unsqueeze(1), state);
   const int64_t H = x.size(1);
   auto Bh = expand_groups(B, H), Ch = expand_groups(C, H);  // (b, H, N)
   auto update = Bh.unsqueeze(-1) * x.unsqueeze(-2);         // (b, H, N, P)
@@ -59,7 +55,7 @@ SsdResult ssd_step(const torch::Tensor& x, const torch::Tensor& a, const torch::
 
 SsdResult ssd_recurrent(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& B,
                         const torch::Tensor& C, const torch::Tensor& initial_state) {
-  check_inputs(x, a, B, C, initial_state);
+  check_ssd_inputs(x, a, B, C, initial_state);
   std::vector<torch::Tensor> ys;
   torch::Tensor state = initial_state;
   for (int64_t t = 0; t < x.size(1); ++t) {
@@ -72,7 +68,7 @@ SsdResult ssd_recurrent(const torch::Tensor& x, const torch::Tensor& a, const to
 
 SsdResult ssd_naive(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& B,
                     const torch::Tensor& C, const torch::Tensor& initial_state) {
-  check_inputs(x, a, B, C, initial_state);
+  check_ssd_inputs(x, a, B, C, initial_state);
   const int64_t S = x.size(1), H = x.size(2);
   auto Bh = expand_groups(B, H), Ch = expand_groups(C, H);   // (b, S, H, N)
   auto decay = segsum(a.transpose(1, 2)).exp();              // (b, H, t, s)
@@ -91,8 +87,8 @@ SsdResult ssd_naive(const torch::Tensor& x, const torch::Tensor& a, const torch:
 
 SsdResult ssd_chunked(const torch::Tensor& x, const torch::Tensor& a, const torch::Tensor& B,
                       const torch::Tensor& C, int64_t chunk, const torch::Tensor& initial_state) {
-  check_inputs(x, a, B, C, initial_state);
-  require(chunk >= 1, fmt::format("chunk must be >= 1, got {}", chunk));
+  check_ssd_inputs(x, a, B, C, initial_state);
+  require("ssd", chunk >= 1, fmt::format("chunk must be >= 1, got {}", chunk));
   const int64_t b = x.size(0), S = x.size(1), H = x.size(2), P = x.size(3);
   const int64_t G = B.size(2), N = B.size(3), R = H / G;
   const int64_t L = std::min(chunk, S), nc = (S + L - 1) / L;

@@ -28,6 +28,7 @@ extern char** environ;
 
 using namespace m2b;
 using m2b::test::m2bench_cli;
+using m2b::test::read_text;
 using m2b::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -51,13 +52,6 @@ static void m2bench(const std::string& line) {
   cli::add_run_command(app);
   cli::add_table_command(app);
   app.parse(line);
-}
-
-static std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 TEST_CASE("m2bench run trains a suite and m2bench table tabulates it", "[end_to_end]") {

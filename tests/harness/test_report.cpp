@@ -313,7 +313,7 @@ std::vector<std::string> sorted_lines(const std::string& text) {
   return lines;
 }
 
-std::vector<std::string> names_in(const fs::path& dir) {
+std::vector<std::string> tree_in(const fs::path& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     names.push_back(fs::relative(e.path(), dir).string());
@@ -425,7 +425,7 @@ TEST_CASE("table and plot refuse a folder with no run folders and write nothing"
   const fs::path paper = dir.path() / "paper";
   dir.write("paper/reference_numbers.yaml", "references: []\n");
   dir.write("paper/notes/readme.txt", "not a run\n");
-  const auto before = names_in(paper);
+  const auto before = tree_in(paper);
   CHECK_THROWS_WITH(m2b::write_suite_tables(paper, dir.path() / "results", std::nullopt),
                     Catch::Matchers::Contains(paper.string() + ": no run folders in it"));
   for (const std::vector<std::string>& command :
@@ -437,7 +437,7 @@ TEST_CASE("table and plot refuse a folder with no run folders and write nothing"
     CHECK_THAT(result.err, Catch::Matchers::StartsWith("m2bench: error: " + paper.string() +
                                                        ": no run folders in it"));
   }
-  CHECK(names_in(paper) == before);
+  CHECK(tree_in(paper) == before);
   CHECK_FALSE(fs::exists(dir.path() / "plots"));
 }
 

@@ -23,7 +23,7 @@ std::string read(const fs::path& path) {
   return out.str();
 }
 
-std::vector<std::string> names_in(const fs::path& dir) {
+std::vector<std::string> entries_in(const fs::path& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
@@ -68,7 +68,7 @@ TEST_CASE("write_atomic replaces a file whole and leaves no temporary behind", "
   CHECK(read(file) == "first");
   m2b::write_atomic(file, "second, longer");
   CHECK(read(file) == "second, longer");
-  CHECK(names_in(file.parent_path()) == std::vector<std::string>{"summary.json"});
+  CHECK(entries_in(file.parent_path()) == std::vector<std::string>{"summary.json"});
 }
 
 TEST_CASE("a failed atomic write keeps the old file and says why", "[results]") {
@@ -81,7 +81,7 @@ TEST_CASE("a failed atomic write keeps the old file and says why", "[results]") 
                     Catch::Matchers::Contains("cannot replace") &&
                         Catch::Matchers::Contains("blocked"));
   CHECK(read(file) == "old");
-  CHECK(names_in(dir.path()) == std::vector<std::string>{"blocked", "config.yaml"});
+  CHECK(entries_in(dir.path()) == std::vector<std::string>{"blocked", "config.yaml"});
 }
 
 TEST_CASE("a reader never sees a half-written file", "[results]") {

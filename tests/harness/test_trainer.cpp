@@ -13,6 +13,7 @@
 
 using namespace m2b;
 using m2b::test::resolved;
+using m2b::test::read_text;
 using m2b::test::TempDir;
 using m2b::test::tiny_run;
 using Catch::Matchers::WithinRel;
@@ -34,13 +35,6 @@ static std::vector<nlohmann::json> lines_of_kind(const fs::path& dir, const std:
   for (const auto& line : read_metrics(dir))
     if (line.at("kind") == kind) out.push_back(line);
   return out;
-}
-
-static std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 TEST_CASE("training a tiny model on parity lowers its loss and writes every results file",

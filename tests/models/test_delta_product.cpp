@@ -10,25 +10,28 @@
 #include "models/ops/delta_product.h"
 #include "tests/models/chunked_mixer_checks.h"
 #include "tests/catch.h"
+#include "tests/models/op_testing.h"
 
 using namespace m2b::models::ops;
 
+using m2b::models::testing::close;
+using m2b::models::testing::error_of;
+using m2b::models::testing::kF64;
+
 namespace {
 
-const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
-
-struct Inputs {
+struct DeltaProductInputs {
   torch::Tensor q, k, v, log_a, beta, state;
 };
 
 // Unit-norm q and k as the layer gives them; decays in (e^-1, 1]; b in (0, 2).
-Inputs random_inputs(int64_t S, int64_t n, bool with_state) {
+DeltaProductInputs random_delta_product_inputs(int64_t S, int64_t n, bool with_state) {
   const int64_t b = 2, H = 3, K = 4, V = 5;
   auto unit = [&](std::vector<int64_t> sizes) {
     auto t = torch::randn(sizes, kF64);
     return t / t.norm(2, -1, true);
   };
-  Inputs in{unit({b, S, H, K}),
+  DeltaProductInputs in{unit({b, S, H, K}),
             unit({b, S, n, H, K}),
             torch::randn({b, S, n, H, V}, kF64),
             -torch::rand({b, S, H}, kF64),
@@ -38,27 +41,13 @@ Inputs random_inputs(int64_t S, int64_t n, bool with_state) {
   return in;
 }
 
-bool close(const torch::Tensor& a, const torch::Tensor& b, double tol = 1e-10) {
-  return a.sizes() == b.sizes() && torch::allclose(a, b, tol, tol);
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("delta product naive form is the per-token product of Householder updates",
           "[delta_product]") {
   // One token, two sub-steps, written out by hand for one batch element and head (V x K form).
   torch::manual_seed(0);
-  auto in = random_inputs(1, 2, true);
+  auto in = random_delta_product_inputs(1, 2, true);
   auto out = delta_product_naive(in.q, in.k, in.v, in.log_a, in.beta, in.state);
   auto I = torch::eye(4, kF64);
   for (int64_t b = 0; b < 2; ++b)
@@ -81,7 +70,7 @@ TEST_CASE("delta product recurrent and chunked forms equal the naive form, outpu
   for (int64_t n : {1, 2, 3})
     for (int64_t S : {1, 7, 16})
       for (bool with_state : {false, true}) {
-        auto in = random_inputs(S, n, with_state);
+        auto in = random_delta_product_inputs(S, n, with_state);
         auto ref = delta_product_naive(in.q, in.k, in.v, in.log_a, in.beta, in.state);
         REQUIRE(ref.o.sizes() == torch::IntArrayRef({2, S, 3, 5}));
         REQUIRE(ref.final_state.sizes() == torch::IntArrayRef({2, 3, 4, 5}));
@@ -103,7 +92,7 @@ TEST_CASE("delta product gradients agree across the naive, recurrent and chunked
           "[delta_product]") {
   torch::manual_seed(2);
   for (int64_t S : {5, 9}) {
-    auto in = random_inputs(S, 2, true);
+    auto in = random_delta_product_inputs(S, 2, true);
     std::vector<torch::Tensor> leaves{in.q, in.k, in.v, in.log_a, in.beta, in.state};
     for (auto& t : leaves) t.requires_grad_(true);
     auto o_weight = torch::randn({2, S, 3, 5}, kF64), state_weight = torch::randn_like(in.state);
@@ -126,7 +115,7 @@ TEST_CASE("delta product gradients agree across the naive, recurrent and chunked
 TEST_CASE("delta product with one reflection per token is the gated delta rule",
           "[delta_product]") {
   torch::manual_seed(3);
-  auto in = random_inputs(10, 1, true);
+  auto in = random_delta_product_inputs(10, 1, true);
   auto product = delta_product_chunked(in.q, in.k, in.v, in.log_a, in.beta, 4, in.state);
   auto rule = delta_rule_chunked(in.q, in.k.squeeze(2), in.v.squeeze(2), in.log_a,
                                  in.beta.squeeze(2), 4, in.state);
@@ -136,7 +125,7 @@ TEST_CASE("delta product with one reflection per token is the gated delta rule",
 
 TEST_CASE("delta product rejects bad shapes and chunk sizes, naming what was wrong",
           "[delta_product]") {
-  auto in = random_inputs(6, 2, true);
+  auto in = random_delta_product_inputs(6, 2, true);
   CHECK(error_of([&] { delta_product_chunked(in.q, in.k, in.v, in.log_a, in.beta, 0); })
             .find("chunk must be >= 1") != std::string::npos);
   CHECK(error_of([&] {

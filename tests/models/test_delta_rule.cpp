@@ -8,49 +8,38 @@
 #include "models/ops/delta_rule.h"
 #include "tests/models/chunked_mixer_checks.h"
 #include "tests/catch.h"
+#include "tests/models/op_testing.h"
 
 using namespace m2b::models::ops;
 
+using m2b::models::testing::close;
+using m2b::models::testing::error_of;
+using m2b::models::testing::kF64;
+
 namespace {
 
-const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
-
-struct Inputs {
+struct DeltaRuleInputs {
   torch::Tensor q, k, v, log_a, beta, state;
 };
 
 // Unit-norm q and k as the layer gives them; decays in (e^-1, 1]; b in (0, 2).
-Inputs random_inputs(int64_t S, bool with_state, torch::TensorOptions opts = kF64) {
+DeltaRuleInputs random_delta_rule_inputs(int64_t S, bool with_state, torch::TensorOptions opts = kF64) {
   const int64_t b = 2, H = 3, K = 4, V = 5;
   auto unit = [&](std::initializer_list<int64_t> sizes) {
     auto t = torch::randn(sizes, opts);
     return t / t.norm(2, -1, true);
   };
-  Inputs in{unit({b, S, H, K}), unit({b, S, H, K}), torch::randn({b, S, H, V}, opts),
+  DeltaRuleInputs in{unit({b, S, H, K}), unit({b, S, H, K}), torch::randn({b, S, H, V}, opts),
             -torch::rand({b, S, H}, opts), 2 * torch::rand({b, S, H}, opts), {}};
   if (with_state) in.state = torch::randn({b, H, K, V}, opts);
   return in;
-}
-
-bool close(const torch::Tensor& a, const torch::Tensor& b, double tol = 1e-10) {
-  return a.sizes() == b.sizes() && torch::allclose(a, b, tol, tol);
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
 
 TEST_CASE("delta rule step is the published V x K recurrence, transposed", "[delta_rule]") {
   torch::manual_seed(0);
-  auto in = random_inputs(1, true);
+  auto in = random_delta_rule_inputs(1, true);
   auto out = delta_rule_step(in.q.select(1, 0), in.k.select(1, 0), in.v.select(1, 0),
                              in.log_a.select(1, 0), in.beta.select(1, 0), in.state);
   for (int64_t b = 0; b < 2; ++b)
@@ -70,7 +59,7 @@ TEST_CASE("delta rule chunked form equals the recurrence, outputs and final stat
   torch::manual_seed(1);
   for (int64_t S : {1, 7, 16, 33})
     for (bool with_state : {false, true}) {
-      auto in = random_inputs(S, with_state);
+      auto in = random_delta_rule_inputs(S, with_state);
       auto ref = delta_rule_recurrent(in.q, in.k, in.v, in.log_a, in.beta, in.state);
       REQUIRE(ref.o.sizes() == in.v.sizes());
       REQUIRE(ref.final_state.sizes() == torch::IntArrayRef({2, 3, 4, 5}));
@@ -86,7 +75,7 @@ TEST_CASE("delta rule chunked form equals the recurrence, outputs and final stat
 TEST_CASE("delta rule chunked gradients equal the recurrence's", "[delta_rule]") {
   torch::manual_seed(2);
   for (int64_t S : {5, 12}) {
-    auto in = random_inputs(S, true);
+    auto in = random_delta_rule_inputs(S, true);
     std::vector<torch::Tensor> leaves{in.q, in.k, in.v, in.log_a, in.beta, in.state};
     for (auto& t : leaves) t.requires_grad_(true);
     auto o_weight = torch::randn_like(in.v), state_weight = torch::randn_like(in.state);
@@ -108,7 +97,7 @@ TEST_CASE("delta rule chunked form stays accurate in float32 under strong decay 
           "sequences",
           "[delta_rule]") {
   torch::manual_seed(3);
-  auto in = random_inputs(256, true);
+  auto in = random_delta_rule_inputs(256, true);
   in.log_a = in.log_a * 20;  // down to e^-20 per step: cumulative sums reach -2500
   auto ref = delta_rule_recurrent(in.q, in.k, in.v, in.log_a, in.beta, in.state);
   auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };
@@ -121,7 +110,7 @@ TEST_CASE("delta rule chunked form stays accurate in float32 under strong decay 
 
 TEST_CASE("delta rule rejects bad shapes and chunk sizes, naming what was wrong",
           "[delta_rule]") {
-  auto in = random_inputs(6, true);
+  auto in = random_delta_rule_inputs(6, true);
   CHECK(error_of([&] { delta_rule_chunked(in.q, in.k, in.v, in.log_a, in.beta, 0); })
             .find("chunk must be >= 1") != std::string::npos);
   CHECK(error_of([&] { delta_rule_recurrent(in.q, in.k.narrow(3, 0, 3), in.v, in.log_a, in.beta); })

@@ -2,10 +2,11 @@
 // the decay gate stays in (0, 1); the norm and MLP keep shapes and dtypes.
 #include "models/layers.h"
 #include "tests/catch.h"
+#include "tests/models/op_testing.h"
 
 using namespace m2b::models;
 
-static const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+using m2b::models::testing::kF64;
 
 TEST_CASE("CausalConv forward equals token-by-token step", "[layers]") {
   torch::manual_seed(0);

@@ -18,7 +18,7 @@ static ModelConfig small_config(std::vector<LayerConfig> layers, int64_t n_layer
 }
 
 // The OptionError thrown by validate() as "key: message", or "" when the config is valid.
-static std::string error_of(const ModelConfig& c) {
+static std::string validation_error(const ModelConfig& c) {
   try {
     c.validate();
   } catch (const OptionError& e) {
@@ -27,7 +27,7 @@ static std::string error_of(const ModelConfig& c) {
   return "";
 }
 static std::string error_key(const ModelConfig& c) {
-  const std::string e = error_of(c);
+  const std::string e = validation_error(c);
   return e.substr(0, e.find(": "));
 }
 static bool mentions(const std::string& text, const std::string& part) {
@@ -122,19 +122,19 @@ TEST_CASE("Bad model configs are rejected with the offending field as key", "[lm
 
   c = small_config({{"rnn", {}}, {"no_such_mixer", {}}});
   CHECK(error_key(c) == "model.layers[1].mixer");
-  CHECK(mentions(error_of(c), "no_such_mixer"));
-  CHECK(mentions(error_of(c), "attention"));
+  CHECK(mentions(validation_error(c), "no_such_mixer"));
+  CHECK(mentions(validation_error(c), "attention"));
 
   c = small_config({{"rnn", {}}, {"attention", {{"num_heads", int64_t{3}}}}});
   CHECK(error_key(c) == "model.layers[1].num_heads");
-  CHECK(mentions(error_of(c), "must divide d_model"));
+  CHECK(mentions(validation_error(c), "must divide d_model"));
   c = small_config({{"attention", {{"num_heads", int64_t{0}}}}});
   CHECK(error_key(c) == "model.layers[0].num_heads");
   c = small_config({{"attention", {{"positional", std::string("alibi")}}}});
   CHECK(error_key(c) == "model.layers[0].positional");
   c = small_config({{"gru", {{"hidden", int64_t{8}}}}});
   CHECK(error_key(c) == "model.layers[0].hidden");
-  CHECK(mentions(error_of(c), "hidden_size"));
+  CHECK(mentions(validation_error(c), "hidden_size"));
 
   CHECK_THROWS_AS(LanguageModel(small_config({})), OptionError);
 }

@@ -31,11 +31,11 @@ std::string describe(const Case& c) {
                      c.heads.k, c.heads.v, c.heads.w, c.heads.f, c.with_h0 ? " h0" : "");
 }
 
-// Inputs (leaves requiring grad) and the random weights of the loss sum(y Ry) + sum(h Rh).
-struct Inputs {
+// M2rnnInputs (leaves requiring grad) and the random weights of the loss sum(y Ry) + sum(h Rh).
+struct M2rnnInputs {
   Tensor q, k, v, W, f, h0, Ry, Rh;
 
-  Inputs(const Case& c, torch::ScalarType dtype, uint64_t seed) {
+  M2rnnInputs(const Case& c, torch::ScalarType dtype, uint64_t seed) {
     torch::manual_seed(seed);
     auto o = torch::TensorOptions().dtype(torch::kFloat64);
     const int64_t N = c.heads.n();
@@ -64,7 +64,7 @@ struct Outcome {
   std::vector<Tensor> grads;
 };
 
-Outcome run(const Inputs& in, M2rnnBackend backend, double grad_clip) {
+Outcome run(const M2rnnInputs& in, M2rnnBackend backend, double grad_clip) {
   auto [y, h] = m2rnn_recurrence(in.q, in.k, in.v, in.W, in.f, in.h0, grad_clip, backend);
   auto loss = (y * in.Ry).sum() + (h * in.Rh).sum();
   return {y.detach(), h.detach(), torch::autograd::grad({loss}, in.leaves())};
@@ -113,7 +113,7 @@ TEST_CASE("M2RNN reference and cpu backends agree in float64, clipping on and of
   for (const Case& c : cases())
     for (double clip : {0.0, 0.05}) {
       INFO(describe(c) << " clip " << clip);
-      const Inputs in(c, torch::kFloat64, 3);
+      const M2rnnInputs in(c, torch::kFloat64, 3);
       check_agree(run(in, M2rnnBackend::Cpu, clip), run(in, M2rnnBackend::Reference, clip), 1e-10,
                   1e-12);
     }
@@ -121,7 +121,7 @@ TEST_CASE("M2RNN reference and cpu backends agree in float64, clipping on and of
 
 TEST_CASE("M2RNN clipping at 0.05 is active in the agreement cases", "[m2rnn]") {
   // Otherwise agreement with clipping on would prove nothing about it.
-  const Inputs in(cases()[1], torch::kFloat64, 3);
+  const M2rnnInputs in(cases()[1], torch::kFloat64, 3);
   const Outcome clipped = run(in, M2rnnBackend::Cpu, 0.05), free = run(in, M2rnnBackend::Cpu, 0);
   CHECK(torch::equal(clipped.y, free.y));
   CHECK_FALSE(torch::allclose(clipped.grads[3], free.grads[3]));
@@ -130,7 +130,7 @@ TEST_CASE("M2RNN clipping at 0.05 is active in the agreement cases", "[m2rnn]") 
 TEST_CASE("M2RNN cpu backend in float32 follows the float64 reference", "[m2rnn]") {
   for (const Case& c : cases()) {
     INFO(describe(c));
-    const Inputs in64(c, torch::kFloat64, 4), in32(c, torch::kFloat32, 4);
+    const M2rnnInputs in64(c, torch::kFloat64, 4), in32(c, torch::kFloat32, 4);
     check_agree(run(in32, M2rnnBackend::Cpu, 0.5), run(in64, M2rnnBackend::Reference, 0.5), 1e-4,
                 1e-4);
   }
@@ -139,7 +139,7 @@ TEST_CASE("M2RNN cpu backend in float32 follows the float64 reference", "[m2rnn]
 TEST_CASE("M2RNN cpu backend takes slices of a fused projection and non-contiguous inputs",
           "[m2rnn]") {
   const Case c{2, 5, 4, 8, {1, 1, 2, 2, 2}, true};
-  const Inputs in(c, torch::kFloat64, 5);
+  const M2rnnInputs in(c, torch::kFloat64, 5);
   // [q | k | v | f] side by side in one (B, S, C) tensor, as the layer's projection makes them.
   auto fused = torch::cat({in.q.detach().flatten(2), in.k.detach().flatten(2),
                            in.v.detach().flatten(2), in.f.detach()},
@@ -166,7 +166,7 @@ TEST_CASE("M2RNN cpu backend takes slices of a fused projection and non-contiguo
 }
 
 TEST_CASE("M2RNN backends agree when only y or only the final state is used", "[m2rnn]") {
-  const Inputs in(cases()[2], torch::kFloat64, 6);
+  const M2rnnInputs in(cases()[2], torch::kFloat64, 6);
   for (bool use_y : {true, false}) {
     INFO((use_y ? "y only" : "final state only"));
     std::vector<std::vector<Tensor>> grads;
@@ -189,7 +189,7 @@ TEST_CASE("M2RNN backends agree when only y or only the final state is used", "[
 }
 
 TEST_CASE("M2RNN cpu backend without gradients matches the training forward", "[m2rnn]") {
-  const Inputs in(cases()[3], torch::kFloat32, 7);
+  const M2rnnInputs in(cases()[3], torch::kFloat32, 7);
   auto [y, h] = m2rnn_recurrence(in.q, in.k, in.v, in.W, in.f, in.h0, 1.0, M2rnnBackend::Cpu);
   torch::NoGradGuard no_grad;
   auto [y_inf, h_inf] =
@@ -200,7 +200,7 @@ TEST_CASE("M2RNN cpu backend without gradients matches the training forward", "[
 }
 
 TEST_CASE("M2RNN auto backend runs bfloat16 on CPU through the reference", "[m2rnn]") {
-  const Inputs in64(cases()[1], torch::kFloat64, 8), in16(cases()[1], torch::kBFloat16, 8);
+  const M2rnnInputs in64(cases()[1], torch::kFloat64, 8), in16(cases()[1], torch::kBFloat16, 8);
   auto [y16, h16] = m2rnn_recurrence(in16.q, in16.k, in16.v, in16.W, in16.f, in16.h0, 1.0);
   CHECK(y16.scalar_type() == torch::kBFloat16);
   auto [y, h] = m2rnn_recurrence(in64.q, in64.k, in64.v, in64.W, in64.f, in64.h0, 1.0);
@@ -222,7 +222,7 @@ TEST_CASE("M2RNN backends parse and print by name", "[m2rnn]") {
 }
 
 TEST_CASE("M2RNN cuda backends refuse CPU tensors with a reason", "[m2rnn]") {
-  const Inputs in(cases()[0], torch::kFloat32, 9);
+  const M2rnnInputs in(cases()[0], torch::kFloat32, 9);
   for (auto backend : {M2rnnBackend::Cuda, M2rnnBackend::Cublas}) {
     const std::string message = error_of([&] {
       m2rnn_recurrence(in.q, in.k, in.v, in.W, in.f, in.h0, 1.0, backend);
@@ -233,7 +233,7 @@ TEST_CASE("M2RNN cuda backends refuse CPU tensors with a reason", "[m2rnn]") {
 }
 
 TEST_CASE("M2RNN op rejects inconsistent inputs, naming the tensor", "[m2rnn]") {
-  const Inputs in(cases()[1], torch::kFloat64, 10);  // B2 S7 K4 V3, heads q1 k1 v4 w4 f4
+  const M2rnnInputs in(cases()[1], torch::kFloat64, 10);  // B2 S7 K4 V3, heads q1 k1 v4 w4 f4
   auto call = [&](Tensor q, Tensor k, Tensor v, Tensor W, Tensor f, Tensor h0) {
     return error_of([&] { m2rnn_recurrence(q, k, v, W, f, h0, 1.0, M2rnnBackend::Cpu); });
   };

@@ -7,39 +7,28 @@
 #include "models/ops/ssd.h"
 #include "tests/models/chunked_mixer_checks.h"
 #include "tests/catch.h"
+#include "tests/models/op_testing.h"
 
 using namespace m2b::models::ops;
 
+using m2b::models::testing::close;
+using m2b::models::testing::error_of;
+using m2b::models::testing::kF64;
+
 namespace {
 
-const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
-
-struct Inputs {
+struct SsdInputs {
   torch::Tensor x, a, B, C, state;
 };
 
 // a in [-1, 0): real Mamba-2 log decays -exp(A_log) dt are of this order at initialisation.
-Inputs random_inputs(int64_t S, int64_t heads, int64_t groups, bool with_state,
+SsdInputs random_ssd_inputs(int64_t S, int64_t heads, int64_t groups, bool with_state,
                      torch::TensorOptions opts = kF64) {
   const int64_t b = 2, P = 3, N = 5;
-  Inputs in{torch::randn({b, S, heads, P}, opts), -torch::rand({b, S, heads}, opts),
+  SsdInputs in{torch::randn({b, S, heads, P}, opts), -torch::rand({b, S, heads}, opts),
             torch::randn({b, S, groups, N}, opts), torch::randn({b, S, groups, N}, opts), {}};
   if (with_state) in.state = torch::randn({b, heads, N, P}, opts);
   return in;
-}
-
-bool close(const torch::Tensor& a, const torch::Tensor& b, double tol = 1e-10) {
-  return a.sizes() == b.sizes() && torch::allclose(a, b, tol, tol);
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -49,7 +38,7 @@ TEST_CASE("ssd naive and chunked forms equal the recurrence, outputs and final s
   for (int64_t S : {1, 7, 16, 33})
     for (int64_t groups : {1, 2})
       for (bool with_state : {false, true}) {
-        auto in = random_inputs(S, 4, groups, with_state);
+        auto in = random_ssd_inputs(S, 4, groups, with_state);
         auto ref = ssd_recurrent(in.x, in.a, in.B, in.C, in.state);
         REQUIRE(ref.y.sizes() == in.x.sizes());
         REQUIRE(ref.final_state.sizes() == torch::IntArrayRef({2, 4, 5, 3}));
@@ -68,7 +57,7 @@ TEST_CASE("ssd naive and chunked forms equal the recurrence, outputs and final s
 
 TEST_CASE("ssd step is the recurrence written out", "[ssd]") {
   torch::manual_seed(1);
-  auto in = random_inputs(1, 2, 1, true);
+  auto in = random_ssd_inputs(1, 2, 1, true);
   auto out = ssd_step(in.x.select(1, 0), in.a.select(1, 0), in.B.select(1, 0), in.C.select(1, 0),
                       in.state);
   for (int64_t b = 0; b < 2; ++b)
@@ -83,7 +72,7 @@ TEST_CASE("ssd step is the recurrence written out", "[ssd]") {
 TEST_CASE("ssd chunked gradients equal the recurrence's", "[ssd]") {
   torch::manual_seed(2);
   for (int64_t S : {5, 12}) {
-    auto in = random_inputs(S, 4, 2, true);
+    auto in = random_ssd_inputs(S, 4, 2, true);
     std::vector<torch::Tensor> leaves{in.x, in.a, in.B, in.C, in.state};
     for (auto& t : leaves) t.requires_grad_(true);
     auto y_weight = torch::randn_like(in.x), state_weight = torch::randn_like(in.state);
@@ -103,7 +92,7 @@ TEST_CASE("ssd chunked gradients equal the recurrence's", "[ssd]") {
 TEST_CASE("ssd chunked form stays accurate in float32 under strong decay over long sequences",
           "[ssd]") {
   torch::manual_seed(3);
-  auto in = random_inputs(256, 2, 1, true);
+  auto in = random_ssd_inputs(256, 2, 1, true);
   in.a = in.a * 20;  // down to e^-20 per step: cumulative sums reach -2500
   auto ref = ssd_recurrent(in.x, in.a, in.B, in.C, in.state);
   auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };
@@ -114,7 +103,7 @@ TEST_CASE("ssd chunked form stays accurate in float32 under strong decay over lo
 }
 
 TEST_CASE("ssd rejects bad shapes and chunk sizes, naming what was wrong", "[ssd]") {
-  auto in = random_inputs(6, 4, 2, true);
+  auto in = random_ssd_inputs(6, 4, 2, true);
   CHECK(error_of([&] { ssd_chunked(in.x, in.a, in.B, in.C, 0); }).find("chunk must be >= 1") !=
         std::string::npos);
   auto three_groups = torch::randn({2, 6, 3, 5}, kF64);
