@@ -3,7 +3,7 @@
 # (memcheck, racecheck) on the small case, and the kernel benchmark. Logs and JSON go to $OUT
 # (default ./gpu-check-out); the last lines printed are a short summary.
 #   M2B_STEPS        which of "build test sanitize bench" to run (default: all four)
-#   M2B_PREBUILT     a folder holding kernels_gpu_test_m2rnn_cuda and bench_m2rnn_kernels built
+#   M2B_PREBUILT     a folder holding kernels_gpu_tests and bench_m2rnn_kernels built
 #                    elsewhere (and any shared libraries they need); used when they load here
 #   M2B_BENCH_REPS   benchmark repetitions per case, median reported (default 10)
 #   M2B_BENCH_FILTER --benchmark_filter regex (default: all)
@@ -21,20 +21,20 @@ summary=()
 note() { summary+=("$*"); echo "== $*"; }
 
 { nvidia-smi; nvcc --version; } >"$out/environment.txt" 2>&1
-test_bin="$build/tests/kernels_gpu_test_m2rnn_cuda"
+test_bin="$build/tests/kernels_gpu_tests"
 bench_bin="$build/bench/bench_m2rnn_kernels"
 
 loads() { [ -x "$1" ] && ! ldd "$1" | grep -q "not found"; }
 if [ -n "${M2B_PREBUILT:-}" ]; then
   export LD_LIBRARY_PATH="$M2B_PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  if loads "$M2B_PREBUILT/kernels_gpu_test_m2rnn_cuda" && loads "$M2B_PREBUILT/bench_m2rnn_kernels"; then
-    test_bin="$M2B_PREBUILT/kernels_gpu_test_m2rnn_cuda"
+  if loads "$M2B_PREBUILT/kernels_gpu_tests" && loads "$M2B_PREBUILT/bench_m2rnn_kernels"; then
+    test_bin="$M2B_PREBUILT/kernels_gpu_tests"
     bench_bin="$M2B_PREBUILT/bench_m2rnn_kernels"
     steps="${steps//build/}"
     note "using prebuilt binaries from $M2B_PREBUILT"
   else
     note "prebuilt binaries do not load here; building"
-    ldd "$M2B_PREBUILT/kernels_gpu_test_m2rnn_cuda" >"$out/ldd.txt" 2>&1
+    ldd "$M2B_PREBUILT/kernels_gpu_tests" >"$out/ldd.txt" 2>&1
   fi
 fi
 

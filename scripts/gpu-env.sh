@@ -27,12 +27,13 @@ m2b_gpu_build() {
   echo "== build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; return 1
 }
 
-# The programs of the `gpu`-labelled tests in the configured $build, one per line.
+# The programs of the `gpu`-labelled tests in the configured $build, one per line: a test
+# <concern>_gpu_test_<file> is a part of the program <concern>_gpu_tests.
 m2b_gpu_test_targets() {
-  (cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: //p')
+  (cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: \(.*_gpu_test\)_.*/\1s/p' | sort -u)
 }
 
-# m2b_gpu_programs OUT NAME...: makes the programs NAME... (m2bench, bench_*, <concern>_gpu_test_*)
+# m2b_gpu_programs OUT NAME...: makes the programs NAME... (m2bench, bench_*, <concern>_gpu_tests)
 # ready and sets m2b_bin[NAME] to each one's path. With M2B_PREBUILT, a folder holding them all
 # (built on another machine against the same LibTorch, with the shared libraries they need that
 # this machine lacks), they are used as they are when every one loads here; otherwise they are

@@ -39,7 +39,7 @@ programs=(m2bench)
 [[ " $checks " == *" bench "* || " $checks " == *" profile "* ]] && programs+=(bench_train_step)
 if [[ " $checks " == *" test "* ]]; then
   if [ -n "${M2B_PREBUILT:-}" ]; then
-    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_test_* 2>/dev/null | grep -E "${M2B_GPU_TESTS:-.}"))
+    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_tests 2>/dev/null | grep -E "${M2B_GPU_TESTS:-.}"))
   else
     m2b_gpu_configure "$out" || exit 1
     programs+=($(m2b_gpu_test_targets | grep -E "${M2B_GPU_TESTS:-.}"))
@@ -53,7 +53,7 @@ m2bench="${m2b_bin[m2bench]}"
 if [[ " $checks " == *" test "* ]]; then
   rc=0
   for name in "${programs[@]}"; do
-    [[ "$name" == *_gpu_test_* ]] || continue
+    [[ "$name" == *_gpu_tests ]] || continue
     "${m2b_bin[$name]}" --order rand --rng-seed 1 >>"$out/gpu_tests.log" 2>&1 || rc=1
     echo "$name: $(tail -2 "$out/gpu_tests.log" | tr '\n' ' ')"
   done

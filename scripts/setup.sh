@@ -4,7 +4,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 APT_PACKAGES=(cmake ninja-build g++ libyaml-cpp-dev libfmt-dev catch2 libbenchmark-dev
-              libcli11-dev nlohmann-json3-dev)
+              libcli11-dev nlohmann-json3-dev ccache)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
