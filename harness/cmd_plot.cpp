@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "harness/build_paths.h"
 #include "harness/cli.h"
 #include "harness/report.h"
 
@@ -32,7 +33,7 @@ struct PlotArgs {
   std::string results = "results";
   std::string out;  // default plots/<suite>
   std::string python;
-  std::string scripts = M2BENCH_SOURCE_DIR "/plots";
+  std::string scripts = std::string(kSourceDir) + "/plots";
 };
 
 // What the plot scripts exit with when their Python has no matplotlib (NO_MATPLOTLIB in
@@ -43,7 +44,7 @@ constexpr int kExitNoMatplotlib = 3;
 std::string python_of(const PlotArgs& args) {
   if (!args.python.empty()) return args.python;
   if (const char* env = std::getenv("M2BENCH_PYTHON"); env && *env) return env;
-  return M2BENCH_PYTHON;
+  return kConfiguredPython;
 }
 
 void run_script(const std::string& python, const std::vector<std::string>& argv_tail) {

@@ -5,12 +5,7 @@
 
 #include <cstdio>
 
-#if __has_include(<catch2/catch_session.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
-#endif
+#include "tests/catch_session.h"
 
 int main(int argc, char** argv) {
   int devices = 0;
@@ -20,5 +15,5 @@ int main(int argc, char** argv) {
                 status != cudaSuccess ? cudaGetErrorString(status) : "none found");
     return M2B_SKIP_EXIT_CODE;
   }
-  return Catch::Session().run(argc, argv);
+  return run_catch_session(argc, argv);
 }

@@ -1,5 +1,4 @@
-// Catch2 v2 builds its main here; v3 links Catch2::Catch2WithMain instead (see CMakeLists.txt).
-#if !__has_include(<catch2/catch_all.hpp>)
-#define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
-#endif
+// The main of the `cpu` test programs.
+#include "tests/catch_session.h"
+
+int main(int argc, char** argv) { return run_catch_session(argc, argv); }
