@@ -12,7 +12,7 @@
 //    one copied from another run or edited by hand is reported, never tabulated.
 //  - what `run` writes is opened without following symbolic links, so a link planted in a
 //    results folder cannot make it write elsewhere.
-// RunClaim keeps two `m2bench run` processes from training the same run at once.
+// harness/run_claim.h keeps two workers from training the same run at once.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -108,25 +108,5 @@ struct StoredRun {
 StoredRun read_stored_run(const std::filesystem::path& run_dir);
 RunState run_state(const std::filesystem::path& run_dir);
 std::string to_string(RunState state);
-
-// An exclusive claim on a run folder: flock(2) on <run_dir>/.lock. The kernel drops the lock
-// when the holder exits, however it exits, so a dead process never blocks a run. Move-only;
-// the claim is released when the object is destroyed.
-class RunClaim {
- public:
-  // Creates run_dir if needed. nullopt when another process holds the claim.
-  static std::optional<RunClaim> try_claim(const std::filesystem::path& run_dir);
-  RunClaim(RunClaim&& other) noexcept;
-  RunClaim& operator=(RunClaim&& other) noexcept;
-  RunClaim(const RunClaim&) = delete;
-  RunClaim& operator=(const RunClaim&) = delete;
-  ~RunClaim();
-  const std::filesystem::path& run_dir() const { return run_dir_; }
-
- private:
-  RunClaim(std::filesystem::path run_dir, int fd) : run_dir_(std::move(run_dir)), fd_(fd) {}
-  std::filesystem::path run_dir_;
-  int fd_ = -1;
-};
 
 }  // namespace m2b

@@ -18,6 +18,7 @@
 #include "harness/cli.h"
 #include "harness/report.h"
 #include "harness/results.h"
+#include "harness/run_claim.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
 #include "tests/catch.h"
