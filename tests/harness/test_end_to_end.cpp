@@ -249,7 +249,7 @@ TEST_CASE("SIGTERM and SIGHUP stop m2bench run at a checkpoint, like the first C
     pid_t child = 0;
     REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
 
-    // Training has begun once the first log line is written.
+    // The run has begun once its start line is written.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!fs::exists(run / "metrics.jsonl") && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
