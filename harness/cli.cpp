@@ -33,6 +33,7 @@ int run_cli(int argc, const char* const* argv) {
   add_plan_command(app);
   add_run_command(app);
   add_status_command(app);
+  add_slurm_command(app);
   add_table_command(app);
   add_plot_command(app);
   try {

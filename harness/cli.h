@@ -13,6 +13,7 @@ void add_models_command(CLI::App& app);   // cmd_models.cpp
 void add_plan_command(CLI::App& app);     // cmd_plan.cpp
 void add_run_command(CLI::App& app);      // cmd_run.cpp
 void add_status_command(CLI::App& app);   // cmd_status.cpp
+void add_slurm_command(CLI::App& app);    // cmd_slurm.cpp
 void add_table_command(CLI::App& app);    // cmd_table.cpp
 void add_plot_command(CLI::App& app);     // cmd_plot.cpp
 
