@@ -28,7 +28,9 @@ static int cluster(const std::string& action, const fs::path& dir) {
 int main(int argc, char** argv) {
   const fs::path dir = fs::temp_directory_path() / ("m2b_slurm_cluster_" + std::to_string(::getpid()));
   const int started = cluster("start", dir);
+  std::error_code ignored;
   if (started != 0) {
+    fs::remove_all(dir, ignored);
     const char* required = std::getenv("M2BENCH_SLURM_REQUIRED");
     if (started == M2B_SKIP_EXIT_CODE && !(required && std::string(required) == "1")) {
       std::printf("skipped: no Slurm cluster can start here (see above)\n");
@@ -40,7 +42,6 @@ int main(int argc, char** argv) {
   ::setenv("SLURM_CONF", (dir / "slurm.conf").c_str(), 1);
   const int result = Catch::Session().run(argc, argv);
   cluster("stop", dir);
-  std::error_code ignored;
   fs::remove_all(dir, ignored);
   return result;
 }
