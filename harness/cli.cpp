@@ -14,6 +14,14 @@
 
 namespace m2b::cli {
 
+void add_suite_arguments(CLI::App* command, std::string& suite, std::string& results,
+                         const std::string& results_help) {
+  command->add_option("suite", suite, "The suite YAML, e.g. experiments/quickstart.yaml")
+      ->required()
+      ->check(CLI::ExistingFile);
+  command->add_option("--results", results, results_help)->capture_default_str();
+}
+
 int run_cli(int argc, const char* const* argv) {
   CLI::App app{"m2bench: can this architecture track state? Synthetic state-tracking tasks, "
                "M2RNN and its baselines, experiment suites, tables and figures."};
@@ -24,6 +32,8 @@ int run_cli(int argc, const char* const* argv) {
   add_models_command(app);
   add_plan_command(app);
   add_run_command(app);
+  add_status_command(app);
+  add_slurm_command(app);
   add_table_command(app);
   add_plot_command(app);
   try {

@@ -14,6 +14,7 @@
 #include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
+#include "harness/workers.h"
 
 namespace m2b::cli {
 
@@ -43,10 +44,27 @@ struct RunArgs {
   std::vector<std::string> only;
   int threads = 0;
   bool no_cuda_graphs = false;
+  std::string gpus;
+  int per_gpu = 1;
 };
+
+// The `run` command line each --gpus worker runs: this one's, less --gpus and --per-gpu.
+std::vector<std::string> worker_args(const RunArgs& args) {
+  std::vector<std::string> out = {"run", args.suite, "--results", args.results};
+  if (args.fresh) out.push_back("--fresh");
+  for (const std::string& id : args.only) out.insert(out.end(), {"--only", id});
+  if (args.threads > 0) out.insert(out.end(), {"--threads", std::to_string(args.threads)});
+  if (args.no_cuda_graphs) out.push_back("--no-cuda-graphs");
+  return out;
+}
 
 void run_command(const RunArgs& args) {
   const Suite suite = load_suite(args.suite);
+  if (!args.gpus.empty()) {
+    const int status = run_workers(parse_gpus(args.gpus), args.per_gpu, worker_args(args), std::cout);
+    if (status != 0) throw CLI::RuntimeError(status);
+    return;
+  }
   if (args.threads > 0) torch::set_num_threads(args.threads);
   SuiteRunOptions options;
   options.results_root = args.results;
@@ -58,6 +76,7 @@ void run_command(const RunArgs& args) {
   options.cuda_graphs = !args.no_cuda_graphs;
   g_stop_signal = 0;
   for (int signal : kStopSignals) std::signal(signal, on_stop_signal);
+  stop_with_parent();
   const auto start = std::chrono::steady_clock::now();
   const SuiteRunReport report = run_suite(suite, options);
   const double hours =
@@ -94,11 +113,7 @@ void add_run_command(CLI::App& app) {
       "run", "Train and evaluate every run of a suite that is not done yet: finished runs are "
              "skipped, stopped ones resume from their checkpoint, and runs another m2bench "
              "process holds are left to it");
-  cmd->add_option("suite", args->suite, "The suite YAML, e.g. experiments/quickstart.yaml")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--results", args->results, "Results folder (holds <suite>/<run-id>/)")
-      ->capture_default_str();
+  add_suite_arguments(cmd, args->suite, args->results);
   cmd->add_flag("--fresh", args->fresh,
                 "Retrain runs that were done before this command began (processes started "
                 "together with --fresh split the suite); each new run replaces the old one only "
@@ -112,6 +127,15 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--no-cuda-graphs", args->no_cuda_graphs,
                 "On a GPU, launch every kernel of a training step eagerly instead of replaying "
                 "the step from a CUDA graph (slower; for debugging and comparison)");
+  cmd->add_option("--gpus", args->gpus,
+                  "Train with one worker process per GPU, each seeing only its GPU "
+                  "(CUDA_VISIBLE_DEVICES): all (CUDA_VISIBLE_DEVICES's GPUs where it is set, "
+                  "else every GPU found), or a comma list such as 0,2,5");
+  cmd->add_option("--per-gpu", args->per_gpu,
+                  "Worker processes per GPU with --gpus; small models fill a GPU better with "
+                  "several (with CUDA MPS their kernels run at once)")
+      ->check(CLI::Range(1, 64))
+      ->needs("--gpus");
   cmd->callback([args] { run_command(*args); });
 }
 

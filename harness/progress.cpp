@@ -13,7 +13,7 @@ std::string format_duration(double seconds) {
   return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
 }
 
-static std::string format_rate(double tokens_per_s) {
+std::string format_rate(double tokens_per_s) {
   if (tokens_per_s >= 1e6) return fmt::format("{:.1f}M tok/s", tokens_per_s / 1e6);
   if (tokens_per_s >= 1e3) return fmt::format("{:.1f}k tok/s", tokens_per_s / 1e3);
   return fmt::format("{:.0f} tok/s", tokens_per_s);

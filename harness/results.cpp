@@ -1,7 +1,6 @@
 #include "harness/results.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -85,7 +84,7 @@ fs::path run_dir(const fs::path& results_root, const RunConfig& run) {
   return suite_dir(results_root, run.suite) / run.id;
 }
 
-[[noreturn]] static void fail_errno(const std::string& what, const fs::path& path) {
+[[noreturn]] void fail_errno(const std::string& what, const fs::path& path) {
   throw std::runtime_error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
 }
 
@@ -278,40 +277,6 @@ std::string to_string(RunState state) {
     case RunState::invalid: return "invalid";
   }
   return "?";
-}
-
-std::optional<RunClaim> RunClaim::try_claim(const fs::path& dir) {
-  fs::create_directories(dir);
-  fs::path lock = dir / ".lock";
-  int fd = open_for_writing(lock, O_RDWR);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int saved = errno;
-    ::close(fd);
-    if (saved == EWOULDBLOCK) return std::nullopt;
-    errno = saved;
-    fail_errno("cannot lock", lock);
-  }
-  return RunClaim(dir, fd);
-}
-
-RunClaim::RunClaim(RunClaim&& other) noexcept
-    : run_dir_(std::move(other.run_dir_)), fd_(other.fd_) {
-  other.fd_ = -1;
-}
-
-RunClaim& RunClaim::operator=(RunClaim&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    run_dir_ = std::move(other.run_dir_);
-    fd_ = other.fd_;
-    other.fd_ = -1;
-  }
-  return *this;
-}
-
-// Closing the descriptor drops the flock.
-RunClaim::~RunClaim() {
-  if (fd_ >= 0) ::close(fd_);
 }
 
 int open_for_writing(const fs::path& path, int flags) {

@@ -12,7 +12,7 @@
 //    one copied from another run or edited by hand is reported, never tabulated.
 //  - what `run` writes is opened without following symbolic links, so a link planted in a
 //    results folder cannot make it write elsewhere.
-// RunClaim keeps two `m2bench run` processes from training the same run at once.
+// harness/run_claim.h keeps two workers from training the same run at once.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -64,6 +64,9 @@ std::filesystem::path run_dir(const std::filesystem::path& results_root, const R
 // std::runtime_error naming the path and the system error.
 void write_atomic(const std::filesystem::path& path, const std::string& content);
 
+// Throws std::runtime_error "<what> <path>: <the system error of errno>".
+[[noreturn]] void fail_errno(const std::string& what, const std::filesystem::path& path);
+
 // Opens `path` for writing (with O_CREAT and any other `flags`) without following a symbolic
 // link: a link there, planted or left over, is refused with a message naming it. Returns the fd.
 int open_for_writing(const std::filesystem::path& path, int flags);
@@ -90,7 +93,8 @@ void write_summary(const std::filesystem::path& run_dir, const RunSummary& summa
 
 // metrics.jsonl. `line` must be a JSON object: {"step":..,"kind":"train"|"eval","loss":..,
 // "accuracy":..,"sequence_accuracy":..,"length":.. (eval only),"tokens_per_s":..,"lr":..,
-// "wall_s":..}.
+// "wall_s":..}, or at the beginning of each training session {"step":..,"kind":"start"|"resume",
+// "worker":{"host":..,"pid":..,"job":..,"gpu":..},"at":..}.
 void append_metrics(const std::filesystem::path& run_dir, const nlohmann::json& line);
 std::vector<nlohmann::json> read_metrics(const std::filesystem::path& run_dir);
 
@@ -108,25 +112,5 @@ struct StoredRun {
 StoredRun read_stored_run(const std::filesystem::path& run_dir);
 RunState run_state(const std::filesystem::path& run_dir);
 std::string to_string(RunState state);
-
-// An exclusive claim on a run folder: flock(2) on <run_dir>/.lock. The kernel drops the lock
-// when the holder exits, however it exits, so a dead process never blocks a run. Move-only;
-// the claim is released when the object is destroyed.
-class RunClaim {
- public:
-  // Creates run_dir if needed. nullopt when another process holds the claim.
-  static std::optional<RunClaim> try_claim(const std::filesystem::path& run_dir);
-  RunClaim(RunClaim&& other) noexcept;
-  RunClaim& operator=(RunClaim&& other) noexcept;
-  RunClaim(const RunClaim&) = delete;
-  RunClaim& operator=(const RunClaim&) = delete;
-  ~RunClaim();
-  const std::filesystem::path& run_dir() const { return run_dir_; }
-
- private:
-  RunClaim(std::filesystem::path run_dir, int fd) : run_dir_(std::move(run_dir)), fd_(fd) {}
-  std::filesystem::path run_dir_;
-  int fd_ = -1;
-};
 
 }  // namespace m2b

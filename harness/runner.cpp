@@ -15,7 +15,9 @@
 #include <stdexcept>
 
 #include "harness/compute.h"
+#include "harness/progress.h"
 #include "harness/results.h"
+#include "harness/run_claim.h"
 #include "harness/trainer.h"
 
 namespace m2b {
@@ -79,16 +81,19 @@ static fs::file_time_type file_time_now(const fs::path& dir) {
 
 // Trains one claimed run: in its folder, or with fresh in a staging folder that replaces it once
 // the summary is written. nullopt when the run was stopped on request.
-static std::optional<RunSummary> train_claimed(const RunConfig& run, const fs::path& dir,
+static std::optional<RunSummary> train_claimed(const RunConfig& run, RunClaim& claim,
                                                const std::string& label,
                                                const SuiteRunOptions& options, std::ostream& out) {
+  const fs::path dir = claim.run_dir();
   TrainOptions train_options;
   train_options.progress = &out;
   train_options.live_progress = options.live_progress;
   train_options.label = label;
   train_options.cuda_graphs = options.cuda_graphs;
-  if (options.interrupted)
-    train_options.stop_requested = [&](int64_t) { return options.interrupted(); };
+  train_options.stop_requested = [&](int64_t) {
+    claim.beat();
+    return options.interrupted && options.interrupted();
+  };
   if (!options.fresh) return train_run(run, dir, train_options);
   // A staging folder left by an earlier --fresh that was stopped: fresh means from scratch.
   const fs::path staging = dir.parent_path() / (".fresh-" + run.id);
@@ -159,9 +164,17 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
           if (first_pass) out << label << "  taken by another m2bench process, skipped\n";
           continue;
         }
-        if (!first_pass) out << label << "  left unfinished by a process that ended; taking it\n";
+        if (const auto& dead = claim->taken_from()) {
+          const bool here = dead->worker.host == host_name();
+          out << fmt::format("{}  taken over from {}, {}\n", label, describe(dead->worker),
+                             here ? "which has ended"
+                                  : "whose heartbeat stopped " +
+                                        format_duration(unix_now() - dead->heartbeat) + " ago");
+        } else if (!first_pass) {
+          out << label << "  left unfinished by a process that ended; taking it\n";
+        }
         took_any = true;
-        std::optional<RunSummary> summary = train_claimed(run, dir, label, options, out);
+        std::optional<RunSummary> summary = train_claimed(run, *claim, label, options, out);
         if (!summary) {
           outcome = Outcome::pending;
           report.interrupted = true;

@@ -3,7 +3,6 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -14,6 +13,7 @@
 #include "harness/compute.h"
 #include "harness/evaluator.h"
 #include "harness/progress.h"
+#include "harness/run_claim.h"
 #include "harness/schedule.h"
 #include "harness/train_step.h"
 #include "harness/version.h"
@@ -37,11 +37,6 @@ static std::string utc_now() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
-}
-
-static std::string host_name() {
-  char name[256] = {};
-  return ::gethostname(name, sizeof name - 1) == 0 ? name : "unknown";
 }
 
 // Metrics lines past the checkpoint belong to a session that died after it: the resumed run
@@ -112,6 +107,12 @@ class Session {
     else
       progress_.started_at = utc_now();
     keep_metrics_through(dir_, progress_.step);
+    // Which worker trained the run from which step: a start, then one resume per later session.
+    json session{{"step", progress_.step},
+                 {"kind", progress_.step > 0 ? "resume" : "start"},
+                 {"worker", this_worker()},
+                 {"at", utc_now()}};
+    append_metrics(dir_, session);
     step_ = std::make_unique<TrainStep>(model_, *optimizer_, train_, compute_, progress_.step,
                                         options_.cuda_graphs);
     const Evaluator evaluator(*task_, run_.task, train_.batch_size, compute_);

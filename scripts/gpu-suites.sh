@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build m2bench with CUDA, run the GPU checks it is asked for, then
-# train suites with several m2bench processes sharing the GPU (they split a suite's runs between
+# train suites with several m2bench worker processes per GPU (they split a suite's runs between
 # them), stopping at a deadline so the call ends in time. Finished runs are kept; a run stopped
 # at the deadline resumes from its checkpoint only on the same machine (see the packing below).
 # $OUT gets few files (the device tool returns at most 8): results.tar.gz (the results
 # root; unpack it into results/paper/ or wherever the suites' results live), logs.tar.gz, and
 # the short logs of the build and checks.
 #   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
-#   M2B_PROCS       m2bench processes per suite (default 8); each uses 1 CPU thread
+#   M2B_PROCS       m2bench worker processes per GPU (`m2bench run --gpus all --per-gpu`,
+#                   default 8); each uses 1 CPU thread
 #   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
 #   M2B_RESULTS     a results root to resume from (default: none: training starts afresh)
 #   M2B_CHECKS      any of "test bench peer": the `gpu` tests, bench_train_step on the GPU, and
@@ -97,19 +98,15 @@ for suite in $suites; do
   name=$(basename "$suite" .yaml)
   left=$(( deadline - $(date +%s) ))
   [ "$left" -le 30 ] && { echo "== $name: not started, deadline reached"; continue; }
-  echo "== $name: $procs processes, at most $left s"
+  echo "== $name: $procs processes per GPU, at most $left s"
   suite_start=$(date +%s)
-  pids=()
-  for i in $(seq 1 "$procs"); do
-    timeout --signal=INT --kill-after=20 "$left" "$m2bench" run "$suite" --threads 1 \
-      --results "$work/results" "${graphs_flag[@]}" >"$work/logs/${name}_$i.log" 2>&1 &
-    pids+=($!)
-    sleep 1  # staggered, so that the processes claim different runs
-  done
-  wait "${pids[@]}"
+  # One worker process per slot; at the deadline SIGINT makes each write a checkpoint and stop.
+  timeout --signal=INT --kill-after=20 "$left" "$m2bench" run "$suite" --gpus all \
+    --per-gpu "$procs" --threads 1 --results "$work/results" "${graphs_flag[@]}" \
+    >"$work/logs/$name.log" 2>&1
   echo "== $name: $(( $(date +%s) - suite_start )) s"
   "$m2bench" plan "$suite" --results "$work/results" | tail -1
-  grep -h "failed:" "$work/logs/${name}"_*.log | sort | uniq -c | head -5
+  grep -h "failed:" "$work/logs/$name.log" | sed 's/^\[gpu [^]]*\] //' | sort | uniq -c | head -5
 done
 # Without checkpoints: a stopped run's checkpoint cannot come back within the device's file
 # limits, so what a sitting leaves unfinished is trained again from the start at the next one.

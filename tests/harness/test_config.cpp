@@ -315,7 +315,7 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
   refused({"run", suite, "--threads", "0"}, "--threads: Value 0 not in range 1 to 4096");
   refused({"plan"}, "suite is required");
   refused({"tabel", "results/x"}, "unknown command 'tabel' (valid: version, tasks, data, models, "
-                                  "plan, run, table, plot)");
+                                  "plan, run, status, slurm, table, plot)");
 }
 
 TEST_CASE("a model of the suite that no run uses is checked too", "[config]") {

@@ -18,11 +18,13 @@
 #include "harness/cli.h"
 #include "harness/report.h"
 #include "harness/results.h"
+#include "harness/run_claim.h"
 #include "harness/runner.h"
 #include "harness/suite.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"  // one intra-op thread
+#include "tests/tiny_suite.h"
 
 extern char** environ;
 
@@ -32,18 +34,10 @@ using m2b::test::read_text;
 using m2b::test::TempDir;
 namespace fs = std::filesystem;
 
-static const char* kTinySuite = R"(suite: e2e
-models:
-  gru: {d_model: 16, n_layers: 1, layers: [{mixer: gru}]}
-  att: {d_model: 16, n_layers: 1, layers: [{mixer: attention, num_heads: 2}]}
-defaults:
-  task: {name: parity, train_min_length: 2, train_max_length: 8, eval_lengths: [8, 16],
-         eval_examples: 32}
-  train: {steps: 30, batch_size: 16, lr: 1.0e-2, warmup_steps: 5, log_every: 10,
-          eval_every: 100, checkpoint_every: 10, device: cpu, target_accuracy: 2.0}
-grid:
-  model: [gru, att]
-)";
+static const std::string kTinySuite = m2b::test::tiny_suite(
+    "e2e",
+    "steps: 30, lr: 1.0e-2, warmup_steps: 5, log_every: 10, eval_every: 100, checkpoint_every: 10",
+    "grid:\n  model: [gru, att]\n");
 
 // Runs one m2bench subcommand line through the same CLI code as the executable.
 static void m2bench(const std::string& line) {
@@ -199,16 +193,9 @@ TEST_CASE("--only names a run of the suite, or the error lists them", "[end_to_e
 
 // One model, long enough to be stopped mid-way, with no checkpoint of its own before the end:
 // a checkpoint on disk can only be the one a stop wrote.
-static const char* kLongSuite = R"(suite: long
-models:
-  gru: {d_model: 16, n_layers: 1, layers: [{mixer: gru}]}
-defaults:
-  model: gru
-  task: {name: parity, train_min_length: 2, train_max_length: 8, eval_lengths: [8],
-         eval_examples: 32}
-  train: {steps: 100000, batch_size: 16, log_every: 5, eval_every: 1000000,
-          checkpoint_every: 1000000, device: cpu}
-)";
+static const std::string kLongSuite = m2b::test::tiny_suite(
+    "long",
+    "steps: 100000, log_every: 5, eval_every: 1000000, checkpoint_every: 1000000");
 
 // The child process of the next test: `m2bench run $M2B_TEST_SUITE --results $M2B_TEST_RESULTS`
 // through the program's own entry, exiting with its status. Hidden by its [.] tag.
@@ -242,7 +229,7 @@ TEST_CASE("SIGTERM and SIGHUP stop m2bench run at a checkpoint, like the first C
     pid_t child = 0;
     REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
 
-    // Training has begun once the first log line is written.
+    // The run has begun once its start line is written.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!fs::exists(run / "metrics.jsonl") && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -1,6 +1,5 @@
 // The results store: whole files or none, metrics that survive a torn line, summaries that read
-// back, and a run claim that holds across processes and dies with its holder.
-#include <signal.h>
+// back. (The run claim's tests are in test_run_claim.cpp.)
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +7,7 @@
 #include <sstream>
 
 #include "harness/results.h"
+#include "harness/run_claim.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 
@@ -28,15 +28,6 @@ std::vector<std::string> entries_in(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-// Runs `child` in a forked process and returns its exit status.
-int in_child(const std::function<int()>& child) {
-  pid_t pid = fork();
-  if (pid == 0) _exit(child());
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 m2b::RunSummary sample_summary() {
@@ -163,46 +154,6 @@ TEST_CASE("run_dir is results/<suite>/<id>", "[results]") {
   config.suite = "quick";
   config.id = "0123456789ab";
   CHECK(m2b::run_dir("results", config) == fs::path("results/quick/0123456789ab"));
-}
-
-TEST_CASE("a claimed run cannot be claimed again until it is released", "[results]") {
-  TempDir dir;
-  const fs::path run = dir.path() / "suite" / "run";
-  {
-    auto claim = m2b::RunClaim::try_claim(run);
-    REQUIRE(claim);
-    CHECK(claim->run_dir() == run);
-    CHECK_FALSE(m2b::RunClaim::try_claim(run));
-    // Another process is refused too.
-    CHECK(in_child([&] { return m2b::RunClaim::try_claim(run) ? 1 : 0; }) == 0);
-    auto moved = std::move(*claim);
-    CHECK_FALSE(m2b::RunClaim::try_claim(run));
-  }
-  CHECK(in_child([&] { return m2b::RunClaim::try_claim(run) ? 0 : 1; }) == 0);
-  CHECK(m2b::RunClaim::try_claim(run));
-}
-
-TEST_CASE("a killed holder's claim does not block the run", "[results]") {
-  TempDir dir;
-  const fs::path run = dir.path() / "run";
-  int ready[2];
-  REQUIRE(pipe(ready) == 0);
-  pid_t holder = fork();
-  if (holder == 0) {
-    auto claim = m2b::RunClaim::try_claim(run);
-    char byte = claim ? 'y' : 'n';
-    (void)!write(ready[1], &byte, 1);
-    for (;;) pause();
-  }
-  char byte = 0;
-  REQUIRE(read(ready[0], &byte, 1) == 1);
-  REQUIRE(byte == 'y');
-  CHECK_FALSE(m2b::RunClaim::try_claim(run));
-  kill(holder, SIGKILL);
-  waitpid(holder, nullptr, 0);
-  CHECK(m2b::RunClaim::try_claim(run));
-  close(ready[0]);
-  close(ready[1]);
 }
 
 TEST_CASE("prefix-accuracy curves read back as written, and a summary without them still loads",

@@ -13,6 +13,7 @@
 
 #include "harness/checkpoint.h"
 #include "harness/results.h"
+#include "harness/run_claim.h"
 #include "harness/trainer.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
@@ -29,10 +30,12 @@ namespace fs = std::filesystem;
 // The killed run: long enough that the kill lands mid-way, checkpoints every 10 steps.
 static RunConfig killable_run() { return resolved(tiny_run("s3", 400)); }
 
-// What must not depend on where a run was interrupted: every metrics value but the timings.
+// What must not depend on where a run was interrupted: every metrics value but the timings and
+// the lines that say which worker started or resumed the run.
 static std::vector<nlohmann::json> reproducible_metrics(const fs::path& dir) {
   std::vector<nlohmann::json> out;
   for (nlohmann::json line : read_metrics(dir)) {
+    if (line.at("kind") == "start" || line.at("kind") == "resume") continue;
     line.erase("wall_s");
     line.erase("tokens_per_s");
     out.push_back(line);
@@ -100,6 +103,24 @@ TEST_CASE("a resumed run says from which step it goes on", "[resume]") {
   resume.progress = &second;
   REQUIRE(train_run(run, scratch.path(), resume));
   CHECK_THAT(second.str(), Catch::Matchers::Contains("resuming from step 17"));
+}
+
+TEST_CASE("metrics.jsonl names the worker of one start and of a resume per later session",
+          "[resume]") {
+  TempDir scratch;
+  const RunConfig run = resolved(tiny_run("s3", 30));
+  TrainOptions stop_at_17;
+  stop_at_17.stop_requested = [](int64_t step) { return step == 17; };
+  CHECK_FALSE(train_run(run, scratch.path(), stop_at_17));
+  REQUIRE(train_run(run, scratch.path()));
+  std::vector<std::pair<std::string, int64_t>> sessions;
+  for (const nlohmann::json& line : read_metrics(scratch.path())) {
+    if (line.at("kind") != "start" && line.at("kind") != "resume") continue;
+    sessions.emplace_back(line.at("kind"), line.at("step"));
+    CHECK(line.at("worker").at("host") == host_name());
+    CHECK(line.at("worker").at("pid") == ::getpid());
+  }
+  CHECK(sessions == std::vector<std::pair<std::string, int64_t>>{{"start", 0}, {"resume", 17}});
 }
 
 TEST_CASE("a run resumed twice, once past its last evaluation, still matches", "[resume]") {

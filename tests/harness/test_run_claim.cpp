@@ -1,0 +1,147 @@
+// The run claim: one worker per run at a time, in one process, across processes and across
+// hosts sharing the results root; a holder that dies, by SIGKILL or with its node, never blocks
+// the run for long.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+
+#include "harness/run_claim.h"
+#include "tests/catch.h"
+#include "tests/harness/suite_fixtures.h"
+
+using m2b::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs `child` in a forked process and returns its exit status.
+int in_child(const std::function<int()>& child) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(child());
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// An owner record as a worker on another node would leave it, with its last heartbeat `age`
+// seconds ago.
+void write_foreign_record(const fs::path& run, int64_t age) {
+  fs::create_directories(run);
+  const int64_t beat = m2b::unix_now() - age;
+  std::ofstream(run / ".owner") << nlohmann::json{
+      {"worker", {{"host", "node-elsewhere"}, {"pid", 4242}, {"job", "77_3"}, {"gpu", "1"}}},
+      {"claimed_at", beat - 100},
+      {"heartbeat", beat}};
+}
+
+}  // namespace
+
+TEST_CASE("a claimed run cannot be claimed again until it is released", "[run_claim]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "suite" / "run";
+  {
+    auto claim = m2b::RunClaim::try_claim(run);
+    REQUIRE(claim);
+    CHECK(claim->run_dir() == run);
+    CHECK_FALSE(m2b::RunClaim::try_claim(run));
+    // Another process is refused too.
+    CHECK(in_child([&] { return m2b::RunClaim::try_claim(run) ? 1 : 0; }) == 0);
+    auto moved = std::move(*claim);
+    CHECK_FALSE(m2b::RunClaim::try_claim(run));
+  }
+  CHECK(in_child([&] { return m2b::RunClaim::try_claim(run) ? 0 : 1; }) == 0);
+  CHECK(m2b::RunClaim::try_claim(run));
+}
+
+TEST_CASE("a claim records its worker's host, pid, Slurm job and GPU until it is released",
+          "[run_claim]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  ::setenv("SLURM_ARRAY_JOB_ID", "880", 1);
+  ::setenv("SLURM_ARRAY_TASK_ID", "2", 1);
+  ::setenv("CUDA_VISIBLE_DEVICES", "5", 1);
+  {
+    auto claim = m2b::RunClaim::try_claim(run);
+    REQUIRE(claim);
+    const auto owner = m2b::read_owner(run);
+    REQUIRE(owner);
+    CHECK(owner->worker.host == m2b::host_name());
+    CHECK(owner->worker.pid == ::getpid());
+    CHECK(owner->worker.job == "880_2");
+    CHECK(owner->worker.gpu == "5");
+    CHECK(m2b::unix_now() - owner->heartbeat <= 1);
+    CHECK(m2b::describe(owner->worker) ==
+          "host " + m2b::host_name() + " pid " + std::to_string(::getpid()) + " job 880_2 gpu 5");
+  }
+  ::unsetenv("SLURM_ARRAY_JOB_ID");
+  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  CHECK_FALSE(m2b::read_owner(run));
+  CHECK_FALSE(fs::exists(run / ".owner"));
+}
+
+TEST_CASE("a holder killed with SIGKILL leaves its record, and the next claim takes the run over",
+          "[run_claim]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  pid_t holder = fork();
+  if (holder == 0) {
+    auto claim = m2b::RunClaim::try_claim(run);
+    char byte = claim ? 'y' : 'n';
+    (void)!write(ready[1], &byte, 1);
+    for (;;) pause();
+  }
+  char byte = 0;
+  REQUIRE(read(ready[0], &byte, 1) == 1);
+  REQUIRE(byte == 'y');
+  CHECK_FALSE(m2b::RunClaim::try_claim(run));
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  const auto left = m2b::read_owner(run);
+  REQUIRE(left);  // nothing ran to remove it
+  CHECK(left->worker.pid == holder);
+
+  auto claim = m2b::RunClaim::try_claim(run);
+  REQUIRE(claim);
+  REQUIRE(claim->taken_from());
+  CHECK(claim->taken_from()->worker.pid == holder);
+  CHECK(m2b::read_owner(run)->worker.pid == ::getpid());
+  close(ready[0]);
+  close(ready[1]);
+}
+
+TEST_CASE("a worker on another host with a fresh heartbeat keeps its run though the flock is free",
+          "[run_claim]") {
+  // As on a shared file system that keeps flock to each node.
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  write_foreign_record(run, 30);
+  CHECK_FALSE(m2b::RunClaim::try_claim(run));
+  const auto owner = m2b::read_owner(run);
+  REQUIRE(owner);
+  CHECK(owner->worker.host == "node-elsewhere");  // left as it was
+}
+
+TEST_CASE("a run whose worker's node stopped its heartbeat is taken over after kStaleSeconds",
+          "[run_claim]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  write_foreign_record(run, m2b::kStaleSeconds + 5);
+  auto claim = m2b::RunClaim::try_claim(run);
+  REQUIRE(claim);
+  REQUIRE(claim->taken_from());
+  CHECK(claim->taken_from()->worker.host == "node-elsewhere");
+  CHECK(claim->taken_from()->worker.job == "77_3");
+  CHECK(m2b::read_owner(run)->worker.host == m2b::host_name());
+  // Nothing of the takeover is left beside the record.
+  for (const auto& entry : fs::directory_iterator(run)) {
+    const std::string name = entry.path().filename().string();
+    CHECK((name == ".lock" || name == ".owner"));
+  }
+}

@@ -1,0 +1,94 @@
+// `m2bench status`: where each run of a suite stands and when the suite will be done, read from
+// the run folders alone.
+#include <fstream>
+
+#include "harness/results.h"
+#include "harness/run_claim.h"
+#include "harness/runner.h"
+#include "harness/suite.h"
+#include "harness/suite_status.h"
+#include "tests/catch.h"
+#include "tests/harness/suite_fixtures.h"
+#include "tests/harness/tiny_run.h"  // one intra-op thread
+#include "tests/tiny_suite.h"
+
+using namespace m2b;
+using Catch::Matchers::Contains;
+using Catch::Matchers::WithinRel;
+using m2b::test::TempDir;
+namespace fs = std::filesystem;
+
+// Four runs of 30 steps, logged every 10.
+static const std::string kStatusSuite = m2b::test::tiny_suite(
+    "status", "steps: 30, log_every: 10, eval_every: 100, checkpoint_every: 10",
+    "grid:\n  seed: [0, 1, 2, 3]\n");
+
+// A run's folder as a worker leaves it after logging `step` steps in `wall_s` seconds.
+static void begin_run(const fs::path& results, const RunConfig& run, int64_t step, double wall_s) {
+  const fs::path dir = run_dir(results, run);
+  write_config(dir, run);
+  append_metrics(dir, {{"step", 0}, {"kind", "start"}});
+  append_metrics(dir, {{"step", step}, {"kind", "train"}, {"tokens_per_s", 1500.0}, {"wall_s", wall_s}});
+}
+
+TEST_CASE("status counts finished, training, stopped and missing runs, with a training run's "
+          "worker, step, pace and ETA, and the suite's ETA", "[suite_status]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
+  const fs::path results = dir.path() / "results";
+  SuiteRunOptions options;
+  options.results_root = results;
+  options.only = {suite.runs[0].id};
+  REQUIRE(run_suite(suite, options).finished == 1);
+  begin_run(results, suite.runs[1], 10, 2.0);  // held by this process: training
+  auto claim = RunClaim::try_claim(run_dir(results, suite.runs[1]));
+  REQUIRE(claim);
+  begin_run(results, suite.runs[2], 20, 3.0);  // nobody holds it: stopped
+
+  const SuiteStatus status = suite_status(suite, results);
+  CHECK(status.count(RunActivity::finished) == 1);
+  CHECK(status.count(RunActivity::training) == 1);
+  CHECK(status.count(RunActivity::stopped) == 1);
+  CHECK(status.count(RunActivity::missing) == 1);
+  const RunStatus& training = status.runs[1];
+  CHECK(training.step == 10);
+  REQUIRE(training.eta_s);
+  CHECK_THAT(*training.eta_s, WithinRel(4.0, 1e-9));  // 2 s for 10 steps, 20 to go
+  // The two runs waiting take the finished one's time each, on the one worker training.
+  const double finished_s = read_summary(run_dir(results, suite.runs[0]))->wall_s;
+  REQUIRE(status.eta_s);
+  CHECK_THAT(*status.eta_s, WithinRel(4.0 + 2 * finished_s, 1e-9));
+
+  const std::string text = format_status(suite, results, status);
+  CHECK_THAT(text, Contains("suite status (" + (results / "status").string() +
+                            "): 4 runs: 1 finished, 0 diverged, 1 training, 1 stopped, 1 missing"));
+  CHECK_THAT(text, Contains("training  [2/4] gru parity seed 1  " + suite.runs[1].id +
+                            "  step 10/30  1.5k tok/s  ETA 4s  " + describe(this_worker())));
+  CHECK_THAT(text, Contains("stopped   [3/4] gru parity seed 2  " + suite.runs[2].id + "  step 20/30"));
+  CHECK_THAT(text, Contains("missing   [4/4] gru parity seed 3  " + suite.runs[3].id));
+  CHECK_THAT(text, Contains("suite ETA ") && Contains(" with 1 worker training"));
+}
+
+TEST_CASE("a run held on another host shows that host's worker, and is stalled once its "
+          "heartbeat stops", "[suite_status]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
+  const fs::path results = dir.path() / "results";
+  begin_run(results, suite.runs[0], 10, 2.0);
+  const auto hold = [&](int64_t heartbeat_age) {
+    std::ofstream(run_dir(results, suite.runs[0]) / ".owner") << nlohmann::json{
+        {"worker", {{"host", "node7"}, {"pid", 99}, {"job", "12_1"}, {"gpu", "3"}}},
+        {"claimed_at", unix_now() - 1000},
+        {"heartbeat", unix_now() - heartbeat_age}};
+  };
+  hold(20);
+  CHECK_THAT(format_status(suite, results, suite_status(suite, results)),
+             Contains("ETA 4s  host node7 pid 99 job 12_1 gpu 3"));
+  hold(kStaleSeconds + 60);
+  const SuiteStatus stalled = suite_status(suite, results);
+  CHECK(stalled.count(RunActivity::stalled) == 1);
+  CHECK_FALSE(stalled.eta_s);
+  CHECK_THAT(format_status(suite, results, stalled),
+             Contains("no heartbeat from its worker for over 10m00s") &&
+                 Contains("suite ETA unknown: no worker is training it now"));
+}
