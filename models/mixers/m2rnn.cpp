@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "models/layers.h"
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 #include "models/mixer.h"
 #include "models/mixers/decay_gate_options.h"
 

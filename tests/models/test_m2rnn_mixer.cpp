@@ -4,7 +4,7 @@
 // (Causality, forward == step and split == whole are the conformance suite's.)
 #include <string>
 
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 #include "models/mixer.h"
 #include "tests/catch.h"
 

@@ -1,6 +1,6 @@
 #pragma once
 // The CUDA backends of the M2RNN recurrence as LibTorch autograd functions on the current CUDA
-// stream (models/m2rnn_cuda_binding.cpp, built only with M2BENCH_HAVE_CUDA). models/m2rnn_op
+// stream (models/ops/m2rnn_cuda_binding.cpp, built only with M2BENCH_HAVE_CUDA). m2rnn_op
 // dispatches here for the `cuda` and `cublas` backends.
 #include <torch/torch.h>
 

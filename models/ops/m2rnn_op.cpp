@@ -1,4 +1,4 @@
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,7 +11,7 @@
 
 #include "kernels/m2rnn.h"
 #ifdef M2BENCH_HAVE_CUDA
-#include "models/m2rnn_cuda_binding.h"
+#include "models/ops/m2rnn_cuda_binding.h"
 #endif
 
 namespace m2b::models {

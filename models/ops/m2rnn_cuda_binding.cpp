@@ -1,7 +1,7 @@
 // LibTorch autograd function over the torch-free CUDA kernels of kernels/cuda/m2rnn_cuda.h.
 // Training runs save only the fused forward's checkpoints (or, for cuBLAS, every state) and the
 // inputs; inference (no grad needed) calls the forward alone and saves nothing.
-#include "models/m2rnn_cuda_binding.h"
+#include "models/ops/m2rnn_cuda_binding.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -58,7 +58,7 @@ void check_cuda_inputs(const torch::Tensor& q, const torch::Tensor& k, const tor
   }
 }
 
-M2rnnShape shape_of(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+M2rnnShape m2rnn_shape_of(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                     const torch::Tensor& W, const torch::Tensor& f) {
   M2rnnShape s;
   s.B = q.size(0), s.S = q.size(1), s.Nq = q.size(2), s.K = q.size(3);
@@ -140,7 +140,7 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
                                                 torch::Tensor f, const std::optional<torch::Tensor>& h0_given,
                                                 double grad_clip, bool cublas) {
     const torch::Tensor h0 = h0_given.value_or(torch::Tensor());
-    const M2rnnShape s = shape_of(q, k, v, W, f);
+    const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     torch::Tensor y, h_final;
     const torch::Tensor saved = run_forward(s, q, k, v, W, f, h0, cublas, true, y, h_final);
     ctx->save_for_backward({q, k, v, W, f, h0, saved});
@@ -155,7 +155,7 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
     const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &W = saved[3], &f = saved[4],
                         &h0 = saved[5], &states = saved[6];
     const bool cublas = ctx->saved_data["cublas"].toBool();
-    const M2rnnShape s = shape_of(q, k, v, W, f);
+    const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     const int64_t N = s.N();
     const torch::Tensor dy = grads[0].defined() ? grads[0].contiguous()
                                                 : torch::zeros({s.B, s.S, N, s.V}, q.options());
@@ -204,7 +204,7 @@ std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence_cuda(
                            W.requires_grad() || f.requires_grad() || (h0.defined() && h0.requires_grad()));
   if (!needs_grad) {
     torch::Tensor y, h_final;
-    run_forward(shape_of(qc, kc_, vc, Wc, f), qc, kc_, vc, Wc, f, hc, cublas, false, y, h_final);
+    run_forward(m2rnn_shape_of(qc, kc_, vc, Wc, f), qc, kc_, vc, Wc, f, hc, cublas, false, y, h_final);
     return {y, h_final};
   }
   auto out = M2rnnFunction::apply(qc, kc_, vc, Wc, f,
@@ -218,7 +218,7 @@ bool m2rnn_cuda_supports(const torch::Tensor& q, const torch::Tensor& k, const t
   const auto dtype = q.scalar_type();
   if (!q.is_cuda() || (dtype != torch::kFloat32 && dtype != torch::kBFloat16)) return false;
   try {
-    const M2rnnShape s = shape_of(q, k, v, W, f);
+    const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     with_type(dtype, [&](auto tag) { kc::m2rnn_fused_check<decltype(tag)>(s, kc::M2rnnCudaOptions{}); });
     return true;
   } catch (const std::invalid_argument&) {

@@ -2,7 +2,7 @@
 // The M2RNN recurrence as a differentiable LibTorch op, with interchangeable backends:
 //   reference  LibTorch ops step by step: the readable definition and the oracle of the others
 //   cpu        the torch-free CPU kernel (kernels/m2rnn.h) as an autograd function; float32/64
-//   cuda       the fused CUDA kernels (models/m2rnn_cuda_binding.h); builds with CUDA only
+//   cuda       the fused CUDA kernels (models/ops/m2rnn_cuda_binding.h); builds with CUDA only
 //   cublas     the step-wise cuBLAS baseline of the same binding
 //   auto       cuda for CUDA tensors, cpu for float32/64 CPU tensors, reference otherwise
 #include <torch/torch.h>
