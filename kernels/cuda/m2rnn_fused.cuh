@@ -717,7 +717,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   T* y = a.y + (b * S * a.N + n) * C::V;
   const int64_t y_step = a.N * C::V;
   float* ypart0 = reinterpret_cast<float*>(smem + L::oY);
-  // Checkpoints fall on tile ends (checkpoint_every is a multiple of PF, m2rnn_fused_check):
+  // Checkpoints fall on tile ends (state_checkpoint_every is a multiple of PF, m2rnn_fused_check):
   // counted down per tile rather than found by a 64-bit modulo every tile.
   const int tiles_per_ck = static_cast<int>(a.C / PF);
   int ck_countdown = tiles_per_ck;

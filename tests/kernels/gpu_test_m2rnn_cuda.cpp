@@ -78,7 +78,7 @@ ProblemSpec spec_of(int64_t B, int64_t S, int64_t K, int64_t V, int64_t N, uint6
 M2rnnCudaOptions opts(M2rnnMath math, int64_t every) {
   M2rnnCudaOptions o;
   o.math = math;
-  o.checkpoint_every = every;
+  o.state_checkpoint_every = every;
   return o;
 }
 
@@ -174,7 +174,7 @@ TEST_CASE("unsupported shapes and options are rejected with the supported set", 
   CHECK(rejected_with([&] { kc::m2rnn_fused_check<kc::bf16>(shape(64, 16), opts(M2rnnMath::exact, 64)); },
                       "math = exact takes fp32"));
   CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(shape(64, 16), opts(M2rnnMath::tensor, 7)); },
-                      "checkpoint_every = 7"));
+                      "state_checkpoint_every = 7"));
   auto bad_heads = shape(16, 16);
   bad_heads.Nq = 3, bad_heads.Nv = 2;
   CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(bad_heads, {}); }, "must divide N"));
