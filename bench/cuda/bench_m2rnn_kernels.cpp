@@ -1,5 +1,5 @@
 // Throughput of the CUDA M2RNN recurrence: fused kernels vs the cuBLAS baseline, forward and
-// forward+backward, at the shapes of shared/reference/anchors.md (q and k shared by all heads,
+// forward+backward, at the shapes of docs/gpu-kernels.md (q and k shared by all heads,
 // gradient clipping 1.0). `fused` checkpoints every 64 steps (the default); `fused_ck<N>` every N,
 // the smallest interval the kernels take, so that the backward recomputes the fewest states before
 // each chunk's gradient pass: the memory a researcher can trade for backward time. Each repetition

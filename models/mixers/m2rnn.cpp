@@ -1,4 +1,4 @@
-// M2RNN (the layer of reference/m2rnn-layer.md, after lm-engine's sequence mixer): a non-linear
+// M2RNN (the layer of docs/m2rnn-layer.md, after lm-engine's sequence mixer): a non-linear
 // RNN whose state per head is a K x V matrix,
 //   H_t = f_t H_{t-1} + (1 - f_t) tanh(H_{t-1} W + k_t v_t^T),  y_t = q_t^T H_t,
 // behind one input projection, a causal conv with SiLU on q, k, v and a softplus decay gate for

@@ -18,7 +18,7 @@ using kc::M2rnnMath;
 
 enum class Backend { fused, cublas };
 
-// Bounds on ||out - ref|| / ||ref|| (docs: shared/reference/gpu-method.md): fp32 math far under
+// Bounds on ||out - ref|| / ||ref|| (docs/gpu-kernels.md): fp32 math far under
 // 1e-5; tf32 and tanh.approx near 3e-4 per product, bf16 operands 1e-3 .. 1e-2; a recurrence
 // carries a few of these, hence the margins.
 double bound(bool bf16, M2rnnMath math) {

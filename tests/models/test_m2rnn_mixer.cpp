@@ -1,4 +1,4 @@
-// The m2rnn mixer is the layer of reference/m2rnn-layer.md: recomputed here from its named
+// The m2rnn mixer is the layer of docs/m2rnn-layer.md: recomputed here from its named
 // parameters with plain LibTorch ops, it gives the same output; it starts from W = I and D = 1
 // with the decay gate's documented ranges; its backends agree; its options are checked by name.
 // (Causality, forward == step and split == whole are the conformance suite's.)
