@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 #include "models/mixer.h"
 
 namespace {

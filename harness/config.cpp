@@ -183,6 +183,15 @@ static OptionValue option_value(const Located& v, const std::vector<OptionSpec>&
   return text;
 }
 
+// An option or parameter newer than the recorded runs (OptionSpec::omit_when_default) is kept out
+// of the resolved values, and so of the run ids, while it holds its default.
+static void drop_omitted_defaults(const std::vector<OptionSpec>& specs,
+                                  std::map<std::string, OptionValue>& values) {
+  for (const auto& spec : specs)
+    if (spec.omit_when_default && values.at(spec.name) == spec.default_value)
+      values.erase(spec.name);
+}
+
 // ---- the run schema --------------------------------------------------------------------------
 
 // One field of a spec struct: how it is read from YAML and written into the canonical YAML.
@@ -419,10 +428,7 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
   int64_t vocab_size = 0;
   try {
     task.params = tasks::resolve_task_params(task.name, params).values();
-    // A parameter newer than the recorded runs is kept out of their ids while at its default.
-    for (const auto& spec : info->params)
-      if (spec.omit_when_default && task.params.at(spec.name) == spec.default_value)
-        task.params.erase(spec.name);
+    drop_omitted_defaults(info->params, task.params);
     vocab_size = static_cast<int64_t>(tasks::make_task(task.name, task.params)->vocabulary().size());
   } catch (const OptionError& e) {
     fail(option_node(given_params, e.key(), params_fallback), e.what());
@@ -489,6 +495,7 @@ static void resolve_layers(const Located& layers, const std::map<std::string, Lo
       Options resolved = resolve_options("mixer " + config.mixer, info->options, options);
       if (info->check) info->check(model.d_model, resolved);
       config.options = resolved.values();
+      drop_omitted_defaults(info->options, config.options);
     } catch (const OptionError& e) {
       // A width that the heads must divide may come from the model, not the layer.
       bool about_width = e.key() == "d_model" && model_nodes.count("d_model");

@@ -28,12 +28,22 @@ void to_json(json& j, const EvalResult& r) {
   if (!r.prefix_accuracy.empty()) j["prefix_accuracy"] = r.prefix_accuracy;
 }
 
+// Summaries are read by later versions than wrote them, and a field a later version adds is
+// absent from every committed summary.json. So every field is optional, keeping the default of
+// a fresh object when absent or null (what NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT does;
+// nlohmann 3.11 cannot apply it to std::optional), except what a summary is judged and tabled
+// by: its identity, status and accuracies. Without those it is not a summary.
+template <typename T>
+void read_optional_field(const json& j, const char* key, T& field) {
+  if (const auto it = j.find(key); it != j.end() && !it->is_null()) field = it->get<T>();
+}
+
 void from_json(const json& j, EvalResult& r) {
   j.at("length").get_to(r.length);
   j.at("accuracy").get_to(r.accuracy);
   j.at("sequence_accuracy").get_to(r.sequence_accuracy);
-  j.at("loss").get_to(r.loss);
-  r.prefix_accuracy = j.value("prefix_accuracy", std::vector<double>{});
+  read_optional_field(j, "loss", r.loss);
+  read_optional_field(j, "prefix_accuracy", r.prefix_accuracy);
 }
 
 void to_json(json& j, const RunSummary& s) {
@@ -62,18 +72,17 @@ void from_json(const json& j, RunSummary& s) {
   j.at("task").get_to(s.task);
   j.at("seed").get_to(s.seed);
   j.at("status").get_to(s.status);
-  j.at("steps").get_to(s.steps);
-  const json& diverged = j.at("diverged_at_step");
-  s.diverged_at_step =
-      diverged.is_null() ? std::nullopt : std::optional<int64_t>(diverged.get<int64_t>());
-  j.at("stopped_early").get_to(s.stopped_early);
-  j.at("wall_s").get_to(s.wall_s);
-  j.at("tokens_per_s").get_to(s.tokens_per_s);
-  j.at("peak_memory_bytes").get_to(s.peak_memory_bytes);
-  j.at("train_min_length").get_to(s.train_min_length);
-  j.at("train_max_length").get_to(s.train_max_length);
   j.at("eval").get_to(s.eval);
-  s.provenance = j.value("provenance", json::object());
+  read_optional_field(j, "steps", s.steps);
+  if (const auto it = j.find("diverged_at_step"); it != j.end() && !it->is_null())
+    s.diverged_at_step = it->get<int64_t>();
+  read_optional_field(j, "stopped_early", s.stopped_early);
+  read_optional_field(j, "wall_s", s.wall_s);
+  read_optional_field(j, "tokens_per_s", s.tokens_per_s);
+  read_optional_field(j, "peak_memory_bytes", s.peak_memory_bytes);
+  read_optional_field(j, "train_min_length", s.train_min_length);
+  read_optional_field(j, "train_max_length", s.train_max_length);
+  read_optional_field(j, "provenance", s.provenance);
 }
 
 fs::path suite_dir(const fs::path& results_root, const std::string& suite) {
@@ -173,7 +182,12 @@ std::optional<RunSummary> read_summary(const fs::path& dir) {
   try {
     summary = json::parse(read_file(path)).get<RunSummary>();
   } catch (const json::exception& e) {
-    fail_summary(path, fmt::format("not a run summary ({})", excerpt(e.what())));
+    // Past nlohmann's "[json.exception.<kind>.<id>] ", which means nothing to the reader.
+    const std::string what = e.what();
+    const size_t tag_end =
+        what.rfind("[json.exception.", 0) == 0 ? what.find("] ") : std::string::npos;
+    const std::string message = tag_end == std::string::npos ? what : what.substr(tag_end + 2);
+    fail_summary(path, fmt::format("not a run summary ({})", excerpt(message)));
   }
   if (std::string problem = summary_problem(summary, dir); !problem.empty())
     fail_summary(path, problem);

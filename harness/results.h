@@ -54,7 +54,11 @@ struct RunSummary {
 void to_json(nlohmann::json& j, const EvalResult& r);
 void from_json(const nlohmann::json& j, EvalResult& r);
 void to_json(nlohmann::json& j, const RunSummary& s);
-void from_json(const nlohmann::json& j, RunSummary& s);  // throws nlohmann::json::exception
+// Fields other than id, suite, model, task, seed, status, eval and an evaluation's length,
+// accuracy and sequence_accuracy may be absent (summaries older than the field): they keep the
+// struct's defaults. Throws nlohmann::json::exception for a missing required field or a wrong
+// type.
+void from_json(const nlohmann::json& j, RunSummary& s);
 
 // results_root/<suite>/<id>
 std::filesystem::path suite_dir(const std::filesystem::path& results_root, const std::string& suite);

@@ -1,6 +1,7 @@
 #pragma once
 // The M2RNN recurrence, torch-free: raw pointers, element strides, one CPU implementation that
-// is the oracle for the CUDA ones. Per batch b and head n (H is K x V, W is V x V):
+// is the oracle for the CUDA ones (and is tested against the naive loop of m2rnn_naive.h).
+// Per batch b and head n (H is K x V, W is V x V):
 //   Z_t = tanh(H_{t-1} W + k_t v_t^T)
 //   H_t = f_t H_{t-1} + (1 - f_t) Z_t
 //   y_t = q_t^T H_t

@@ -53,7 +53,8 @@ def load_rows(bench):
                "S": int(b["S"]), "saved_state_bytes": int(b["saved_state_bytes"])}
         if "all_states_bytes" in b:
             row["all_states_bytes"] = int(b["all_states_bytes"])
-            row["checkpoint_every"] = int(b["checkpoint_every"])
+            # Benchmarks run before the kernels' option was renamed call it checkpoint_every.
+            row["state_checkpoint_every"] = int(b.get("state_checkpoint_every", b.get("checkpoint_every")))
         row["ns_per_step"] = row["ms"] * 1e6 / row["S"]
         rows.append(row)
     by_key = {(r["shape"], r["dtype"], r["backend"], r["pass"]): r for r in rows}
@@ -104,7 +105,7 @@ def markdown(rows, prov):
     ]
     for r in rows:
         if "all_states_bytes" in r:
-            saved = (f"{gib(r['saved_state_bytes'])} (every {r['checkpoint_every']} steps; "
+            saved = (f"{gib(r['saved_state_bytes'])} (every {r['state_checkpoint_every']} steps; "
                      f"all states {gib(r['all_states_bytes'])})")
         else:
             saved = f"{gib(r['saved_state_bytes'])} (every state, fp32)"

@@ -1,5 +1,5 @@
 // Throughput of the CUDA M2RNN recurrence: fused kernels vs the cuBLAS baseline, forward and
-// forward+backward, at the shapes of shared/reference/anchors.md (q and k shared by all heads,
+// forward+backward, at the shapes of docs/gpu-kernels.md (q and k shared by all heads,
 // gradient clipping 1.0). `fused` checkpoints every 64 steps (the default); `fused_ck<N>` every N,
 // the smallest interval the kernels take, so that the backward recomputes the fewest states before
 // each chunk's gradient pass: the memory a researcher can trade for backward time. Each repetition
@@ -89,7 +89,7 @@ M2rnnCudaOptions options_of(const BenchShape& shape, Backend backend) {
   M2rnnCudaOptions o;
   o.math = backend == Backend::fused_exact ? M2rnnMath::exact : M2rnnMath::tensor;
   if (backend == Backend::fused_ck_tile)
-    o.checkpoint_every = shape.bf16 ? kc::m2rnn_fused_tile_steps<kc::bf16>(spec_of(shape).shape, o)
+    o.state_checkpoint_every = shape.bf16 ? kc::m2rnn_fused_tile_steps<kc::bf16>(spec_of(shape).shape, o)
                                     : kc::m2rnn_fused_tile_steps<float>(spec_of(shape).shape, o);
   return o;
 }
@@ -122,12 +122,12 @@ void run(benchmark::State& state, const BenchShape& shape, Backend backend, bool
   });
   state.counters["saved_state_bytes"] = static_cast<double>(kc::m2rnn_checkpoint_bytes(s, o));
   state.counters["all_states_bytes"] = static_cast<double>(kc::m2rnn_all_states_bytes(s, sizeof(T)));
-  state.counters["checkpoint_every"] = static_cast<double>(o.checkpoint_every);
+  state.counters["state_checkpoint_every"] = static_cast<double>(o.state_checkpoint_every);
 }
 
 void register_all() {
   for (const BenchShape& shape : kShapes) {
-    const std::string ck_tile = "fused_ck" + std::to_string(options_of(shape, Backend::fused_ck_tile).checkpoint_every);
+    const std::string ck_tile = "fused_ck" + std::to_string(options_of(shape, Backend::fused_ck_tile).state_checkpoint_every);
     std::vector<std::pair<Backend, std::string>> backends = {
         {Backend::fused, "fused"}, {Backend::fused_ck_tile, ck_tile}, {Backend::cublas, "cublas"}};
     if (!shape.bf16) backends.insert(backends.begin() + 2, {Backend::fused_exact, "fused_exact"});

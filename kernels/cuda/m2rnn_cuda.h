@@ -29,14 +29,14 @@ struct M2rnnCudaOptions {
   M2rnnMath math = M2rnnMath::tensor;
   // C: the forward saves the state every C steps for the backward, which recomputes the states
   // inside each chunk on chip. A positive multiple of the kernel's tile (m2rnn_fused_tile_steps).
-  int64_t checkpoint_every = 64;
+  int64_t state_checkpoint_every = 64;
 };
 
 // The shapes and options the fused kernels support; throws std::invalid_argument naming the
 // offending value and the supported set (K in {16,32,64,128}, V in {16,32,64}, ...).
 template <typename T>
 void m2rnn_fused_check(const M2rnnShape& shape, const M2rnnCudaOptions& options);
-// The multiple of which checkpoint_every must be for this shape: the larger of the fused
+// The multiple of which state_checkpoint_every must be for this shape: the larger of the fused
 // kernels' tiles of steps.
 template <typename T>
 int64_t m2rnn_fused_tile_steps(const M2rnnShape& shape, const M2rnnCudaOptions& options);

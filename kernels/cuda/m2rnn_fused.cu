@@ -30,14 +30,14 @@ void with_launcher(const M2rnnCudaOptions& o, Fn&& fn) {
 }
 
 int64_t chunks(const M2rnnShape& s, const M2rnnCudaOptions& o) {
-  return (s.S + o.checkpoint_every - 1) / o.checkpoint_every;
+  return (s.S + o.state_checkpoint_every - 1) / o.state_checkpoint_every;
 }
 
 template <typename T>
 size_t scratch_bytes(const M2rnnShape& s, const M2rnnCudaOptions& o) {
   int64_t tile = 0;
   with_launcher<T>(o, [&](auto launcher) { tile = launcher.backward_tile(s.K, s.V); });
-  return detail::align256(static_cast<size_t>(s.B * s.N() * (o.checkpoint_every / tile) * s.K * s.V) * 4);
+  return detail::align256(static_cast<size_t>(s.B * s.N() * (o.state_checkpoint_every / tile) * s.K * s.V) * 4);
 }
 
 // Whether every row of an input starts `bytes`-aligned: the pointer and every stride.
@@ -88,8 +88,8 @@ void m2rnn_fused_check(const M2rnnShape& s, const M2rnnCudaOptions& o) {
     throw std::invalid_argument(std::string("m2rnn cuda: math = exact takes fp32 inputs, got ") +
                                 type_name<T>() + "; use math = tensor");
   const int64_t tile = m2rnn_fused_tile_steps<T>(s, o);
-  if (o.checkpoint_every <= 0 || o.checkpoint_every % tile != 0)
-    throw std::invalid_argument("m2rnn cuda: checkpoint_every = " + std::to_string(o.checkpoint_every) +
+  if (o.state_checkpoint_every <= 0 || o.state_checkpoint_every % tile != 0)
+    throw std::invalid_argument("m2rnn cuda: state_checkpoint_every = " + std::to_string(o.state_checkpoint_every) +
                                 " must be a positive multiple of " + std::to_string(tile) +
                                 " (the kernels' tiles of steps for K = " + std::to_string(s.K) +
                                 ", V = " + std::to_string(s.V) + ", " + type_name<T>() + ", " +
@@ -121,9 +121,9 @@ void m2rnn_fused_forward(const M2rnnForward<T>& p, const M2rnnCudaOptions& o, fl
   if (p.checkpoints)
     throw std::invalid_argument(
         "m2rnn cuda: p.checkpoints (the CPU kernels' layout) must be null; the fused forward "
-        "saves its own every checkpoint_every steps (m2rnn_checkpoint_bytes)");
+        "saves its own every state_checkpoint_every steps (m2rnn_checkpoint_bytes)");
   RecurrenceArgs<T> a = detail::forward_args(p);
-  a.C = o.checkpoint_every;
+  a.C = o.state_checkpoint_every;
   a.nck = m2rnn_checkpoint_count(p.shape, o);
   a.ck = checkpoints;
   a.copy16 = rows_aligned16(p);
@@ -152,7 +152,7 @@ void m2rnn_fused_backward(const M2rnnBackward<T>& p, const M2rnnCudaOptions& o,
     throw std::invalid_argument("m2rnn cuda: dy must be 4-byte aligned");
   RecurrenceArgs<T> a = detail::forward_args(p.fwd);
   const int64_t N = s.N();
-  a.C = o.checkpoint_every;
+  a.C = o.state_checkpoint_every;
   a.nck = m2rnn_checkpoint_count(s, o);
   a.ck = const_cast<float*>(checkpoints);
   a.dy = {p.dy, s.S * N * s.V, N * s.V, s.V, N};

@@ -415,9 +415,9 @@ __device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid)
 // Copies are 16 bytes wide where every row starts 16-byte aligned (a.copy16, checked on the
 // host), else 4 bytes, so bf16 rows must start at even elements (also checked on the host).
 // kUnrolled: each thread's copies as straight-line code rather than a loop, which ptxas can
-// then schedule among the steps' work (run 43, the bf16 forward: wide 0.878 -> 0.866 ms, and
-// lm400m 1.62 -> 1.58 with the copies issued inside the tile's first step; slower for the tf32
-// forward, statetrack 0.160 -> 0.164, and for the backward, lm400m forward+backward 11.1 -> 12.2).
+// then schedule among the steps' work: faster for the bf16 forward (more so at lm400m with the
+// copies issued inside the tile's first step), slower for the tf32 forward and for the backward
+// (results/kernels/NOTES.md).
 template <class C, bool kGrads, int P = C::P, bool kUnrolled = false>
 struct Stage {
   using T = typename C::T;
@@ -717,7 +717,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   T* y = a.y + (b * S * a.N + n) * C::V;
   const int64_t y_step = a.N * C::V;
   float* ypart0 = reinterpret_cast<float*>(smem + L::oY);
-  // Checkpoints fall on tile ends (checkpoint_every is a multiple of PF, m2rnn_fused_check):
+  // Checkpoints fall on tile ends (state_checkpoint_every is a multiple of PF, m2rnn_fused_check):
   // counted down per tile rather than found by a 64-bit modulo every tile.
   const int tiles_per_ck = static_cast<int>(a.C / PF);
   int ck_countdown = tiles_per_ck;
@@ -728,8 +728,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   Exchange<C> xc{reinterpret_cast<uint4*>(smem + L::oX)};
   Frag<C> h;
   load_state<C>(a.h0 ? a.h0 + chain * C::K * C::V : static_cast<const T*>(nullptr), h, l);
-  // bf16 (k v^T on the tensor cores) with whole rows per warp: k v^T a step ahead (run 39: lm400m
-  // 1.71 -> 1.67 ms; with the columns split, CS = 2, wide 0.92 -> 0.93, so not there).
+  // bf16 (k v^T on the tensor cores) with whole rows per warp: k v^T a step ahead, off the
+  // step's dependent chain (faster at lm400m; with the columns split, CS = 2, slightly slower).
   constexpr bool kKvAhead = !C::kExact && !C::kTf32 && C::CS == 1;
   Frag<C> kv;
 
@@ -740,8 +740,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   // y of the tile from step t0: its partials summed over rows, one step-column element per
   // thread and slice. With two buffers of partials, a full tile's sums are deferred into the
   // next tile's steps, a slice a step: those steps are bound by their dependent chain and leave
-  // issue slots free, whereas after the barrier the sums sat on every warp's path (run 42:
-  // lm400m 1.67 -> 1.64 ms, wide 0.912 -> 0.886).
+  // issue slots free, whereas after the barrier the sums sat on every warp's path (faster at
+  // lm400m and wide).
   auto sum_y = [&](int64_t t0, int steps, const float* part, int slice) {
     const int e = l.tid + slice * C::kBlockThreads;
     if (e >= steps * C::V) return;
@@ -1011,10 +1011,10 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   // With recompute warps, pass 2's forward leaves each step's Z in fp16 where the reverse step
   // will write that step's dA (the slot of the next round), and the reverse step reads it instead
   // of recomputing H W + k v^T and its tanh on the critical path. Z lies in (-1, 1), where fp16
-  // keeps 11 bits, about tanh.approx's own error (bf16's 8 doubled df's error, run 18). bf16 only:
-  // a same-sized element, so each lane overwrites just the Z it has read. Run 46: wide forward+
-  // backward 6.14 -> 6.12 ms, 6.15 -> 5.97 with a checkpoint every 8 steps (run 51's timings: the
-  // recompute warps, busy with pass 1, pass 2's forward and dW, bound the default interval).
+  // keeps 11 bits, about tanh.approx's own error (bf16's 8 doubled df's error). bf16 only: a
+  // same-sized element, so each lane overwrites just the Z it has read. It shortens the wide
+  // forward+backward mostly with a checkpoint every 8 steps: at the default interval the
+  // recompute warps, busy with pass 1, pass 2's forward and dW, are the bound.
   constexpr bool kZKept = kLag && sizeof(T) == 2;
   auto z_rows = [&](unsigned round, int s) { return reinterpret_cast<__half*>(dAs(round) + s * kStep); };
   // Roles: with recompute warps, warps [NW, 2 NW) recompute and [0, NW) reverse; `l` numbers a

@@ -70,7 +70,7 @@ void launch(Kernel kernel, int threads, int smem_bytes, const Args& a, cudaStrea
 template <typename T, bool kExact>
 struct FusedLauncher {
   // Steps per tile: of the backward (its scratch holds one state per tile of a chunk), and the
-  // multiple of which checkpoint_every must be, since checkpoints fall on the ends of both
+  // multiple of which state_checkpoint_every must be, since checkpoints fall on the ends of both
   // kernels' tiles (powers of two: the larger tile is a multiple of the smaller).
   static int backward_tile(int64_t K, int64_t V) {
     return of_config(K, V, [](auto t) { return decltype(t)::Bwd::P; });

@@ -1,4 +1,4 @@
-// M2RNN (the layer of reference/m2rnn-layer.md, after lm-engine's sequence mixer): a non-linear
+// M2RNN (the layer of docs/m2rnn-layer.md, after lm-engine's sequence mixer): a non-linear
 // RNN whose state per head is a K x V matrix,
 //   H_t = f_t H_{t-1} + (1 - f_t) tanh(H_{t-1} W + k_t v_t^T),  y_t = q_t^T H_t,
 // behind one input projection, a causal conv with SiLU on q, k, v and a softplus decay gate for
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "models/layers.h"
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 #include "models/mixer.h"
 #include "models/mixers/decay_gate_options.h"
 
@@ -50,7 +50,8 @@ class M2rnnImpl : public MixerImpl {
       : n_(o),
         grad_clip_(o.get_float("grad_clip")),
         input_scale_(o.get_float("input_scale")),
-        backend_(parse_m2rnn_backend(o.get_string("backend"))) {
+        backend_(parse_m2rnn_backend(o.get_string("backend"))),
+        state_checkpoint_every_(o.get_int("state_checkpoint_every")) {
     const int64_t N = n_.N();
     in_proj_ = register_module(
         "in_proj",
@@ -85,7 +86,7 @@ class M2rnnImpl : public MixerImpl {
     const auto dtype = q.scalar_type();
     auto [y, h_final] = m2rnn_recurrence(q, k, v, W_.to(dtype), f.to(dtype),
                                          continues ? state->tensors[1] : torch::Tensor(),
-                                         grad_clip_, backend_);
+                                         grad_clip_, backend_, state_checkpoint_every_);
     if (state) state->tensors = {history, h_final};
     auto out = (y + D_ * repeat_heads(v, N)) * torch::silu(repeat_heads(g, N));
     return out_proj_->forward(norm_->forward(out.flatten(-2)));
@@ -100,12 +101,17 @@ class M2rnnImpl : public MixerImpl {
   M2rnnSizes n_;
   double grad_clip_, input_scale_;
   M2rnnBackend backend_;
+  int64_t state_checkpoint_every_;
   torch::nn::Linear in_proj_{nullptr}, out_proj_{nullptr};
   CausalConv conv_{nullptr};
   DecayGate decay_{nullptr};
   RMSNorm norm_{nullptr};
   torch::Tensor W_, D_;
 };
+
+// The fused CUDA kernels save states on the ends of their tiles of 2, 4 or 8 steps
+// (kernels/cuda/m2rnn_fused_launch.cuh), so a multiple of 8 suits every shape and dtype.
+constexpr int64_t kLargestFusedTileSteps = 8;
 
 const char* const kHeadOptions[] = {"num_q_heads", "num_k_heads", "num_v_heads",
                                     "num_w_heads", "num_f_heads", "num_g_heads"};
@@ -120,6 +126,12 @@ void check_m2rnn(int64_t /*d_model*/, const Options& o) {
                                           name, heads, N));
   }
   check_decay_gate_options("m2rnn", o);
+  const int64_t every = o.get_int("state_checkpoint_every");
+  if (every % kLargestFusedTileSteps != 0)
+    throw OptionError("state_checkpoint_every",
+                      fmt::format("mixer m2rnn: state_checkpoint_every ({}) must be a positive "
+                                  "multiple of {}, the fused CUDA kernels' largest tile of steps",
+                                  every, kLargestFusedTileSteps));
 }
 
 std::vector<OptionSpec> m2rnn_options() {
@@ -145,6 +157,16 @@ std::vector<OptionSpec> m2rnn_options() {
        "shape, cpu for float32/64 on CPU, else reference",
        -INFINITY, INFINITY, m2rnn_backend_names()}};
   for (auto& gate : decay_gate_options(0.0, 16.0)) spec.push_back(std::move(gate));
+  // Left out of run ids while it holds its default: the runs recorded before it keep theirs.
+  OptionSpec every{"state_checkpoint_every", OptionType::Int, kDefaultStateCheckpointEvery,
+                   fmt::format("backend cuda: the forward saves the state every this many "
+                               "steps for the backward, which recomputes the steps between; "
+                               "fewer keep more states and make the backward faster. A "
+                               "positive multiple of {}",
+                               kLargestFusedTileSteps),
+                   1, 1 << 20};
+  every.omit_when_default = true;
+  spec.push_back(std::move(every));
   return spec;
 }
 

@@ -1,5 +1,6 @@
 // The CUDA backends of the M2RNN recurrence against the CPU oracle in double: relative error of
 // y, the final state and every gradient, on fresh random inputs, outputs poisoned before each run.
+// The oracle is itself checked against the naive loop (kernels/m2rnn_naive.h) on the same inputs.
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -18,7 +19,7 @@ using kc::M2rnnMath;
 
 enum class Backend { fused, cublas };
 
-// Bounds on ||out - ref|| / ||ref|| (docs: shared/reference/gpu-method.md): fp32 math far under
+// Bounds on ||out - ref|| / ||ref|| (docs/gpu-kernels.md): fp32 math far under
 // 1e-5; tf32 and tanh.approx near 3e-4 per product, bf16 operands 1e-3 .. 1e-2; a recurrence
 // carries a few of these, hence the margins.
 double bound(bool bf16, M2rnnMath math) {
@@ -32,6 +33,11 @@ template <typename T>
 double check_backend(const ProblemSpec& spec, Backend backend, M2rnnCudaOptions options, double tol) {
   const Problem<T> problem(spec);
   const auto ref = problem.oracle();
+  // The test shapes are small enough for the naive loop, and these inputs (strided, shared heads)
+  // are ones the CPU tests do not draw.
+  const auto naive = problem.oracle(Problem<T>::Oracle::naive);
+  for (const auto& [name, values] : ref.out)
+    if (name != "dh0" || spec.h0) CHECK(rel_error(values, naive.out.at(name)) < 1e-12);
   auto dev = problem.upload();
   const M2rnnShape& s = spec.shape;
   if (backend == Backend::fused) {
@@ -78,7 +84,7 @@ ProblemSpec spec_of(int64_t B, int64_t S, int64_t K, int64_t V, int64_t N, uint6
 M2rnnCudaOptions opts(M2rnnMath math, int64_t every) {
   M2rnnCudaOptions o;
   o.math = math;
-  o.checkpoint_every = every;
+  o.state_checkpoint_every = every;
   return o;
 }
 
@@ -174,7 +180,7 @@ TEST_CASE("unsupported shapes and options are rejected with the supported set", 
   CHECK(rejected_with([&] { kc::m2rnn_fused_check<kc::bf16>(shape(64, 16), opts(M2rnnMath::exact, 64)); },
                       "math = exact takes fp32"));
   CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(shape(64, 16), opts(M2rnnMath::tensor, 7)); },
-                      "checkpoint_every = 7"));
+                      "state_checkpoint_every = 7"));
   auto bad_heads = shape(16, 16);
   bad_heads.Nq = 3, bad_heads.Nv = 2;
   CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(bad_heads, {}); }, "must divide N"));

@@ -18,6 +18,7 @@
 
 #include "kernels/cuda/m2rnn_cuda.h"
 #include "kernels/m2rnn.h"
+#include "kernels/m2rnn_naive.h"
 
 namespace m2b::testing {
 
@@ -143,11 +144,12 @@ class Problem {
   const ProblemSpec& spec() const { return spec_; }
   int64_t N() const { return N_; }
 
-  // The oracle's outputs, in double.
+  // The oracle's outputs, in double: of the CPU kernel, or of the naive loop that checks it.
   struct Result {
     std::map<std::string, std::vector<double>> out;
   };
-  Result oracle() const {
+  enum class Oracle { cpu, naive };
+  Result oracle(Oracle which = Oracle::cpu) const {
     const auto& s = spec_.shape;
     const int64_t B = s.B, S = s.S, K = s.K, V = s.V;
     Result r;
@@ -163,7 +165,8 @@ class Problem {
     p.h_final = hf.data();
     p.checkpoints = checkpoints.data();
     p.candidates = candidates.data();
-    kernels::m2rnn_forward_cpu<double>(p);
+    if (which == Oracle::naive) kernels::m2rnn_forward_naive<double>(p);
+    else kernels::m2rnn_forward_cpu<double>(p);
     kernels::M2rnnBackward<double> g;
     g.fwd = p;
     g.grad_clip = spec_.grad_clip;
@@ -176,7 +179,8 @@ class Problem {
     g.dW = r.out["dW"].data();
     g.df = r.out["df"].data();
     g.dh0 = r.out["dh0"].data();
-    kernels::m2rnn_backward_cpu<double>(g);
+    if (which == Oracle::naive) kernels::m2rnn_backward_naive<double>(g);
+    else kernels::m2rnn_backward_cpu<double>(g);
     return r;
   }
 

@@ -1,7 +1,8 @@
 // The CPU M2RNN kernel, torch-free: gradients equal central finite differences in double for
 // every input, clipping clamps the total gradient reaching each state (checked by hand on a
 // scalar example), float follows double, strided inputs need no copy, both instruction-set
-// builds agree, and bad shapes are rejected by name.
+// builds agree and equal the naive loop (kernels/m2rnn_naive.h), and bad shapes are rejected by
+// name.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "kernels/m2rnn.h"
 #include "kernels/m2rnn_cpu_internal.h"
+#include "kernels/m2rnn_naive.h"
 #include "tests/catch.h"
 
 using namespace m2b::kernels;
@@ -70,8 +72,10 @@ struct Result {
   std::vector<T> y, h_final, checkpoints, candidates, dq, dk, dv, dW, df, dh0;
 };
 
+enum class Impl { cpu, naive };
+
 template <typename T>
-Result<T> run(const Problem& pr, double grad_clip) {
+Result<T> run(const Problem& pr, double grad_clip, Impl impl = Impl::cpu) {
   const M2rnnShape& s = pr.shape;
   const int64_t B = s.B, S = s.S, N = s.N(), K = s.K, V = s.V;
   auto q = cast<T>(pr.q), k = cast<T>(pr.k), v = cast<T>(pr.v), W = cast<T>(pr.W),
@@ -90,7 +94,8 @@ Result<T> run(const Problem& pr, double grad_clip) {
                       pr.with_h0 ? h0.data() : nullptr,
                       r.y.data(), r.h_final.data(), r.checkpoints.data(),
                       r.candidates.data()};
-  m2rnn_forward_cpu(fwd);
+  if (impl == Impl::naive) m2rnn_forward_naive(fwd);
+  else m2rnn_forward_cpu(fwd);
   r.dq.resize(q.size());
   r.dk.resize(k.size());
   r.dv.resize(v.size());
@@ -100,7 +105,8 @@ Result<T> run(const Problem& pr, double grad_clip) {
   M2rnnBackward<T> bwd{fwd,          grad_clip,    dy.data(),    dhf.data(),   r.dq.data(),
                        r.dk.data(),  r.dv.data(),  r.dW.data(),  r.df.data(),
                        pr.with_h0 ? r.dh0.data() : nullptr};
-  m2rnn_backward_cpu(bwd);
+  if (impl == Impl::naive) m2rnn_backward_naive(bwd);
+  else m2rnn_backward_cpu(bwd);
   return r;
 }
 
@@ -267,6 +273,34 @@ TEST_CASE("M2RNN CPU instruction-set builds agree", "[m2rnn]") {
   }
   m2rnn_cpu_set_isa(best);
   CHECK(m2rnn_cpu_has_isa(CpuIsa::Baseline));
+}
+
+TEST_CASE("M2RNN CPU kernel equals the naive loop in every instruction-set build", "[m2rnn]") {
+  const CpuIsa best = m2rnn_cpu_isa();
+  struct Case {
+    M2rnnShape shape;
+    bool h0;
+    double clip;
+  };
+  // Generic (V 3, 5) and vector rows (V 8, 16), every kind of head sharing, S past one and two
+  // checkpoint chunks, no h0, and clipping that bites.
+  const Case cases[] = {{shape(2, 7, 4, 3, 1, 1, 2, 2, 2), true, 0.0},
+                        {shape(2, 19, 5, 5, 2, 1, 2, 1, 2), false, 0.5},
+                        {shape(1, 33, 16, 16, 1, 1, 4, 4, 4), true, 1.0},
+                        {shape(3, 17, 8, 8, 2, 4, 1, 2, 4), true, 0.05}};
+  uint64_t seed = 40;
+  for (const Case& c : cases) {
+    const Problem pr(c.shape, ++seed, c.h0);
+    const Result<double> naive = run<double>(pr, c.clip, Impl::naive);
+    for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2, CpuIsa::Avx512}) {
+      if (!m2rnn_cpu_has_isa(isa)) continue;
+      INFO("V " << c.shape.V << " S " << c.shape.S << " isa " << static_cast<int>(isa));
+      m2rnn_cpu_set_isa(isa);
+      check_close(run<double>(pr, c.clip), naive, 1e-12);
+      check_close(run<float>(pr, c.clip), naive, 5e-5);
+    }
+  }
+  m2rnn_cpu_set_isa(best);
 }
 
 TEST_CASE("M2RNN CPU reads strided q, k, v and f in place", "[m2rnn]") {

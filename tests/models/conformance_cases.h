@@ -1,7 +1,8 @@
 #pragma once
-// The conformance suite every registered mixer is held to (DESIGN.md, "Interfaces worth keeping
-// small"): shapes, causality, parallel form == step-by-step, split sequence with carried state
-// == whole, finite and reaching gradients, and bad options rejected with OptionError.
+// The conformance suite every registered mixer is held to, the contract that lets a baseline be
+// one file in models/mixers/: shapes, causality, parallel form == step-by-step, split sequence
+// with carried state == whole, finite and reaching gradients, and bad options rejected with
+// OptionError.
 // Mixers come from the registry, so a new one is tested with no edit here; the tables below only
 // add option variants (head sharing, ...) and known-bad combinations for mixers that have them.
 //

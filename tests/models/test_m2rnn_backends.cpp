@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 #include "tests/catch.h"
 
 using namespace m2b::models;

@@ -1,10 +1,11 @@
-// The m2rnn mixer is the layer of reference/m2rnn-layer.md: recomputed here from its named
+// The m2rnn mixer is the layer of docs/m2rnn-layer.md: recomputed here from its named
 // parameters with plain LibTorch ops, it gives the same output; it starts from W = I and D = 1
 // with the decay gate's documented ranges; its backends agree; its options are checked by name.
 // (Causality, forward == step and split == whole are the conformance suite's.)
+#include <algorithm>
 #include <string>
 
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 #include "models/mixer.h"
 #include "tests/catch.h"
 
@@ -123,4 +124,20 @@ TEST_CASE("M2RNN mixer options are checked by name", "[m2rnn]") {
   CHECK(option_error_key({{"backend", std::string("gpu")}}).rfind("backend: ", 0) == 0);
   CHECK(option_error_key({}, 0).rfind("d_model: ", 0) == 0);
   CHECK(option_error_key(kShared) == "accepted");
+}
+
+TEST_CASE("M2RNN mixer takes state_checkpoint_every as a positive multiple of 8", "[m2rnn]") {
+  const auto& spec = MixerRegistry::instance().get("m2rnn").options;
+  const auto every = std::find_if(spec.begin(), spec.end(), [](const OptionSpec& s) {
+    return s.name == "state_checkpoint_every";
+  });
+  REQUIRE(every != spec.end());
+  CHECK(std::get<int64_t>(every->default_value) == kDefaultStateCheckpointEvery);
+  CHECK(option_error_key({{"state_checkpoint_every", int64_t{8}}}) == "accepted");
+  CHECK(option_error_key({{"state_checkpoint_every", int64_t{128}}}) == "accepted");
+  CHECK(option_error_key({{"state_checkpoint_every", int64_t{12}}}) ==
+        "state_checkpoint_every: mixer m2rnn: state_checkpoint_every (12) must be a positive "
+        "multiple of 8, the fused CUDA kernels' largest tile of steps");
+  CHECK(option_error_key({{"state_checkpoint_every", int64_t{0}}})
+            .rfind("state_checkpoint_every: ", 0) == 0);
 }

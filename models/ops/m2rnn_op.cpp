@@ -1,4 +1,4 @@
-#include "models/m2rnn_op.h"
+#include "models/ops/m2rnn_op.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,7 +11,7 @@
 
 #include "kernels/m2rnn.h"
 #ifdef M2BENCH_HAVE_CUDA
-#include "models/m2rnn_cuda_binding.h"
+#include "models/ops/m2rnn_cuda_binding.h"
 #endif
 
 namespace m2b::models {
@@ -296,15 +296,17 @@ std::pair<Tensor, Tensor> recurrence_cpu(const M2rnnShape& s, const Tensor& q, c
 
 std::pair<Tensor, Tensor> recurrence_cuda(const Tensor& q, const Tensor& k, const Tensor& v,
                                           const Tensor& W, const Tensor& f, const Tensor& h0,
-                                          double grad_clip, M2rnnBackend backend) {
+                                          double grad_clip, M2rnnBackend backend,
+                                          int64_t state_checkpoint_every) {
 #ifdef M2BENCH_HAVE_CUDA
   if (q.device().is_cuda())
-    return m2rnn_recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend == M2rnnBackend::Cublas);
+    return m2rnn_recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend == M2rnnBackend::Cublas,
+                                 state_checkpoint_every);
   throw std::invalid_argument(fmt::format(
       "m2rnn_recurrence: backend {} needs CUDA tensors, got tensors on {}", to_string(backend),
       q.device().str()));
 #else
-  (void)k, (void)v, (void)W, (void)f, (void)h0, (void)grad_clip;
+  (void)k, (void)v, (void)W, (void)f, (void)h0, (void)grad_clip, (void)state_checkpoint_every;
   throw std::invalid_argument(fmt::format(
       "m2rnn_recurrence: backend {} needs a build with CUDA; this one has none (tensors on {}). "
       "Use backend cpu, reference or auto",
@@ -331,14 +333,16 @@ M2rnnBackend resolve_auto(const Tensor& q, const Tensor& k, const Tensor& v, con
 
 std::pair<Tensor, Tensor> m2rnn_recurrence(const Tensor& q, const Tensor& k, const Tensor& v,
                                            const Tensor& W, const Tensor& f, const Tensor& h0,
-                                           double grad_clip, M2rnnBackend backend) {
+                                           double grad_clip, M2rnnBackend backend,
+                                           int64_t state_checkpoint_every) {
   const M2rnnShape s = check_m2rnn_inputs(q, k, v, W, f, h0);
   if (backend == M2rnnBackend::Auto) backend = resolve_auto(q, k, v, W, f);
   switch (backend) {
     case M2rnnBackend::Reference: return recurrence_reference(s, q, k, v, W, f, h0, grad_clip);
     case M2rnnBackend::Cpu: return recurrence_cpu(s, q, k, v, W, f, h0, grad_clip);
     case M2rnnBackend::Cuda:
-    case M2rnnBackend::Cublas: return recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend);
+    case M2rnnBackend::Cublas: return recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend,
+                                                          state_checkpoint_every);
     case M2rnnBackend::Auto: break;
   }
   throw std::logic_error("m2rnn_recurrence: unresolved backend");

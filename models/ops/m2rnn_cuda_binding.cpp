@@ -1,7 +1,7 @@
 // LibTorch autograd function over the torch-free CUDA kernels of kernels/cuda/m2rnn_cuda.h.
 // Training runs save only the fused forward's checkpoints (or, for cuBLAS, every state) and the
 // inputs; inference (no grad needed) calls the forward alone and saves nothing.
-#include "models/m2rnn_cuda_binding.h"
+#include "models/ops/m2rnn_cuda_binding.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -58,7 +58,7 @@ void check_cuda_inputs(const torch::Tensor& q, const torch::Tensor& k, const tor
   }
 }
 
-M2rnnShape shape_of(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+M2rnnShape m2rnn_shape_of(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                     const torch::Tensor& W, const torch::Tensor& f) {
   M2rnnShape s;
   s.B = q.size(0), s.S = q.size(1), s.Nq = q.size(2), s.K = q.size(3);
@@ -100,6 +100,12 @@ void with_type(torch::ScalarType dtype, Fn&& fn) {
   else fn(float{});
 }
 
+kc::M2rnnCudaOptions cuda_options(int64_t state_checkpoint_every) {
+  kc::M2rnnCudaOptions o;
+  o.state_checkpoint_every = state_checkpoint_every;
+  return o;
+}
+
 torch::Tensor bytes(size_t n, const torch::Tensor& like) {
   return torch::empty({static_cast<int64_t>(n)}, like.options().dtype(torch::kUInt8));
 }
@@ -108,8 +114,8 @@ torch::Tensor bytes(size_t n, const torch::Tensor& like) {
 // `training`.
 torch::Tensor run_forward(const M2rnnShape& s, const torch::Tensor& q, const torch::Tensor& k,
                           const torch::Tensor& v, const torch::Tensor& W, const torch::Tensor& f,
-                          const torch::Tensor& h0, bool cublas, bool training, torch::Tensor& y,
-                          torch::Tensor& h_final) {
+                          const torch::Tensor& h0, bool cublas, const kc::M2rnnCudaOptions& o,
+                          bool training, torch::Tensor& y, torch::Tensor& h_final) {
   const int64_t N = s.N();
   y = torch::empty({s.B, s.S, N, s.V}, q.options());
   h_final = torch::empty({s.B, N, s.K, s.V}, q.options());
@@ -124,7 +130,6 @@ torch::Tensor run_forward(const M2rnnShape& s, const torch::Tensor& q, const tor
       kc::m2rnn_cublas_forward<T>(p, ptr<float>(saved), ws.data_ptr(), ws.numel(),
                                   at::cuda::getCurrentCUDABlasHandle(), stream);
     } else {
-      const kc::M2rnnCudaOptions o;
       if (training) saved = bytes(kc::m2rnn_checkpoint_bytes(s, o), q);
       kc::m2rnn_fused_forward<T>(p, o, training ? ptr<float>(saved) : nullptr, stream);
     }
@@ -138,14 +143,17 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor q,
                                                 torch::Tensor k, torch::Tensor v, torch::Tensor W,
                                                 torch::Tensor f, const std::optional<torch::Tensor>& h0_given,
-                                                double grad_clip, bool cublas) {
+                                                double grad_clip, bool cublas,
+                                                int64_t state_checkpoint_every) {
     const torch::Tensor h0 = h0_given.value_or(torch::Tensor());
-    const M2rnnShape s = shape_of(q, k, v, W, f);
+    const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     torch::Tensor y, h_final;
-    const torch::Tensor saved = run_forward(s, q, k, v, W, f, h0, cublas, true, y, h_final);
+    const torch::Tensor saved =
+        run_forward(s, q, k, v, W, f, h0, cublas, cuda_options(state_checkpoint_every), true, y, h_final);
     ctx->save_for_backward({q, k, v, W, f, h0, saved});
     ctx->saved_data["grad_clip"] = grad_clip;
     ctx->saved_data["cublas"] = cublas;
+    ctx->saved_data["state_checkpoint_every"] = state_checkpoint_every;
     return {y, h_final};
   }
 
@@ -155,7 +163,7 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
     const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &W = saved[3], &f = saved[4],
                         &h0 = saved[5], &states = saved[6];
     const bool cublas = ctx->saved_data["cublas"].toBool();
-    const M2rnnShape s = shape_of(q, k, v, W, f);
+    const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     const int64_t N = s.N();
     const torch::Tensor dy = grads[0].defined() ? grads[0].contiguous()
                                                 : torch::zeros({s.B, s.S, N, s.V}, q.options());
@@ -181,12 +189,12 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
         kc::m2rnn_cublas_backward<T>(p, ptr<float>(states), ws.data_ptr(), ws.numel(),
                                      at::cuda::getCurrentCUDABlasHandle(), stream);
       } else {
-        const kc::M2rnnCudaOptions o;
+        const kc::M2rnnCudaOptions o = cuda_options(ctx->saved_data["state_checkpoint_every"].toInt());
         const torch::Tensor ws = bytes(kc::m2rnn_fused_backward_workspace_bytes<T>(s, o), q);
         kc::m2rnn_fused_backward<T>(p, o, ptr<float>(states), ws.data_ptr(), ws.numel(), stream);
       }
     });
-    return {dq, dk, dv, dW, df, dh0, torch::Tensor(), torch::Tensor()};
+    return {dq, dk, dv, dW, df, dh0, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -194,7 +202,8 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
 
 std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence_cuda(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& W,
-    const torch::Tensor& f, const torch::Tensor& h0, double grad_clip, bool cublas) {
+    const torch::Tensor& f, const torch::Tensor& h0, double grad_clip, bool cublas,
+    int64_t state_checkpoint_every) {
   check_cuda_inputs(q, k, v, W, f, h0);
   const c10::cuda::CUDAGuard guard(q.device());
   const torch::Tensor qc = kernel_rows(q), kc_ = kernel_rows(k), vc = kernel_rows(v),
@@ -204,12 +213,13 @@ std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence_cuda(
                            W.requires_grad() || f.requires_grad() || (h0.defined() && h0.requires_grad()));
   if (!needs_grad) {
     torch::Tensor y, h_final;
-    run_forward(shape_of(qc, kc_, vc, Wc, f), qc, kc_, vc, Wc, f, hc, cublas, false, y, h_final);
+    run_forward(m2rnn_shape_of(qc, kc_, vc, Wc, f), qc, kc_, vc, Wc, f, hc, cublas,
+                cuda_options(state_checkpoint_every), false, y, h_final);
     return {y, h_final};
   }
   auto out = M2rnnFunction::apply(qc, kc_, vc, Wc, f,
                                   hc.defined() ? std::optional<torch::Tensor>(hc) : std::nullopt,
-                                  grad_clip, cublas);
+                                  grad_clip, cublas, state_checkpoint_every);
   return {out[0], out[1]};
 }
 
@@ -218,7 +228,7 @@ bool m2rnn_cuda_supports(const torch::Tensor& q, const torch::Tensor& k, const t
   const auto dtype = q.scalar_type();
   if (!q.is_cuda() || (dtype != torch::kFloat32 && dtype != torch::kBFloat16)) return false;
   try {
-    const M2rnnShape s = shape_of(q, k, v, W, f);
+    const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     with_type(dtype, [&](auto tag) { kc::m2rnn_fused_check<decltype(tag)>(s, kc::M2rnnCudaOptions{}); });
     return true;
   } catch (const std::invalid_argument&) {
