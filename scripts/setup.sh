@@ -24,7 +24,7 @@ fi
 if ! py="$(m2bench_find_python)"; then
   # The PyPI wheel is the CUDA build. Its CUDA libraries come from the system CUDA toolkit where
   # one is installed; only the three it lacks are fetched, which saves gigabytes of download.
-  echo "setup: creating $M2BENCH_ROOT/.venv with torch==$M2BENCH_TORCH_VERSION (about 600 MB)"
+  echo "setup: creating $M2BENCH_ROOT/.venv with torch==$M2BENCH_TORCH_VERSION (about 1.7 GB)"
   python3 -m venv "$M2BENCH_ROOT/.venv"
   py="$M2BENCH_ROOT/.venv/bin/python"
   "$py" -m pip install -q --upgrade pip
