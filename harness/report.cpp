@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/typed_text.h"
 #include "harness/config_tree.h"
 
 namespace m2b {
@@ -200,13 +201,13 @@ std::vector<ReferenceNumber> load_reference_numbers(const fs::path& path) {
         else if (key == "claim") ref.claim = text();
         else if (key == "source") ref.source = text();
         else if (key == "length_ratio") {
-          if (!v.IsScalar() || !YAML::convert<double>::decode(v, ref.length_ratio) ||
-              !(ref.length_ratio > 0))
-            fail(e.value, fmt::format("expected a number > 0, got {}", shown(v)));
+          const std::optional<double> x = parse_number(v.IsScalar() ? v.Scalar() : "");
+          if (!x || !(*x > 0)) fail(e.value, fmt::format("expected a number > 0, got {}", shown(v)));
+          ref.length_ratio = *x;
         } else if (key == "value") {
-          double x;
+          const std::optional<double> x = parse_number(v.IsScalar() ? v.Scalar() : "");
           if (v.IsScalar() && v.Scalar() == "unknown") ref.value.reset();
-          else if (v.IsScalar() && YAML::convert<double>::decode(v, x) && x >= 0 && x <= 1) ref.value = x;
+          else if (x && *x >= 0 && *x <= 1) ref.value = x;
           else fail(e.value, fmt::format("expected a number in [0, 1] or unknown, got {}", shown(v)));
         } else if (key == "metrics") {
           if (!v.IsSequence() || v.size() == 0)

@@ -1,13 +1,11 @@
 #include "tasks/registry.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
-#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/typed_text.h"
 #include "tasks/code_execution.h"
 #include "tasks/entity_tracking.h"
 #include "tasks/word_problem.h"
@@ -72,31 +70,6 @@ std::vector<TaskInfo> build_infos() {
   return infos;
 }
 
-std::optional<OptionValue> parse_typed(OptionType type, const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  switch (type) {
-    case OptionType::Int: {
-      long long v = std::strtoll(text.c_str(), &end, 10);
-      if (*end != '\0' || errno != 0) return std::nullopt;
-      return OptionValue{static_cast<int64_t>(v)};
-    }
-    case OptionType::Float: {
-      double v = std::strtod(text.c_str(), &end);
-      if (*end != '\0' || errno != 0) return std::nullopt;
-      return OptionValue{v};
-    }
-    case OptionType::Bool:
-      if (text == "true" || text == "1") return OptionValue{true};
-      if (text == "false" || text == "0") return OptionValue{false};
-      return std::nullopt;
-    case OptionType::String:
-      return OptionValue{text};
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 const std::vector<TaskInfo>& task_infos() {
@@ -136,7 +109,7 @@ std::map<std::string, OptionValue> parse_task_params(const std::string& name,
     const std::string key = a.substr(0, eq), text = a.substr(eq + 1);
     OptionValue value = text;
     for (const auto& spec : info.params)
-      if (spec.name == key) value = parse_typed(spec.type, text).value_or(OptionValue{text});
+      if (spec.name == key) value = parse_option_value(spec.type, text);
     if (!out.emplace(key, value).second)
       throw TaskError(fmt::format("task {}: parameter '{}' given twice", name, key));
   }
