@@ -370,7 +370,6 @@ static const Located& option_node(const std::map<std::string, Located>& given,
 static int64_t resolve_task(const Assignments& values, const Located& whole, TaskSpec& task) {
   std::vector<std::string> task_names;
   for (const auto& info : tasks::task_infos()) task_names.push_back(info.name);
-  std::sort(task_names.begin(), task_names.end());
   const Located* name = find(values, "task.name");
   if (!name)
     fail(whole.with_path("task.name"),

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -22,6 +23,15 @@ TEST_CASE("the registry holds every task with a description", "[registry]") {
   }
   CHECK(names == std::set<std::string>{"s3", "s5", "a5", "cyclic", "parity", "entity_tracking",
                                        "code_execution"});
+}
+
+TEST_CASE("tasks register themselves once each and are listed by name", "[registry]") {
+  std::vector<std::string> names;
+  for (const auto& info : task_infos()) names.push_back(info.name);
+  CHECK(std::is_sorted(names.begin(), names.end()));
+  CHECK_THROWS_WITH(detail::TaskRegistration(TaskInfo{"s3", "a second s3", {}, nullptr}),
+                    "task 's3' is registered twice");
+  CHECK(find_task("s3").description != "a second s3");
 }
 
 TEST_CASE("unknown tasks and parameters are named with what is valid", "[registry]") {
