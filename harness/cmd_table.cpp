@@ -4,7 +4,10 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "harness/cli.h"
 #include "harness/report.h"
@@ -22,8 +25,9 @@ struct TableArgs {
 };
 
 void print_table(const TableArgs& args) {
-  if (args.metric == "prefix_accuracy" && args.prefix_t < 1)
-    throw CLI::ValidationError("--metric prefix_accuracy", "needs --prefix-t T (T >= 1)");
+  if (args.metric != "both" && metric_info(parse_metric(args.metric)).at_prefix_t &&
+      args.prefix_t < 1)
+    throw CLI::ValidationError("--metric " + args.metric, "needs --prefix-t T (T >= 1)");
   std::optional<std::filesystem::path> reference;
   if (!args.reference.empty()) reference = args.reference;
   SuiteTables made = write_suite_tables(args.target, args.results, reference, args.prefix_t);
@@ -34,6 +38,24 @@ void print_table(const TableArgs& args) {
   std::cout << "\nwrote " << (made.source.results_dir / "table.{md,csv,tex}").string() << "\n";
   for (const std::string& problem : made.source.problems)
     std::cerr << "m2bench: warning: left out of the tables: " << problem << "\n";
+}
+
+// --metric: a name of the metric table, or both; an unknown one is refused with the valid names.
+std::string valid_metric(const std::string& text) {
+  if (text == "both") return "";
+  try {
+    parse_metric(text);
+  } catch (const std::invalid_argument&) {
+    return fmt::format("unknown metric '{}' (valid: {}, both)", text, metric_names());
+  }
+  return "";
+}
+
+// The choices as --help shows them: "{accuracy,sequence_accuracy,prefix_accuracy,both}".
+std::string metric_choices() {
+  std::string names;
+  for (const MetricInfo& metric : metric_table()) names += fmt::format("{},", metric.name);
+  return "{" + names + "both}";
 }
 
 }  // namespace
@@ -50,7 +72,7 @@ void add_table_command(CLI::App& app) {
   cmd->add_option("--results", args->results, "the results root, for a suite file (default: results)");
   cmd->add_option("--metric", args->metric,
                   "which table to print (both: every table made); the files hold them all")
-      ->check(CLI::IsMember({"accuracy", "sequence_accuracy", "prefix_accuracy", "both"}));
+      ->check(valid_metric, metric_choices());
   cmd->add_option("--prefix-t", args->prefix_t,
                   "also tabulate the prefix accuracy at t = T: the fraction of evaluation "
                   "sequences whose first T scored predictions are all right (0: not)")

@@ -1,15 +1,14 @@
 #include "harness/config.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <functional>
 #include <limits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/typed_text.h"
 #include "harness/config_tree.h"
 #include "models/lm.h"
 #include "tasks/registry.h"
@@ -28,33 +27,12 @@ void fail(const Located& where, const std::string& message) {
                                        : fmt::format("{}: {}: {}", place, where.path, message));
 }
 
-static bool parse_int(const std::string& text, int64_t& out) {
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data() + (!text.empty() && text[0] == '+'), end, out);
-  return ec == std::errc() && ptr == end && !text.empty();
-}
-
-static bool parse_number(const std::string& text, double& out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  out = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() && std::isfinite(out);
-}
-
-static bool parse_bool(const std::string& text, bool& out) {
-  if (text == "true" || text == "True") return out = true, true;
-  if (text == "false" || text == "False") return out = false, true;
-  return false;
-}
-
 std::string shown(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
   if (node.IsSequence()) return "a list";
   if (node.IsMap()) return "a mapping";
   const std::string& text = node.Scalar();
-  double number;
-  bool flag;
-  if (parse_number(text, number) || parse_bool(text, flag)) return excerpt(text);
+  if (parse_number(text) || parse_bool(text)) return excerpt(text);
   return fmt::format("\"{}\"", excerpt(text));
 }
 
@@ -112,33 +90,29 @@ static Range between(double lo, double hi, bool hi_open = false) { return {lo, h
 static std::string scalar_text(const Located& v) { return v.node.IsScalar() ? v.node.Scalar() : ""; }
 
 static int64_t read_int(const Located& v, Range range) {
-  int64_t x;
-  if (!v.node.IsScalar() || !parse_int(v.node.Scalar(), x) || !range.contains(static_cast<double>(x)))
+  const std::optional<int64_t> x = parse_int(scalar_text(v));
+  if (!x || !range.contains(static_cast<double>(*x)))
     fail(v, fmt::format("expected {}, got {}", range.text(true), shown(v.node)));
-  return x;
+  return *x;
 }
 
 static uint64_t read_uint(const Located& v) {
-  uint64_t x;
-  std::string text = scalar_text(v);
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, x);
-  if (text.empty() || ec != std::errc() || ptr != end)
-    fail(v, fmt::format("expected an integer >= 0, got {}", shown(v.node)));
-  return x;
+  const std::optional<uint64_t> x = parse_uint(scalar_text(v));
+  if (!x) fail(v, fmt::format("expected an integer >= 0, got {}", shown(v.node)));
+  return *x;
 }
 
 static double read_number(const Located& v, Range range) {
-  double x;
-  if (!parse_number(scalar_text(v), x) || !range.contains(x))
+  const std::optional<double> x = parse_number(scalar_text(v));
+  if (!x || !range.contains(*x))
     fail(v, fmt::format("expected {}, got {}", range.text(false), shown(v.node)));
-  return x;
+  return *x;
 }
 
 static bool read_bool(const Located& v) {
-  bool x;
-  if (!parse_bool(scalar_text(v), x)) fail(v, fmt::format("expected true or false, got {}", shown(v.node)));
-  return x;
+  const std::optional<bool> x = parse_bool(scalar_text(v));
+  if (!x) fail(v, fmt::format("expected true or false, got {}", shown(v.node)));
+  return *x;
 }
 
 static std::string read_name(const Located& v) {
@@ -166,21 +140,14 @@ static std::string option_text(const OptionValue& value) {
   return to_string(value);
 }
 
-// A mixer option or task parameter, typed by its spec so that resolve_options can judge it; text
-// that does not parse as the expected type is passed on as text, for resolve_options to reject.
+// A mixer option or task parameter, typed by its spec so that resolve_options can judge it (an
+// unknown key stays text, for resolve_options to reject with the valid names).
 static OptionValue option_value(const Located& v, const std::vector<OptionSpec>& spec,
                                 const std::string& key) {
   if (!v.node.IsScalar()) fail(v, fmt::format("expected a single value, got {}", shown(v.node)));
   const std::string& text = v.node.Scalar();
   auto it = std::find_if(spec.begin(), spec.end(), [&](const OptionSpec& s) { return s.name == key; });
-  if (it == spec.end() || it->type == OptionType::String) return text;
-  int64_t i;
-  double d;
-  bool b;
-  if (it->type == OptionType::Bool && parse_bool(text, b)) return b;
-  if (parse_int(text, i)) return i;  // an Int also passes as a Float
-  if (it->type != OptionType::Bool && parse_number(text, d)) return d;
-  return text;
+  return it == spec.end() ? OptionValue{text} : parse_option_value(it->type, text);
 }
 
 // An option or parameter newer than the recorded runs (OptionSpec::omit_when_default) is kept out
@@ -403,7 +370,6 @@ static const Located& option_node(const std::map<std::string, Located>& given,
 static int64_t resolve_task(const Assignments& values, const Located& whole, TaskSpec& task) {
   std::vector<std::string> task_names;
   for (const auto& info : tasks::task_infos()) task_names.push_back(info.name);
-  std::sort(task_names.begin(), task_names.end());
   const Located* name = find(values, "task.name");
   if (!name)
     fail(whole.with_path("task.name"),

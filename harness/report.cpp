@@ -13,44 +13,16 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/typed_text.h"
 #include "harness/config_tree.h"
 
 namespace m2b {
 
 namespace fs = std::filesystem;
 
-std::string to_string(Metric metric) {
-  switch (metric) {
-    case Metric::accuracy: return "accuracy";
-    case Metric::sequence_accuracy: return "sequence_accuracy";
-    case Metric::prefix_accuracy: return "prefix_accuracy";
-  }
-  return "?";
-}
-
 std::string metric_label(const Table& t) {
-  return t.metric == Metric::prefix_accuracy ? fmt::format("prefix_accuracy@{}", t.prefix_t)
-                                             : to_string(t.metric);
-}
-
-// A result's value of `metric`; none for a prefix accuracy its summary did not record.
-static std::optional<double> metric_value(const EvalResult& result, Metric metric, int64_t t) {
-  switch (metric) {
-    case Metric::accuracy: return result.accuracy;
-    case Metric::sequence_accuracy: return result.sequence_accuracy;
-    case Metric::prefix_accuracy:
-      if (result.prefix_accuracy.empty()) return std::nullopt;
-      return result.prefix_accuracy[std::min<size_t>(static_cast<size_t>(t),
-                                                     result.prefix_accuracy.size()) - 1];
-  }
-  return std::nullopt;
-}
-
-Metric parse_metric(const std::string& text) {
-  if (text == "accuracy") return Metric::accuracy;
-  if (text == "sequence_accuracy") return Metric::sequence_accuracy;
-  throw std::invalid_argument(
-      fmt::format("unknown metric '{}' (valid: accuracy, sequence_accuracy)", text));
+  const MetricInfo& metric = metric_info(t.metric);
+  return metric.at_prefix_t ? fmt::format("{}@{}", metric.name, t.prefix_t) : metric.name;
 }
 
 // ---- collecting runs -------------------------------------------------------------------------
@@ -229,20 +201,21 @@ std::vector<ReferenceNumber> load_reference_numbers(const fs::path& path) {
         else if (key == "claim") ref.claim = text();
         else if (key == "source") ref.source = text();
         else if (key == "length_ratio") {
-          if (!v.IsScalar() || !YAML::convert<double>::decode(v, ref.length_ratio) ||
-              !(ref.length_ratio > 0))
-            fail(e.value, fmt::format("expected a number > 0, got {}", shown(v)));
+          const std::optional<double> x = parse_number(v.IsScalar() ? v.Scalar() : "");
+          if (!x || !(*x > 0)) fail(e.value, fmt::format("expected a number > 0, got {}", shown(v)));
+          ref.length_ratio = *x;
         } else if (key == "value") {
-          double x;
+          const std::optional<double> x = parse_number(v.IsScalar() ? v.Scalar() : "");
           if (v.IsScalar() && v.Scalar() == "unknown") ref.value.reset();
-          else if (v.IsScalar() && YAML::convert<double>::decode(v, x) && x >= 0 && x <= 1) ref.value = x;
+          else if (x && *x >= 0 && *x <= 1) ref.value = x;
           else fail(e.value, fmt::format("expected a number in [0, 1] or unknown, got {}", shown(v)));
         } else if (key == "metrics") {
           if (!v.IsSequence() || v.size() == 0)
             fail(e.value, fmt::format("expected a list of metrics, got {}", shown(v)));
           for (size_t m = 0; m < v.size(); ++m) {
             try {
-              ref.metrics.push_back(parse_metric(v[m].IsScalar() ? v[m].Scalar() : ""));
+              ref.metrics.push_back(parse_metric(v[m].IsScalar() ? v[m].Scalar() : "",
+                                                 /*with_prefix_t_metrics=*/false));
             } catch (const std::invalid_argument& err) {
               fail({v[m], root.file, fmt::format("{}.metrics[{}]", item.path, m)}, err.what());
             }
@@ -282,10 +255,10 @@ static bool names_model(const std::string& row, const std::string& model) {
 
 std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::vector<Metric>& metrics,
                                 const std::vector<ReferenceNumber>& references, int64_t prefix_t) {
-  if (prefix_t < 1 &&
-      std::find(metrics.begin(), metrics.end(), Metric::prefix_accuracy) != metrics.end())
-    throw std::invalid_argument(
-        fmt::format("a prefix accuracy table needs a prefix length t >= 1, got {}", prefix_t));
+  for (Metric metric : metrics)
+    if (metric_info(metric).at_prefix_t && prefix_t < 1)
+      throw std::invalid_argument(fmt::format("a {} table needs a prefix length t >= 1, got {}",
+                                              metric_info(metric).title, prefix_t));
   // Groups (task, training range) and their rows, in order of first appearance.
   struct Group {
     std::string task;
@@ -317,7 +290,7 @@ std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::ve
       t.train_min_length = g.min;
       t.train_max_length = g.max;
       t.metric = metric;
-      if (metric == Metric::prefix_accuracy) t.prefix_t = prefix_t;
+      if (metric_info(metric).at_prefix_t) t.prefix_t = prefix_t;
       t.lengths.assign(g.lengths.begin(), g.lengths.end());
       t.models = g.models;
       t.cells.assign(t.models.size(), std::vector<Cell>(t.lengths.size()));
@@ -333,7 +306,7 @@ std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::ve
               if (e.length == length) result = &e;
           Cell& cell = t.cells[row][col];
           const std::optional<double> value =
-              result ? metric_value(*result, metric, prefix_t) : std::nullopt;
+              result ? metric_info(metric).value(*result, prefix_t) : std::nullopt;
           if (run->state == RunState::diverged && (planned || result)) ++cell.diverged;
           else if (value) cell.values.push_back(*value);
           else if (planned || result) ++cell.missing;
@@ -378,12 +351,10 @@ static std::string reference_text(const Table& t, const ReferenceNumber& ref, in
 }
 
 static std::string title(const Table& t) {
-  const std::string metric =
-      t.metric == Metric::accuracy            ? std::string("accuracy")
-      : t.metric == Metric::sequence_accuracy ? std::string("sequence accuracy")
-                                              : fmt::format("prefix accuracy at t = {}", t.prefix_t);
-  return fmt::format("{}: {} (training lengths {}-{})", t.task, metric, t.train_min_length,
-                     t.train_max_length);
+  const MetricInfo& metric = metric_info(t.metric);
+  return fmt::format("{}: {}{} (training lengths {}-{})", t.task, metric.title,
+                     metric.at_prefix_t ? fmt::format(" at t = {}", t.prefix_t) : "",
+                     t.train_min_length, t.train_max_length);
 }
 
 // References whose length is not a column of the table, so that they are not lost either.
@@ -629,8 +600,9 @@ SuiteTables write_suite_tables(const fs::path& target, const fs::path& results_r
   SuiteTables out{open_report_source(target, results_root), {}};
   std::optional<fs::path> references = reference_numbers ? reference_numbers
                                                           : out.source.reference_numbers;
-  std::vector<Metric> metrics = {Metric::accuracy, Metric::sequence_accuracy};
-  if (prefix_t >= 1) metrics.push_back(Metric::prefix_accuracy);
+  std::vector<Metric> metrics;
+  for (const MetricInfo& metric : metric_table())
+    if (!metric.at_prefix_t || prefix_t >= 1) metrics.push_back(metric.metric);
   out.tables = build_tables(out.source.runs, metrics,
                             references ? load_reference_numbers(*references)
                                        : std::vector<ReferenceNumber>{},

@@ -9,17 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "harness/metrics.h"
 #include "harness/results.h"
 #include "harness/suite.h"
 
 namespace m2b {
-
-// prefix_accuracy: at a chosen t (Table::prefix_t), the fraction of examples whose first t scored
-// predictions are all right (EvalResult::prefix_accuracy); a t past an evaluation length's
-// curve reads its end (the whole sequence). Runs whose summaries predate it count as missing.
-enum class Metric { accuracy, sequence_accuracy, prefix_accuracy };
-std::string to_string(Metric metric);
-Metric parse_metric(const std::string& text);  // throws std::invalid_argument naming the valid ones
 
 // One run as the tables see it: what was planned, and its summary if it has one.
 struct TableRun {
@@ -50,7 +44,7 @@ std::vector<std::string> problems(const std::vector<TableRun>& runs);
 // What the paper states about one model on one task (experiments/paper/reference_numbers.yaml).
 struct ReferenceNumber {
   std::string task, model;
-  std::vector<Metric> metrics;  // the metrics the statement speaks for
+  std::vector<Metric> metrics;  // the metrics the statement speaks for (none read at a t)
   double length_ratio = 1;      // evaluation length / training max length
   std::optional<double> value;  // none where the paper gives no number
   std::string claim;            // the paper's words, e.g. "perfect", "fails"
@@ -71,7 +65,7 @@ struct Table {
   std::string task;
   int64_t train_min_length = 0, train_max_length = 0;
   Metric metric = Metric::accuracy;
-  int64_t prefix_t = 0;             // the t of a prefix_accuracy table
+  int64_t prefix_t = 0;             // the t of a metric read at one (MetricInfo::at_prefix_t)
   std::vector<int64_t> lengths;     // columns, ascending
   std::vector<std::string> models;  // rows, in plan order
   std::vector<std::vector<Cell>> cells;  // [model][length]
@@ -81,7 +75,7 @@ struct Table {
   }
 };
 
-// prefix_t: the t of the prefix_accuracy tables (>= 1 when metrics holds prefix_accuracy).
+// prefix_t: the t of the tables of metrics read at one (>= 1 when metrics holds such a one).
 std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::vector<Metric>& metrics,
                                 const std::vector<ReferenceNumber>& references,
                                 int64_t prefix_t = 0);
@@ -118,9 +112,9 @@ struct ReportSource {
 ReportSource open_report_source(const std::filesystem::path& target,
                                 const std::filesystem::path& results_root);
 
-// `m2bench table`: opens the source, builds the tables of both metrics, and prefix accuracy at
-// prefix_t when it is >= 1 (with the reference numbers given, else those next to the suite
-// file) and writes them into results/<suite>/.
+// `m2bench table`: opens the source, builds the tables of every metric (one read at a t, such as
+// prefix accuracy, at prefix_t and only when it is >= 1) with the reference numbers given, else
+// those next to the suite file, and writes them into results/<suite>/.
 struct SuiteTables {
   ReportSource source;
   std::vector<Table> tables;

@@ -15,11 +15,11 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (figure_stem, group_key, length_axis, mark_training_range, model_style,
-                          per_seed_values, plt, read_csv, save, shared_legend)
+from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, group_key, length_axis,
+                          mark_training_range, model_style, per_seed_values, plt, read_csv, save,
+                          shared_legend)
 from matplotlib.lines import Line2D  # noqa: E402
 
-METRIC_TITLES = {"accuracy": "token accuracy", "sequence_accuracy": "sequence accuracy"}
 DODGE = 0.13  # models side by side at a length, within ± this many octaves
 
 
@@ -33,7 +33,7 @@ def dodge_factors(models):
 
 def plot_group(key, rows, seeds, out_dir):
     task, lo, hi = key
-    metrics = [m for m in METRIC_TITLES if any(r["metric"] == m for r in rows)]
+    metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
     lengths = sorted({int(r["length"]) for r in rows})
     shift = dodge_factors(models)
@@ -121,7 +121,7 @@ def main():
             continue
         group_runs = [run for run in runs if group_key(run) == key]
         seeds = {}
-        for metric in METRIC_TITLES:
+        for metric in PER_LENGTH_METRICS:
             for (model, length), values in per_seed_values(table.parent, group_runs,
                                                            metric).items():
                 seeds[(metric, model, length)] = values

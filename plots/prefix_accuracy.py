@@ -16,8 +16,8 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (TRAINING_RANGE_COLOUR, TRAINING_RANGE_FILL, figure_stem, group_key,
-                          model_style, plt, read_csv, read_summary, save, shared_legend)
+from m2b_plotting import (METRIC_TITLES, TRAINING_RANGE_COLOUR, TRAINING_RANGE_FILL, figure_stem,
+                          group_key, model_style, plt, read_csv, read_summary, save, shared_legend)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -74,7 +74,7 @@ def plot_group(key, runs, results, out_dir):
         ax.set_xlabel("t (first t predictions)")
         ax.set_ylabel("fraction with the first t all right")
         ax.set_title(f"evaluation length {length}")
-    note = f"{task}: prefix accuracy, trained on lengths {lo}-{hi}"
+    note = f"{task}: {METRIC_TITLES['prefix_accuracy']}, trained on lengths {lo}-{hi}"
     if without:
         note += f" ({without} finished run{'s' if without > 1 else ''} recorded no curve)"
     fig.suptitle(note)

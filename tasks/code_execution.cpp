@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "tasks/registry.h"
+
 namespace m2b::tasks {
 
 namespace {
@@ -148,5 +150,14 @@ void CodeExecutionTask::check(const Example& ex) const {
     }
   }
 }
+
+M2B_REGISTER_TASK(
+    code_execution,
+    TaskInfo{"code_execution",
+             "Straight-line programs over variables a, b, ... (start at 0, values mod modulus): per step one "
+             "statement (x = c | x = y | x = y + c | x += y | swap x y, padded with - to 5 tokens) and a "
+             "query slot (print x -> its value | - -); only printed values are scored. Length = number of statements.",
+             CodeExecutionTask::option_specs(),
+             [](const Options& o) -> std::unique_ptr<Task> { return std::make_unique<CodeExecutionTask>(o); }});
 
 }  // namespace m2b::tasks

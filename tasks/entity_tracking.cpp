@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "tasks/registry.h"
+
 namespace m2b::tasks {
 
 namespace {
@@ -211,5 +213,15 @@ void EntityTrackingTask::check(const Example& ex) const {
     }
   }
 }
+
+M2B_REGISTER_TASK(
+    entity_tracking,
+    TaskInfo{"entity_tracking",
+             "Boxes holding at most one object each: an initial assignment (oX bK pairs), then per step "
+             "one operation (move oX bK | swap bJ bK | remove oX - | put oX bK) and a query slot "
+             "(where oX -> box or out | what bK -> object or empty | - -); only answers are scored. "
+             "Length = number of operations.",
+             EntityTrackingTask::option_specs(),
+             [](const Options& o) -> std::unique_ptr<Task> { return std::make_unique<EntityTrackingTask>(o); }});
 
 }  // namespace m2b::tasks

@@ -1,6 +1,7 @@
 #pragma once
 // The task registry: every task by name, with its description and parameter schema, so the CLI,
-// the suite validator and the trainer build tasks the same way.
+// the suite validator and the trainer build tasks the same way. A task is one file in tasks/ that
+// defines a Task subclass and registers it with M2B_REGISTER_TASK; nothing else lists tasks.
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,7 +19,7 @@ struct TaskInfo {
   std::function<std::unique_ptr<Task>(const Options&)> factory;  // gets resolved params
 };
 
-const std::vector<TaskInfo>& task_infos();
+const std::vector<TaskInfo>& task_infos();  // by name
 // Throws TaskError "unknown task 'x' (valid: a5, code_execution, ...)".
 const TaskInfo& find_task(const std::string& name);
 // Resolves `params` against the task's schema (OptionError names the parameter, what was
@@ -33,5 +34,17 @@ Options resolve_task_params(const std::string& name,
 // unknown name or unparsable value is passed on as text, for resolve_options to reject).
 std::map<std::string, OptionValue> parse_task_params(const std::string& name,
                                                      const std::vector<std::string>& assignments);
+
+namespace detail {
+// Adds a task at static initialisation; a name registered twice is a std::logic_error.
+struct TaskRegistration {
+  explicit TaskRegistration(TaskInfo info);
+};
+}  // namespace detail
+
+// The registration objects live in a static library; tasks/CMakeLists.txt links it whole
+// (m2_tasks_all) so the linker keeps them.
+#define M2B_REGISTER_TASK(ident, ...) \
+  static ::m2b::tasks::detail::TaskRegistration m2b_task_registration_##ident{__VA_ARGS__}
 
 }  // namespace m2b::tasks

@@ -246,6 +246,31 @@ TEST_CASE("the prefix accuracy table reads each run's curve at t, the curve's en
   CHECK_THROWS_AS(m2b::build_tables(runs, {m2b::Metric::prefix_accuracy}, {}), std::invalid_argument);
 }
 
+TEST_CASE("Every metric has one row of the metric table, found by its name",
+          "[report][metrics]") {
+  for (m2b::Metric metric : {m2b::Metric::accuracy, m2b::Metric::sequence_accuracy,
+                             m2b::Metric::prefix_accuracy}) {
+    const m2b::MetricInfo& info = m2b::metric_info(metric);
+    CHECK(info.metric == metric);
+    CHECK(m2b::parse_metric(info.name) == metric);
+  }
+  CHECK(m2b::metric_names() == "accuracy, sequence_accuracy, prefix_accuracy");
+  CHECK_THROWS_WITH(m2b::parse_metric("acc"),
+                    "unknown metric 'acc' (valid: accuracy, sequence_accuracy, prefix_accuracy)");
+  // The paper's reference numbers state no t, so they cannot name a metric read at one.
+  CHECK_THROWS_WITH(m2b::parse_metric("prefix_accuracy", /*with_prefix_t_metrics=*/false),
+                    "unknown metric 'prefix_accuracy' (valid: accuracy, sequence_accuracy)");
+}
+
+TEST_CASE("m2bench table refuses an unknown --metric and lists the valid ones",
+          "[report][metrics][cli]") {
+  const auto result = m2bench_cli({"table", "results/none", "--metric", "acc"});
+  CHECK(result.status != 0);
+  CHECK_THAT(result.err,
+             Catch::Matchers::Contains("unknown metric 'acc' (valid: accuracy, sequence_accuracy, "
+                                       "prefix_accuracy, both)"));
+}
+
 // ---- the store as `m2bench run` leaves it, and the two forms of `m2bench table` --------------
 
 namespace {

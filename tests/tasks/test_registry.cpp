@@ -1,7 +1,11 @@
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "common/typed_text.h"
 #include "tests/catch.h"
 #include "tests/tasks/task_testing.h"
 #include "tasks/registry.h"
@@ -19,6 +23,15 @@ TEST_CASE("the registry holds every task with a description", "[registry]") {
   }
   CHECK(names == std::set<std::string>{"s3", "s5", "a5", "cyclic", "parity", "entity_tracking",
                                        "code_execution"});
+}
+
+TEST_CASE("tasks register themselves once each and are listed by name", "[registry]") {
+  std::vector<std::string> names;
+  for (const auto& info : task_infos()) names.push_back(info.name);
+  CHECK(std::is_sorted(names.begin(), names.end()));
+  CHECK_THROWS_WITH(detail::TaskRegistration(TaskInfo{"s3", "a second s3", {}, nullptr}),
+                    "task 's3' is registered twice");
+  CHECK(find_task("s3").description != "a second s3");
 }
 
 TEST_CASE("unknown tasks and parameters are named with what is valid", "[registry]") {
@@ -90,6 +103,24 @@ TEST_CASE("command-line parameters are typed by the task's schema", "[registry]"
         "task cyclic: parameter 'n' given twice");
   CHECK(message_of<TaskError>([] { parse_task_params("nope", {}); }) ==
         "unknown task 'nope' (valid: a5, code_execution, cyclic, entity_tracking, parity, s3, s5)");
+}
+
+TEST_CASE("typed text reads the same on the command line as in a suite file", "[registry]") {
+  using m2b::OptionType;
+  using m2b::OptionValue;
+  using m2b::parse_option_value;
+  CHECK(parse_option_value(OptionType::Int, "+12") == OptionValue{int64_t{12}});
+  CHECK(parse_option_value(OptionType::Float, "3") == OptionValue{int64_t{3}});  // widened later
+  CHECK(parse_option_value(OptionType::Float, "1e-4") == OptionValue{1e-4});
+  CHECK(parse_option_value(OptionType::Bool, "True") == OptionValue{true});
+  CHECK(parse_option_value(OptionType::String, "12") == OptionValue{std::string("12")});
+  // Text that is not of the type stays as given, for resolve_options to quote.
+  for (const auto& [type, text] : std::vector<std::pair<OptionType, std::string>>{
+           {OptionType::Int, "1.5"}, {OptionType::Int, "1e3"}, {OptionType::Float, "inf"},
+           {OptionType::Float, "0.5x"}, {OptionType::Bool, "1"}, {OptionType::Bool, "yes"}})
+    CHECK(parse_option_value(type, text) == OptionValue{text});
+  CHECK(message_of<m2b::OptionError>([] { make_task("s3", parse_task_params("s3", {"bos=1"})); }) ==
+        "task s3: option 'bos' must be true or false, got 1");
 }
 
 TEST_CASE("every task's checker rejects any single changed target", "[registry]") {
