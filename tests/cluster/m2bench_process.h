@@ -22,18 +22,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/read_text.h"
+
 extern char** environ;
 
 namespace m2b::test {
 
 namespace fs = std::filesystem;
-
-inline std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // A scratch folder, removed with what it holds.
 class ScratchDir {

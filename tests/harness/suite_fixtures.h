@@ -15,15 +15,9 @@
 #include "harness/cli.h"
 #include "harness/config.h"
 #include "harness/results.h"
+#include "tests/read_text.h"
 
 namespace m2b::test {
-
-inline std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Clean-up that never throws (it runs in destructors); see m2b::remove_tree for why not remove_all.
 inline void remove_tree(const std::filesystem::path& path) {
