@@ -293,15 +293,24 @@ std::string to_string(RunState state) {
   return "?";
 }
 
+[[noreturn]] static void fail_link(const fs::path& path) {
+  throw std::runtime_error(fmt::format(
+      "{} is a symbolic link; m2bench writes its results only into files and folders of "
+      "its own, so remove the link",
+      path.string()));
+}
+
 int open_for_writing(const fs::path& path, int flags) {
   int fd = ::open(path.c_str(), flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd >= 0) return fd;
-  if (errno == ELOOP)
-    throw std::runtime_error(fmt::format(
-        "{} is a symbolic link; m2bench writes its results only into files of its own, so "
-        "remove the link",
-        path.string()));
+  if (errno == ELOOP) fail_link(path);
   fail_errno(flags & O_EXCL ? "cannot create" : "cannot open", path);
+}
+
+void refuse_links(const fs::path& run_dir) {
+  if (fs::is_symlink(run_dir)) fail_link(run_dir);
+  for (const char* name : {"config.yaml", "metrics.jsonl", "summary.json", "checkpoint.pt"})
+    if (fs::is_symlink(run_dir / name)) fail_link(run_dir / name);
 }
 
 void remove_tree(const std::filesystem::path& path) {

@@ -75,6 +75,12 @@ void write_atomic(const std::filesystem::path& path, const std::string& content)
 // link: a link there, planted or left over, is refused with a message naming it. Returns the fd.
 int open_for_writing(const std::filesystem::path& path, int flags);
 
+// Refuses, with the message of open_for_writing, a run folder that is a symbolic link or holds
+// one in place of a file the run reads and then rewrites (config.yaml, metrics.jsonl,
+// summary.json, checkpoint.pt): what is read through a link would become the run's own, and a
+// linked folder would take every write outside the results.
+void refuse_links(const std::filesystem::path& run_dir);
+
 // Deletes a file or folder tree. std::filesystem::remove_all would resolve to the copy that
 // libtorch.so exports, which crashes (pytorch/pytorch#133437).
 void remove_tree(const std::filesystem::path& path);

@@ -149,6 +149,7 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
       const std::string label = label_of(i);
       const fs::path dir = run_dir(options.results_root, run);
       try {
+        refuse_links(dir);
         if (done(dir)) {
           outcome = first_pass ? Outcome::done_before : Outcome::done_elsewhere;
           if (first_pass) ++report.already_done;

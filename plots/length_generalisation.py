@@ -31,12 +31,20 @@ def dodge_factors(models):
     return {m: 2 ** (-DODGE + i * step) for i, m in enumerate(models)}
 
 
+def paper_x(length, model, shift, models_with_paper_value):
+    """Where a paper number at `length` goes: on the length's column, unless other models have
+    one there too; then on its model's own place beside them, so that none hides another."""
+    return length * (1.0 if models_with_paper_value == 1 else shift[model])
+
+
 def plot_group(key, rows, seeds, out_dir):
     task, lo, hi = key
     metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
     lengths = sorted({int(r["length"]) for r in rows})
     shift = dodge_factors(models)
+    paper_cells = collections.Counter((r["metric"], int(r["length"])) for r in rows
+                                      if r["paper_value"] != "")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics) + 2.4, 4.2),
                              squeeze=False, layout="constrained")
     most_seeds = 1
@@ -68,7 +76,9 @@ def plot_group(key, rows, seeds, out_dir):
             for r in cells:
                 if r["paper_value"] == "":
                     continue
-                xp, yp = int(r["length"]) * shift[model], float(r["paper_value"])
+                length = int(r["length"])
+                xp = paper_x(length, model, shift, paper_cells[(metric, length)])
+                yp = float(r["paper_value"])
                 ax.plot([xp], [yp], linestyle="none", marker="o", markersize=10,
                         markerfacecolor="none", markeredgecolor=colour, markeredgewidth=1.6,
                         zorder=4, clip_on=False)

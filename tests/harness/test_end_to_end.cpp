@@ -48,6 +48,14 @@ static void m2bench(const std::string& line) {
   app.parse(line);
 }
 
+// Options that run only the suite's first run, into dir/results.
+static SuiteRunOptions first_run_only(const TempDir& dir, const Suite& suite) {
+  SuiteRunOptions options;
+  options.results_root = dir.path() / "results";
+  options.only = {suite.runs[0].id};
+  return options;
+}
+
 TEST_CASE("m2bench run trains a suite and m2bench table tabulates it", "[end_to_end]") {
   TempDir dir;
   const fs::path suite_file = dir.write("e2e.yaml", kTinySuite);
@@ -83,9 +91,7 @@ TEST_CASE("a second run skips finished runs and leaves claimed ones to their hol
           "[end_to_end]") {
   TempDir dir;
   const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
-  SuiteRunOptions options;
-  options.results_root = dir.path() / "results";
-  options.only = {suite.runs[0].id};
+  SuiteRunOptions options = first_run_only(dir, suite);
   CHECK(run_suite(suite, options).finished == 1);
 
   // Run 1 is held by "another process"; run 0 is done.
@@ -281,9 +287,7 @@ TEST_CASE("m2bench run exits non-zero and lists the runs other processes still h
 TEST_CASE("--fresh never writes through a link planted in the results folder", "[end_to_end]") {
   TempDir dir;
   const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
-  SuiteRunOptions options;
-  options.results_root = dir.path() / "results";
-  options.only = {suite.runs[0].id};
+  SuiteRunOptions options = first_run_only(dir, suite);
   REQUIRE(run_suite(suite, options).finished == 1);
   const fs::path outside = dir.path() / "outside.txt";
   std::ofstream(outside) << "precious";
@@ -294,6 +298,40 @@ TEST_CASE("--fresh never writes through a link planted in the results folder", "
   CHECK(read_text(outside) == "precious");
 }
 
+TEST_CASE("a run folder or run file that is a symbolic link is refused, nothing read through it",
+          "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options = first_run_only(dir, suite);
+  const fs::path run = run_dir(options.results_root, suite.runs[0]);
+  const auto refused = [&](const fs::path& link) {
+    const SuiteRunReport report = run_suite(suite, options);
+    REQUIRE(report.failures.size() == 1);
+    CHECK_THAT(report.failures[0],
+               Catch::Matchers::Contains(link.string() + " is a symbolic link"));
+    CHECK(fs::is_symlink(link));  // left for the user to look at, not replaced
+  };
+  // A metrics.jsonl link: once it was read to keep its lines, then replaced by them.
+  const fs::path secret = dir.write("outside/secret.jsonl", "{\"step\": 0, \"secret\": 1}\n");
+  fs::create_directories(run);
+  fs::create_symlink(secret, run / "metrics.jsonl");
+  refused(run / "metrics.jsonl");
+  fs::remove(run / "metrics.jsonl");
+  for (const char* name : {"checkpoint.pt", "summary.json", "config.yaml"}) {
+    INFO(name);
+    fs::create_symlink(secret, run / name);
+    refused(run / name);
+    fs::remove(run / name);
+  }
+  CHECK(read_text(secret) == "{\"step\": 0, \"secret\": 1}\n");
+  // A run folder that is a link: once the run was trained into the folder it points at.
+  remove_tree(run);
+  fs::create_symlink(secret.parent_path(), run);
+  refused(run);
+  // Nothing was written into the folder it points at.
+  CHECK(std::distance(fs::directory_iterator(secret.parent_path()), fs::directory_iterator{}) == 1);
+}
+
 TEST_CASE("a run that cannot fit in memory is refused before anything is written, naming what "
           "to lower", "[end_to_end]") {
   TempDir dir;
@@ -302,9 +340,7 @@ TEST_CASE("a run that cannot fit in memory is refused before anything is written
   const std::string small = "gru: {d_model: 16, n_layers: 1,";
   text.replace(text.find(small), small.size(), "gru: {d_model: 65536, n_layers: 1024,");
   const Suite suite = load_suite(dir.write("e2e.yaml", text));
-  SuiteRunOptions options;
-  options.results_root = dir.path() / "results";
-  options.only = {suite.runs[0].id};
+  SuiteRunOptions options = first_run_only(dir, suite);
   const SuiteRunReport report = run_suite(suite, options);
   REQUIRE(report.failures.size() == 1);
   CHECK_THAT(report.failures[0],

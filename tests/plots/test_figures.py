@@ -64,11 +64,28 @@ def digests(out):
             for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+def paper_ring_failures():
+    """A paper number alone at its length sits on the length's column (not on its model's
+    side-by-side place, left or right of it); paper numbers of several models there keep their
+    models' places."""
+    sys.path.insert(0, str(PLOTS))
+    import length_generalisation as lg
+    shift = lg.dodge_factors(["m2rnn", "mamba2", "gru"])
+    failures = []
+    alone = lg.paper_x(64, "m2rnn", shift, 1)
+    if alone != 64:
+        failures.append(f"a lone paper number at 64 is drawn at {alone}")
+    shared = [lg.paper_x(64, m, shift, 2) for m in ("m2rnn", "gru")]
+    if shared[0] >= 64 or shared[1] <= 64:
+        failures.append(f"two paper numbers at 64 are drawn at {shared}, not side by side")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
-    failures = []
+    failures = paper_ring_failures()
     with tempfile.TemporaryDirectory(prefix="m2b-figures-") as tmp:
         out = pathlib.Path(tmp)
         draw(args.python, out)
