@@ -178,7 +178,7 @@ __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const
 template <class C>
 __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backward_kernel(const RecurrenceArgs<typename C::T> a) {
   // Split columns (warp pairs swapping halves of both products' A operands, P 4 to make room)
-  // made wide's backward slower, 6.8 -> 7.2 ms forward+backward.
+  // made wide's backward slower.
   static_assert(C::CS == 1, "the backward keeps whole rows in a warp");
   using T = typename C::T;
   using L = BackwardSmem<C>;
@@ -232,9 +232,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
   // dq or dk (which 0 or 1) of step t0 + s from the lanes that hold them whole. Without
   // recompute warps into the round's buffer for the flush after its barrier: these lanes are a
   // quarter of each warp, and their own puts (address arithmetic and the shared-head branch per
-  // element) cost the single group more than its share of the flush (lm400m forward+backward
-  // 12.2 -> 11.3 ms). With recompute warps straight out: the flush would sit on the reversing
-  // warps' critical path (wide 6.18 -> 6.25 ms).
+  // element) cost the single group more than its share of the flush. With recompute warps
+  // straight out: the flush would sit on the reversing warps' critical path.
   auto put_row_sums = [&](int which, unsigned r, int64_t t0, int s, const float (&x)[C::MT][2]) {
     if (l.j != 0) return;
 #pragma unroll
@@ -361,9 +360,9 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
       T* arows = dA_rows + s * kStep;
       Frag<C> dA;  // Z (or before kZKept its pre-activation) goes in dA's registers
       // hp: H_{t-1} as stored; bf16 keeps its pairs, the product's operand as they are, unpacked
-      // element by element where df needs them, where registers are not capped (with lm400m's
-      // 128, ptxas then moved registers around in pass 1 and dW: 364 -> 350 instructions in this
-      // loop, +29 in theirs).
+      // element by element where df needs them, where registers are not capped (under lm400m's
+      // cap of 128, ptxas then moved registers around in pass 1 and dW, which grew by more than
+      // this loop shrank).
       auto from = [&](const auto& hp) {
         if constexpr (kZKept) load_frag<C>(z_rows(r, s), C::LD, dA, l);
         else preactivation<C>(dA, hp, W, in, hrows, l);

@@ -91,9 +91,9 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
     const int64_t t0 = it * PF;
     const int buf = it & 1;
     unsigned char* next = stage + (buf ^ 1) * St::kBytes;
-    // The next tile's copies: with k v^T a step ahead, issued inside this tile's first step (run
-    // 43: lm400m 1.64 -> 1.58 ms); with the columns split (wide) ahead of the steps, as inside
-    // they took 0.866 -> 0.902.
+    // The next tile's copies: with k v^T a step ahead, issued inside this tile's first step
+    // (faster at lm400m); with the columns split (wide) ahead of the steps, where issuing them
+    // inside was slower.
     auto stage_next = [&] {
       if (it + 1 < tiles) st.load(next, a, q, k, v, f, nullptr, t0 + PF, true, l);
     };
