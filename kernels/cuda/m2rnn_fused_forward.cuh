@@ -27,6 +27,22 @@ struct ForwardSmem {
   static constexpr int kBytes = oX + C::kExchangeBytes;
 };
 
+// y of the tile from step t0 (y_step apart in y): its partials `part` summed over rows, one
+// step-column element per thread and slice.
+template <class C>
+__device__ __forceinline__ void sum_y(typename C::T* y, int64_t y_step, int64_t t0, int steps,
+                                      const float* part, int slice, const Lane& l) {
+  using L = ForwardSmem<C>;
+  const int e = l.tid + slice * C::kBlockThreads;
+  if (e >= steps * C::V) return;
+  const int s = e / C::V, c = e % C::V;
+  const float* p = part + s * L::kYStep + c;
+  float sum = 0.f;
+#pragma unroll
+  for (int r = 0; r < L::kYRows; ++r) sum += p[r * L::kYLd];
+  y[(t0 + s) * y_step + c] = from_float<typename C::T>(sum);
+}
+
 template <class C>
 __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward_kernel(const RecurrenceArgs<typename C::T> a) {
   using T = typename C::T;
@@ -63,27 +79,15 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   st.load(stage, a, q, k, v, f, nullptr, 0, true, l);
   st.finish(stage, l);
   __syncthreads();
-  // y of the tile from step t0: its partials summed over rows, one step-column element per
-  // thread and slice. With two buffers of partials, a full tile's sums are deferred into the
-  // next tile's steps, a slice a step: those steps are bound by their dependent chain and leave
-  // issue slots free, whereas after the barrier the sums sat on every warp's path (faster at
-  // lm400m and wide).
-  auto sum_y = [&](int64_t t0, int steps, const float* part, int slice) {
-    const int e = l.tid + slice * C::kBlockThreads;
-    if (e >= steps * C::V) return;
-    const int s = e / C::V, c = e % C::V;
-    const float* p = part + s * L::kYStep + c;
-    float sum = 0.f;
-#pragma unroll
-    for (int r = 0; r < L::kYRows; ++r) sum += p[r * L::kYLd];
-    y[(t0 + s) * y_step + c] = from_float<T>(sum);
-  };
+  // With two buffers of partials, a full tile's y sums are deferred into the next tile's steps,
+  // a slice a step: those steps are bound by their dependent chain and leave issue slots free,
+  // whereas after the barrier the sums sat on every warp's path (faster at lm400m and wide).
   constexpr int kSlices = (PF * C::V + C::kBlockThreads - 1) / C::kBlockThreads;
   constexpr bool kDeferY = C::kYBuffers == 2 && kSlices <= PF;  // more a step spilled (K 16, V 64)
   int64_t deferred_t0 = 0;
   const float* deferred = nullptr;  // the partials of the full tile from deferred_t0, not yet summed
   auto sum_deferred = [&](int slice) {
-    if (kDeferY && deferred) sum_y(deferred_t0, PF, deferred, slice);
+    if (kDeferY && deferred) sum_y<C>(y, y_step, deferred_t0, PF, deferred, slice, l);
   };
 
   const int64_t tiles = (S + PF - 1) / PF;
@@ -148,7 +152,7 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
       deferred_t0 = t0, deferred = ypart;
     } else {
 #pragma unroll 1
-      for (int slice = 0; slice < kSlices; ++slice) sum_y(t0, steps, ypart, slice);
+      for (int slice = 0; slice < kSlices; ++slice) sum_y<C>(y, y_step, t0, steps, ypart, slice, l);
     }
     // With one buffer, the partials are read before the next tile overwrites them.
     if (C::kYBuffers == 1 && it + 1 < tiles) __syncthreads();
