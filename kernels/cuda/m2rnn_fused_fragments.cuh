@@ -102,29 +102,17 @@ __device__ __forceinline__ void for_each_elem(Fn&& fn) {
 // Global K x V state (contiguous, any alignment): scalar accesses; nullptr reads zeros.
 template <class C, typename S>
 __device__ __forceinline__ void load_state(const S* src, Frag<C>& x, const Lane& l) {
+  for_each_pair<C>(C::V, l, [&](int m, int h, int nt, int o) {
 #pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-          x[m][nt][2 * h + e] =
-              src ? to_float<S>(src[row_of<C>(l, m, h) * C::V + col_of<C>(l, nt) + e]) : 0.f;
+    for (int e = 0; e < 2; ++e) x[m][nt][2 * h + e] = src ? to_float<S>(src[o + e]) : 0.f;
+  });
 }
 template <class C, typename S>
 __device__ __forceinline__ void store_state(S* dst, const Frag<C>& x, const Lane& l) {
+  for_each_pair<C>(C::V, l, [&](int m, int h, int nt, int o) {
 #pragma unroll
-  for (int m = 0; m < C::MT; ++m)
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int nt = 0; nt < C::NT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-          dst[row_of<C>(l, m, h) * C::V + col_of<C>(l, nt) + e] =
-              from_float<S>(x[m][nt][2 * h + e]);
+    for (int e = 0; e < 2; ++e) dst[o + e] = from_float<S>(x[m][nt][2 * h + e]);
+  });
 }
 
 }  // namespace m2b::kernels::cuda::detail
