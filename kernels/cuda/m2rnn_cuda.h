@@ -2,7 +2,7 @@
 // The M2RNN recurrence on NVIDIA GPUs, torch-free: raw device pointers, element strides, a stream.
 // Two backends compute the function of kernels/m2rnn.h:
 //   fused  - one kernel for the forward, one for the backward; each (batch, head) chain keeps its
-//            K x V state on chip for the whole sequence (kernels/cuda/m2rnn_fused.cuh).
+//            K x V state on chip for the whole sequence (kernels/cuda/m2rnn_fused_*.cuh).
 //   cublas - the obvious baseline: per step one strided-batched cuBLAS GEMM for H W and one
 //            elementwise kernel (kernels/cuda/m2rnn_cublas.cu).
 // Element types: float, and __nv_bfloat16 (bf16 below). Every pointer is device memory.

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "kernels/cuda/m2rnn_fused.cuh"
+#include "kernels/cuda/m2rnn_fused_backward.cuh"
+#include "kernels/cuda/m2rnn_fused_forward.cuh"
+#include "kernels/cuda/m2rnn_fused_traits.cuh"
 
 namespace m2b::kernels::cuda::detail {
 
@@ -19,9 +21,9 @@ namespace m2b::kernels::cuda::detail {
 // registers at 128 so that 16 warps of 32 threads fit (the statetrack shape: 2048 chains).
 // Where a chain takes a multiprocessor to itself (K V >= 4096, one warp per scheduler) its kernels
 // double their warps, up to 8 (16 would cap registers at 128 and spill): the forward splits each
-// row block's columns over two warps (CS, m2rnn_fused.cuh), the backward gives the recomputation
-// of the states and dW to a second group of warps (recompute warps), which takes second slots of
-// states and dA (BackwardSmem), hence its smaller P.
+// row block's columns over two warps (CS, m2rnn_fused_traits.cuh), the backward gives the
+// recomputation of the states and dW to a second group of warps (recompute warps), which takes
+// second slots of states and dA (BackwardSmem), hence its smaller P.
 template <typename T, int K, int V, bool kExact>
 struct Tuned {
   static constexpr int MT = std::min({K / 16, 64 / V, 2});
