@@ -1,8 +1,8 @@
 // Suite expansion: the grid, overrides, includes, row names and the committed suites.
 #include <set>
 
-#include "harness/report.h"
-#include "harness/suite.h"
+#include "harness/config/suite.h"
+#include "harness/results/report.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 
