@@ -1,7 +1,7 @@
 #include <fmt/format.h>
 
 #include "harness/cli/cli.h"
-#include "harness/results/version.h"
+#include "harness/results/provenance.h"
 
 namespace m2b::cli {
 

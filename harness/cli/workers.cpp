@@ -22,7 +22,7 @@
 #include <torch/torch.h>
 
 #include "common/options.h"
-#include "harness/results/version.h"
+#include "harness/results/provenance.h"
 
 extern char** environ;
 

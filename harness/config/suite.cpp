@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "harness/config/config_tree.h"
+#include "harness/config/run_schema_internals.h"
 
 namespace m2b {
 

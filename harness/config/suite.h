@@ -5,7 +5,7 @@
 //   description: free text             # optional
 //   include: models.yaml               # or a list; relative to this file; adds its `models:`
 //   models: {NAME: {d_model: .., n_layers: .., layers: [...]}, ...}   # optional, local models
-//   defaults: {model: m2rnn, task: {...}, train: {...}, seed: 0}      # run keys (config.h)
+//   defaults: {model: m2rnn, task: {...}, train: {...}, seed: 0}      # run keys (run_schema.h)
 //   grid:                              # every combination of the listed values, first key
 //     model: [m2rnn, mamba2]           # outermost; each key takes a non-empty list
 //     task.name: [s3, s5]
@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/config/config.h"
 #include "harness/config/run_config.h"
+#include "harness/config/run_schema.h"
 
 namespace m2b {
 

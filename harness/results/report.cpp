@@ -14,7 +14,7 @@
 #include <fmt/ranges.h>
 
 #include "common/typed_text.h"
-#include "harness/config/config_tree.h"
+#include "harness/config/run_schema_internals.h"
 
 namespace m2b {
 

@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "common/options.h"
-#include "harness/config/config.h"
+#include "harness/config/run_schema.h"
 
 namespace m2b {
 

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "harness/results/version.h"
+#include "harness/results/provenance.h"
 
 #ifdef M2BENCH_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>

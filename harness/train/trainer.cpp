@@ -8,14 +8,14 @@
 #include <cmath>
 #include <ctime>
 
-#include "harness/results/version.h"
+#include "harness/results/provenance.h"
 #include "harness/train/batch_stream.h"
 #include "harness/train/checkpoint.h"
 #include "harness/train/compute.h"
 #include "harness/train/evaluator.h"
+#include "harness/train/lr_schedule.h"
 #include "harness/train/progress.h"
 #include "harness/train/run_claim.h"
-#include "harness/train/schedule.h"
 #include "harness/train/train_step.h"
 #include "tasks/registry.h"
 #include "tasks/split.h"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "harness/cli/cli.h"
-#include "harness/config/config.h"
+#include "harness/config/run_schema.h"
 #include "harness/results/results.h"
 #include "tests/read_text.h"
 

@@ -7,7 +7,7 @@
 #include <regex>
 #include <sstream>
 
-#include "harness/config/config.h"
+#include "harness/config/run_schema.h"
 #include "harness/config/suite.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/config/config.h"
+#include "harness/config/run_schema.h"
 #include "harness/config/suite.h"
 #include "harness/results/report.h"
 #include "tests/catch.h"

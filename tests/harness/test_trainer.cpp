@@ -4,7 +4,7 @@
 
 #include "harness/results/results.h"
 #include "harness/train/compute.h"
-#include "harness/train/schedule.h"
+#include "harness/train/lr_schedule.h"
 #include "harness/train/scoring.h"
 #include "harness/train/trainer.h"
 #include "tests/catch.h"

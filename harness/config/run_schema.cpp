@@ -1,4 +1,4 @@
-#include "harness/config/config.h"
+#include "harness/config/run_schema.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "common/typed_text.h"
-#include "harness/config/config_tree.h"
+#include "harness/config/run_schema_internals.h"
 #include "models/lm.h"
 #include "tasks/registry.h"
 

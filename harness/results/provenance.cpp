@@ -1,4 +1,4 @@
-#include "harness/results/version.h"
+#include "harness/results/provenance.h"
 
 #include <torch/torch.h>
 #ifdef M2BENCH_HAVE_CUDA

@@ -1,7 +1,8 @@
 #pragma once
-// Internals shared by the run-config reader (config.cpp) and the suite loader (suite.cpp): YAML
-// nodes that remember their file and key path, so that every error can point at its source,
-// and a run described as key-path assignments before it is resolved.
+// Internals of the run schema (run_schema.cpp) that the suite loader (suite.cpp) and the tables'
+// reading of config.yaml (harness/results/report.cpp) share: YAML nodes that remember their file
+// and key path, so that every error can point at its source, and a run described as key-path
+// assignments before it is resolved.
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
@@ -10,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/config/config.h"
 #include "harness/config/run_config.h"
+#include "harness/config/run_schema.h"
 
 namespace m2b::config {
 

@@ -1,4 +1,4 @@
-#include "harness/train/schedule.h"
+#include "harness/train/lr_schedule.h"
 
 #include <algorithm>
 #include <cmath>
