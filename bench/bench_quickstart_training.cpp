@@ -1,5 +1,6 @@
-// Training throughput of the quickstart models through the trainer itself (harness/trainer.h):
-// data generation, forward, loss, backward, clipping and AdamW, as `m2bench run` does them.
+// Training throughput of the quickstart models through the trainer itself
+// (harness/train/trainer.h): data generation, forward, loss, backward, clipping and AdamW, as
+// `m2bench run` does them.
 // One iteration is a short run of kSteps steps of one model of experiments/quickstart.yaml (its
 // first seed); `tokens/s` is the trainer's own measure (training tokens / training time, without
 // model construction or evaluation), averaged over iterations.
@@ -16,8 +17,8 @@
 #include <set>
 #include <string>
 
-#include "harness/suite.h"
-#include "harness/trainer.h"
+#include "harness/config/suite.h"
+#include "harness/train/trainer.h"
 
 namespace {
 

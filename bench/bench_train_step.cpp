@@ -1,6 +1,6 @@
 // One training step of a 2-layer LanguageModel per registered mixer, as `m2bench run` takes it
-// (harness/train_step.h: the batch's copy to the device, forward, cross-entropy, backward, the
-// gradient clip and AdamW): at the quickstart size on CPU, and at a GPU size when CUDA is
+// (harness/train/train_step.h: the batch's copy to the device, forward, cross-entropy, backward,
+// the gradient clip and AdamW): at the quickstart size on CPU, and at a GPU size when CUDA is
 // available, in each precision the trainer offers, with the step replayed from a CUDA graph
 // (the trainer's default) and launched eagerly (`m2bench run --no-cuda-graphs`).
 // Names: BM_TrainStep/<mixer>/<device>/<precision>/<graphs|eager>/B<batch>_S<seq>_D<d_model>;
@@ -17,8 +17,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "harness/compute.h"
-#include "harness/train_step.h"
+#include "harness/train/compute.h"
+#include "harness/train/train_step.h"
 #include "models/lm.h"
 #include "tasks/rng.h"
 

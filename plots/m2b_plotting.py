@@ -14,15 +14,16 @@ import re
 import sys
 
 # The metrics of table.csv and summary.json as the figures title them, under the names that
-# harness/metrics.cpp (the C++ table of metrics) gives them. Panel titles say "token accuracy"
-# where the tables say "accuracy": beside sequence accuracy on one figure, the unit matters.
+# harness/results/metrics.cpp (the C++ table of metrics) gives them. Panel titles say "token
+# accuracy" where the tables say "accuracy": beside sequence accuracy on one figure, the unit
+# matters.
 METRIC_TITLES = {"accuracy": "token accuracy", "sequence_accuracy": "sequence accuracy",
                  "prefix_accuracy": "prefix accuracy"}
 # Those with one number per evaluation length; prefix_accuracy is a curve over t at each length.
 PER_LENGTH_METRICS = ("accuracy", "sequence_accuracy")
 
 # The exit status of a script run by a Python without matplotlib; `m2bench plot` says so for this
-# status only (kExitNoMatplotlib in harness/cmd_plot.cpp), and shows any other failure as it is.
+# status only (kExitNoMatplotlib in harness/cli/cmd_plot.cpp), and shows any other failure as it is.
 NO_MATPLOTLIB = 3
 
 try:

@@ -4,10 +4,10 @@
 // unbroken run's results (the fused AdamW's state goes through the checkpoint).
 #include <cmath>
 
-#include "harness/batch_stream.h"
-#include "harness/compute.h"
-#include "harness/train_step.h"
-#include "harness/trainer.h"
+#include "harness/train/batch_stream.h"
+#include "harness/train/compute.h"
+#include "harness/train/train_step.h"
+#include "harness/train/trainer.h"
 #include "tasks/registry.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"

@@ -1,6 +1,6 @@
 // The trainer on a CUDA device, in a fresh process (CUDA not yet initialised): a tiny M2RNN run
 // through the cuda backend finishes, learns, and records the device and its memory.
-#include "harness/trainer.h"
+#include "harness/train/trainer.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"

@@ -12,9 +12,9 @@
 #include <sstream>
 #include <vector>
 
-#include "harness/cli.h"
-#include "harness/config.h"
-#include "harness/results.h"
+#include "harness/cli/cli.h"
+#include "harness/config/run_schema.h"
+#include "harness/results/results.h"
 #include "tests/read_text.h"
 
 namespace m2b::test {

@@ -1,7 +1,7 @@
 // Training batches under a length curriculum: the longest length grows linearly from its start
 // to train_max over the curriculum's steps, no batch is longer than its step allows, and after
 // the curriculum (or without one) every step draws exactly the batch an uncurriculated run does.
-#include "harness/batch_stream.h"
+#include "harness/train/batch_stream.h"
 #include "tasks/registry.h"
 #include "tests/catch.h"
 

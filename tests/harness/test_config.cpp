@@ -7,8 +7,8 @@
 #include <regex>
 #include <sstream>
 
-#include "harness/config.h"
-#include "harness/suite.h"
+#include "harness/config/run_schema.h"
+#include "harness/config/suite.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 

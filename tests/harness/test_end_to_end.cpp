@@ -15,12 +15,12 @@
 #include <sstream>
 #include <thread>
 
-#include "harness/cli.h"
-#include "harness/report.h"
-#include "harness/results.h"
-#include "harness/run_claim.h"
-#include "harness/runner.h"
-#include "harness/suite.h"
+#include "harness/cli/cli.h"
+#include "harness/config/suite.h"
+#include "harness/results/report.h"
+#include "harness/results/results.h"
+#include "harness/train/run_claim.h"
+#include "harness/train/runner.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"  // one intra-op thread

@@ -2,8 +2,8 @@
 // wrong one (unscored positions neither break nor count), and for each t the fraction of
 // examples whose run reaches t; a trained run's curves never rise with t and end at its
 // sequence accuracy.
-#include "harness/evaluator.h"
-#include "harness/trainer.h"
+#include "harness/train/evaluator.h"
+#include "harness/train/trainer.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"

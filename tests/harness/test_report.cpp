@@ -5,9 +5,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/config.h"
-#include "harness/report.h"
-#include "harness/suite.h"
+#include "harness/config/run_schema.h"
+#include "harness/config/suite.h"
+#include "harness/results/report.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/results.h"
-#include "harness/run_claim.h"
+#include "harness/results/results.h"
+#include "harness/train/run_claim.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 

@@ -11,10 +11,10 @@
 #include <sstream>
 #include <thread>
 
-#include "harness/checkpoint.h"
-#include "harness/results.h"
-#include "harness/run_claim.h"
-#include "harness/trainer.h"
+#include "harness/results/results.h"
+#include "harness/train/checkpoint.h"
+#include "harness/train/run_claim.h"
+#include "harness/train/trainer.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <functional>
 
-#include "harness/run_claim.h"
+#include "harness/train/run_claim.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 

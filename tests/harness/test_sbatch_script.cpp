@@ -2,7 +2,7 @@
 // limit, and the options Slurm would refuse or misread, refused first with their name.
 #include <string>
 
-#include "harness/sbatch_script.h"
+#include "harness/cli/sbatch_script.h"
 #include "tests/catch.h"
 
 using Catch::Matchers::Contains;

@@ -1,8 +1,8 @@
 // Suite expansion: the grid, overrides, includes, row names and the committed suites.
 #include <set>
 
-#include "harness/report.h"
-#include "harness/suite.h"
+#include "harness/config/suite.h"
+#include "harness/results/report.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 
@@ -89,11 +89,11 @@ TEST_CASE("a grid key takes a non-empty list", "[suite]") {
 
 TEST_CASE("an include is found relative to the file that includes it", "[suite]") {
   TempDir dir;
-  dir.write("shared/models.yaml", "include: more/extra.yaml\n" + std::string(kTestModels));
-  dir.write("shared/more/extra.yaml",
+  dir.write("library/models.yaml", "include: more/extra.yaml\n" + std::string(kTestModels));
+  dir.write("library/more/extra.yaml",
             "models:\n  tiny_gru: {d_model: 8, n_layers: 1, layers: [{mixer: gru}]}\n");
   m2b::Suite suite = m2b::load_suite(dir.write("suites/s.yaml", R"(suite: inc
-include: [../shared/models.yaml]
+include: [../library/models.yaml]
 defaults: {task.name: s3}
 grid:
   model: [tiny_gru, att]

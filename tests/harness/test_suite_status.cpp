@@ -2,11 +2,11 @@
 // the run folders alone.
 #include <fstream>
 
-#include "harness/results.h"
-#include "harness/run_claim.h"
-#include "harness/runner.h"
-#include "harness/suite.h"
-#include "harness/suite_status.h"
+#include "harness/config/suite.h"
+#include "harness/results/results.h"
+#include "harness/results/suite_status.h"
+#include "harness/train/run_claim.h"
+#include "harness/train/runner.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"  // one intra-op thread

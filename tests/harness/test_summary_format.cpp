@@ -3,7 +3,7 @@
 #include <fstream>
 #include <string>
 
-#include "harness/results.h"
+#include "harness/results/results.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 

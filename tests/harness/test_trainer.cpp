@@ -2,11 +2,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/compute.h"
-#include "harness/results.h"
-#include "harness/schedule.h"
-#include "harness/scoring.h"
-#include "harness/trainer.h"
+#include "harness/results/results.h"
+#include "harness/train/compute.h"
+#include "harness/train/lr_schedule.h"
+#include "harness/train/scoring.h"
+#include "harness/train/trainer.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "harness/config.h"
-#include "harness/run_config.h"
+#include "harness/config/run_config.h"
+#include "harness/config/run_schema.h"
 #include "tasks/registry.h"
 
 namespace m2b::test {

@@ -1,0 +1,66 @@
+// The program around the subcommands: one app with all of them, and every error as one line in
+// the program's own style.
+#include <algorithm>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "common/options.h"
+#include "harness/cli/cli.h"
+
+namespace m2b::cli {
+
+void add_suite_arguments(CLI::App* command, std::string& suite, std::string& results,
+                         const std::string& results_help) {
+  command->add_option("suite", suite, "The suite YAML, e.g. experiments/quickstart.yaml")
+      ->required()
+      ->check(CLI::ExistingFile);
+  command->add_option("--results", results, results_help)->capture_default_str();
+}
+
+int run_cli(int argc, const char* const* argv) {
+  CLI::App app{"m2bench: can this architecture track state? Synthetic state-tracking tasks, "
+               "M2RNN and its baselines, experiment suites, tables and figures."};
+  app.require_subcommand(1);
+  add_version_command(app);
+  add_tasks_command(app);
+  add_data_command(app);
+  add_models_command(app);
+  add_plan_command(app);
+  add_run_command(app);
+  add_status_command(app);
+  add_slurm_command(app);
+  add_table_command(app);
+  add_plot_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a subcommand's own status; it has said why
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // CLI11's own texts and exit statuses (104-109) would read unlike every other error; for a
+    // mistyped command it would only say that a subcommand is required.
+    std::vector<std::string> commands;
+    for (const CLI::App* command : app.get_subcommands({})) commands.push_back(command->get_name());
+    const bool mistyped = argc > 1 && argv[1][0] != '-' &&
+                          std::find(commands.begin(), commands.end(), argv[1]) == commands.end();
+    if (mistyped)
+      std::cerr << fmt::format("m2bench: error: unknown command '{}' (valid: {})\n",
+                               excerpt(argv[1]), fmt::join(commands, ", "));
+    else
+      std::cerr << "m2bench: error: " << e.what() << " (see m2bench --help, or m2bench COMMAND "
+                                                     "--help)\n";
+    return kExitError;
+  } catch (const std::exception& e) {
+    // Errors reach the user as one line naming what was wrong and what is valid.
+    std::cerr << "m2bench: error: " << e.what() << "\n";
+    return kExitError;
+  }
+  return 0;
+}
+
+}  // namespace m2b::cli

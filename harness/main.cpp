@@ -1,4 +1,0 @@
-// m2bench: one executable, one subcommand per job (see harness/cli.h).
-#include "harness/cli.h"
-
-int main(int argc, char** argv) { return m2b::cli::run_cli(argc, argv); }

@@ -1,0 +1,108 @@
+#include "harness/train/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "harness/results/results.h"
+
+#ifdef M2BENCH_HAVE_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+namespace m2b {
+
+namespace fs = std::filesystem;
+
+fs::path checkpoint_path(const fs::path& run_dir) { return run_dir / "checkpoint.pt"; }
+
+// The counters as named scalars, so the archive reads back by name whatever their order.
+template <typename Visit>
+static void visit_counters(TrainProgress& p, Visit&& visit) {
+  visit("step", p.step);
+  visit("tokens", p.tokens);
+  visit("train_s", p.train_s);
+  visit("elapsed_s", p.elapsed_s);
+  visit("window_steps", p.window.steps);
+  visit("window_tokens", p.window.tokens);
+  visit("window_scored", p.window.scored);
+  visit("window_correct", p.window.correct);
+  visit("window_sequences", p.window.sequences);
+  visit("window_sequences_correct", p.window.sequences_correct);
+  visit("window_loss_sum", p.window.loss_sum);
+  visit("window_seconds", p.window.seconds);
+  visit("started_at", p.started_at);
+}
+
+void save_checkpoint(const fs::path& run_dir, const models::LanguageModel& model,
+                     const torch::optim::Optimizer& optimizer, const TrainProgress& progress) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  model->save(model_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
+#ifdef M2BENCH_HAVE_CUDA
+  if (torch::cuda::is_available())
+    archive.write("rng_cuda", at::cuda::detail::getDefaultCUDAGenerator().get_state());
+#endif
+  TrainProgress copy = progress;
+  visit_counters(copy, [&](const char* key, auto& value) { archive.write(key, c10::IValue(value)); });
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_atomic(checkpoint_path(run_dir), bytes.str());
+}
+
+static void read_counter(torch::serialize::InputArchive& archive, const char* key, int64_t& v) {
+  c10::IValue value;
+  archive.read(key, value);
+  v = value.toInt();
+}
+static void read_counter(torch::serialize::InputArchive& archive, const char* key, double& v) {
+  c10::IValue value;
+  archive.read(key, value);
+  v = value.toDouble();
+}
+static void read_counter(torch::serialize::InputArchive& archive, const char* key,
+                         std::string& v) {
+  c10::IValue value;
+  archive.read(key, value);
+  v = value.toStringRef();
+}
+
+std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir,
+                                             models::LanguageModel& model,
+                                             torch::optim::Optimizer& optimizer) {
+  const fs::path path = checkpoint_path(run_dir);
+  if (!fs::exists(path)) return std::nullopt;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    torch::serialize::InputArchive model_archive, optimizer_archive;
+    archive.read("model", model_archive);
+    archive.read("optimizer", optimizer_archive);
+    model->load(model_archive);
+    optimizer.load(optimizer_archive);
+    torch::Tensor state;
+    archive.read("rng_cpu", state);
+    at::Generator cpu_generator = at::detail::getDefaultCPUGenerator();  // a handle, shared
+    cpu_generator.set_state(state);
+#ifdef M2BENCH_HAVE_CUDA
+    if (torch::cuda::is_available() && archive.try_read("rng_cuda", state)) {
+      at::Generator cuda_generator = at::cuda::detail::getDefaultCUDAGenerator();
+      cuda_generator.set_state(state);
+    }
+#endif
+    TrainProgress progress;
+    visit_counters(progress, [&](const char* key, auto& value) { read_counter(archive, key, value); });
+    return progress;
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(fmt::format("{}: not a readable checkpoint ({}); delete it to "
+                                         "restart this run from the beginning",
+                                         path.string(), e.what_without_backtrace()));
+  }
+}
+
+}  // namespace m2b

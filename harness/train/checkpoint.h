@@ -1,0 +1,39 @@
+#pragma once
+// The resumable state of a training run, in <run_dir>/checkpoint.pt: model, optimiser, the torch
+// generators, and the trainer's counters. Written whole to a temp file and renamed into place,
+// so a run killed at any moment leaves the previous complete checkpoint (or none).
+//
+// The task data needs no generator state: the batch of step s comes from its own stream,
+// derive_seed(seed, s), so a resumed run draws exactly the batches an unbroken one would.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "harness/train/train_window.h"
+#include "models/lm.h"
+
+namespace m2b {
+
+struct TrainProgress {
+  int64_t step = 0;        // optimiser steps taken
+  int64_t tokens = 0;      // training tokens seen
+  double train_s = 0;      // seconds in training steps (tokens/s of the summary)
+  double elapsed_s = 0;    // seconds of the whole run so far, evaluations included
+  TrainWindow window;      // the log window in progress
+  std::string started_at;  // when the run first started (UTC, ISO 8601)
+};
+
+std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir);
+
+void save_checkpoint(const std::filesystem::path& run_dir, const models::LanguageModel& model,
+                     const torch::optim::Optimizer& optimizer, const TrainProgress& progress);
+
+// Restores model, optimiser and torch generators from the run's checkpoint; nullopt when there
+// is none. Throws std::runtime_error naming the file when it exists but cannot be read.
+std::optional<TrainProgress> load_checkpoint(const std::filesystem::path& run_dir,
+                                             models::LanguageModel& model,
+                                             torch::optim::Optimizer& optimizer);
+
+}  // namespace m2b
