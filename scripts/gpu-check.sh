@@ -59,10 +59,7 @@ if [[ " $steps " == *" test "* ]]; then
 fi
 
 if [[ " $steps " == *" sanitize "* ]]; then
-  for tool in memcheck racecheck; do
-    compute-sanitizer --tool "$tool" --error-exitcode 9 "$test_bin" "[sanitize]" >"$out/sanitize_$tool.log" 2>&1
-    note "compute-sanitizer $tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
-  done
+  while read -r line; do note "$line"; done < <(m2b_gpu_sanitize "$out" "$test_bin")
 fi
 
 if [[ " $steps " == *" bench "* ]]; then

@@ -57,3 +57,17 @@ m2b_gpu_programs() {
   m2b_gpu_build "$out" "$@" || return 1
   for name in "$@"; do m2b_bin[$name]="$(find "$build" -maxdepth 3 -type f -name "$name" | head -1)"; done
 }
+
+# m2b_gpu_sanitize OUT TEST_PROGRAM: compute-sanitizer memcheck and racecheck on the program's
+# [sanitize] cases (small shapes: the tools slow kernels by 10-100x); a log per tool in OUT and one
+# summary line per tool on stdout. Returns non-zero when either tool reports an error.
+m2b_gpu_sanitize() {
+  local out="$1" program="$2" tool rc=0 tool_rc
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$program" "[sanitize]" >"$out/sanitize_$tool.log" 2>&1
+    tool_rc=$?
+    [ $tool_rc -ne 0 ] && rc=1
+    echo "compute-sanitizer $tool rc=$tool_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
+  done
+  return $rc
+}

@@ -2,7 +2,8 @@
 # One call on a GPU machine: build m2bench with CUDA, run the GPU checks it is asked for, then
 # train suites with several m2bench worker processes per GPU (they split a suite's runs between
 # them), stopping at a deadline so the call ends in time. Finished runs are kept; a run stopped
-# at the deadline resumes from its checkpoint only on the same machine (see the packing below).
+# at the deadline resumes from its checkpoint at the next call on the same (still warm) machine,
+# whose results root is kept, and elsewhere when its checkpoint came back (see the packing below).
 # $OUT gets few files (the device tool returns at most 8): results.tar.gz (the results
 # root; unpack it into results/paper/ or wherever the suites' results live), logs.tar.gz, and
 # the short logs of the build and checks.
@@ -10,8 +11,10 @@
 #   M2B_PROCS       m2bench worker processes per GPU (`m2bench run --gpus all --per-gpu`,
 #                   default 8); each uses 1 CPU thread
 #   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
-#   M2B_RESULTS     a results root to resume from (default: none: training starts afresh)
-#   M2B_CHECKS      any of "test bench peer": the `gpu` tests, bench_train_step on the GPU, and
+#   M2B_RESULTS     a results root to resume from, copied into the machine's own (which a warm
+#                   machine keeps from its previous call), never over a file already there
+#   M2B_CHECKS      any of "test sanitize bench peer": the `gpu` tests, compute-sanitizer on the
+#                   kernel tests' [sanitize] cases, bench_train_step on the GPU, and
 #                   the PyTorch peer of bench_train_step (.peers/peer_train_step.py, where a
 #                   .peers folder of peer tools was carried; see results/h200/README.md)
 #                   "profile": a Kineto trace of each eager bench_train_step case matching
@@ -31,13 +34,14 @@ procs="${M2B_PROCS:-8}"
 deadline=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
 checks="${M2B_CHECKS:-}"
 work="$build/suites"  # results and per-process logs, packed into $OUT at the end
-rm -rf "$work" && mkdir -p "$work/results" "$work/logs" "$out"
-[ -n "${M2B_RESULTS:-}" ] && cp -r "$M2B_RESULTS"/. "$work/results/"
+rm -rf "$work/logs" && mkdir -p "$work/results" "$work/logs" "$out"
+[ -n "${M2B_RESULTS:-}" ] && cp -r --update=none "$M2B_RESULTS"/. "$work/results/"
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
 
 start=$(date +%s)
 programs=(m2bench)
 [[ " $checks " == *" bench "* || " $checks " == *" profile "* ]] && programs+=(bench_train_step)
+[[ " $checks " == *" sanitize "* && " $checks " != *" test "* ]] && programs+=(kernels_gpu_tests)
 if [[ " $checks " == *" test "* ]]; then
   if [ -n "${M2B_PREBUILT:-}" ]; then
     programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_tests 2>/dev/null | grep -E "${M2B_GPU_TESTS:-.}"))
@@ -59,6 +63,10 @@ if [[ " $checks " == *" test "* ]]; then
     echo "$name: $(tail -2 "$out/gpu_tests.log" | tr '\n' ' ')"
   done
   echo "== gpu tests rc=$rc"
+fi
+if [[ " $checks " == *" sanitize "* ]]; then
+  m2b_gpu_sanitize "$out" "${m2b_bin[kernels_gpu_tests]}"
+  echo "== sanitize rc=$?"
 fi
 if [[ " $checks " == *" bench "* ]]; then
   "${m2b_bin[bench_train_step]}" --benchmark_filter="${M2B_BENCH_FILTER:-cuda}" --benchmark_repetitions=3 \
@@ -108,8 +116,13 @@ for suite in $suites; do
   "$m2bench" plan "$suite" --results "$work/results" | tail -1
   grep -h "failed:" "$work/logs/$name.log" | sed 's/^\[gpu [^]]*\] //' | sort | uniq -c | head -5
 done
-# Without checkpoints: a stopped run's checkpoint cannot come back within the device's file
-# limits, so what a sitting leaves unfinished is trained again from the start at the next one.
-tar -czf "$out/results.tar.gz" --exclude='checkpoint*' -C "$work/results" .
+# With the stopped runs' checkpoints where they fit in one returned file (16 MiB), so that the
+# next sitting resumes them; without, what a sitting leaves unfinished is trained again from the
+# start at the next one.
+tar -czf "$out/results.tar.gz" -C "$work/results" .
+if [ "$(stat -c %s "$out/results.tar.gz")" -gt $(( 15 * 1024 * 1024 )) ]; then
+  echo "== checkpoints left out: they do not fit in one returned file"
+  tar -czf "$out/results.tar.gz" --exclude='checkpoint*' -C "$work/results" .
+fi
 tar -czf "$out/logs.tar.gz" -C "$work/logs" .
 echo "== done in $(( $(date +%s) - start )) s"
