@@ -11,6 +11,9 @@
 #   M2B_PROCS       m2bench worker processes per GPU (`m2bench run --gpus all --per-gpu`,
 #                   default 8); each uses 1 CPU thread
 #   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
+#   M2B_ONLY        run ids (or unique prefixes), space-separated, to train instead of whole
+#                   suites (`m2bench run --only`); give it with one suite, since every id must
+#                   be in the suite
 #   M2B_RESULTS     a results root to resume from, copied into the machine's own (which a warm
 #                   machine keeps from its previous call), never over a file already there
 #   M2B_CHECKS      any of "test sanitize bench peer": the `gpu` tests, compute-sanitizer on the
@@ -34,7 +37,9 @@ procs="${M2B_PROCS:-8}"
 deadline=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
 checks="${M2B_CHECKS:-}"
 work="$build/suites"  # results and per-process logs, packed into $OUT at the end
-rm -rf "$work/logs" && mkdir -p "$work/results" "$work/logs" "$out"
+# A suite's log is started afresh when it runs; others stay, so that two calls of this script in
+# one device call (say, two suites with their own M2B_PROCS) both come back in logs.tar.gz.
+mkdir -p "$work/results" "$work/logs" "$out"
 [ -n "${M2B_RESULTS:-}" ] && cp -r --update=none "$M2B_RESULTS"/. "$work/results/"
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
 
@@ -102,6 +107,8 @@ if [ "${M2B_MPS:-0}" = 1 ]; then
 fi
 graphs_flag=()
 [ "${M2B_GRAPHS:-1}" = 0 ] && graphs_flag=(--no-cuda-graphs)
+only_flags=()
+for id in ${M2B_ONLY:-}; do only_flags+=(--only "$id"); done
 for suite in $suites; do
   name=$(basename "$suite" .yaml)
   left=$(( deadline - $(date +%s) ))
@@ -111,6 +118,7 @@ for suite in $suites; do
   # One worker process per slot; at the deadline SIGINT makes each write a checkpoint and stop.
   timeout --signal=INT --kill-after=20 "$left" "$m2bench" run "$suite" --gpus all \
     --per-gpu "$procs" --threads 1 --results "$work/results" "${graphs_flag[@]}" \
+    "${only_flags[@]}" \
     >"$work/logs/$name.log" 2>&1
   echo "== $name: $(( $(date +%s) - suite_start )) s"
   "$m2bench" plan "$suite" --results "$work/results" | tail -1
