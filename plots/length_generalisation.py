@@ -17,7 +17,7 @@ import sys
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, group_key, length_axis,
                           mark_training_range, model_style, per_seed_values, plt, read_csv, save,
-                          shared_legend)
+                          shared_legend, too_many_lines)
 from matplotlib.lines import Line2D  # noqa: E402
 
 DODGE = 0.13  # models side by side at a length, within ± this many octaves
@@ -59,9 +59,10 @@ def plot_group(key, rows, seeds, out_dir):
             measured = [r for r in cells if r["mean"] != ""]
             x = [int(r["length"]) * shift[model] for r in measured]
             y = [float(r["mean"]) for r in measured]
-            ax.plot(x, y, color=colour, linestyle=style["linestyle"], marker=style["marker"],
-                    markersize=6, markeredgecolor="white", markeredgewidth=0.6, zorder=3,
-                    clip_on=False)
+            if measured:  # an empty line drawn unclipped collapses the constrained layout
+                ax.plot(x, y, color=colour, linestyle=style["linestyle"], marker=style["marker"],
+                        markersize=6, markeredgecolor="white", markeredgewidth=0.6, zorder=3,
+                        clip_on=False)
             for r, xm in zip(measured, x):
                 values = seeds.get((metric, model, int(r["length"])), [])
                 most_seeds = max(most_seeds, len(values))
@@ -123,11 +124,14 @@ def main():
     groups = collections.OrderedDict()
     for r in rows:
         groups.setdefault(group_key(r), []).append(r)
-    drawn = 0
+    drawn = crowded = 0
     for key, group in groups.items():
         if not any(r["mean"] != "" for r in group):
             print(f"length_generalisation: {key[0]} (training lengths {key[1]}-{key[2]}): no "
                   "finished runs yet, no figure")
+            continue
+        if too_many_lines("length_generalisation", key, {r["model"] for r in group}):
+            crowded += 1
             continue
         group_runs = [run for run in runs if group_key(run) == key]
         seeds = {}
@@ -137,7 +141,7 @@ def main():
                 seeds[(metric, model, length)] = values
         plot_group(key, group, seeds, args.out_dir)
         drawn += 1
-    if drawn == 0:
+    if drawn == 0 and crowded == 0:
         print("length_generalisation: nothing to plot yet")
     return 0
 
