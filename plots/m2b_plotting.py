@@ -116,6 +116,22 @@ def figure_stem(kind, key):
     return f"{kind}_{task}_train{lo}-{hi}"
 
 
+# A figure with one line per model stops being readable past this many models (a recipe search has
+# dozens); the line figures then leave the group out and plots/ranking.py ranks the rows instead.
+MAX_LINES = 12
+
+
+def too_many_lines(script, key, models):
+    """True, with a note saying where to look instead, when a group has more models than one
+    figure of lines can tell apart."""
+    if len(models) <= MAX_LINES:
+        return False
+    print(f"{script}: {key[0]} (training lengths {key[1]}-{key[2]}): {len(models)} models are too "
+          f"many lines for one figure (at most {MAX_LINES}); {figure_stem('ranking', key)} ranks "
+          "them")
+    return True
+
+
 def model_style(model):
     """Colour, marker and line style of a model name, the same in every figure."""
     if model in MODEL_STYLES:

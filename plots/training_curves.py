@@ -14,7 +14,8 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import figure_stem, group_key, model_style, plt, read_csv, save, shared_legend
+from m2b_plotting import (figure_stem, group_key, model_style, plt, read_csv, save, shared_legend,
+                          too_many_lines)
 from matplotlib.lines import Line2D  # noqa: E402
 
 
@@ -105,16 +106,19 @@ def main():
     groups = collections.OrderedDict()
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
-    drawn = 0
+    drawn = crowded = 0
     for key, group in groups.items():
         with_metrics = [r for r in group if read_train_lines(results / r["id"] / "metrics.jsonl")]
         if not with_metrics:
             print(f"training_curves: {key[0]} (training lengths {key[1]}-{key[2]}): no metrics "
                   "yet, no figure")
             continue
+        if too_many_lines("training_curves", key, {r["model"] for r in with_metrics}):
+            crowded += 1
+            continue
         plot_group(key, with_metrics, results, args.out_dir)
         drawn += 1
-    if drawn == 0:
+    if drawn == 0 and crowded == 0:
         print("training_curves: nothing to plot yet")
     return 0
 

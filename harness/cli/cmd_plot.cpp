@@ -1,6 +1,7 @@
 // `m2bench plot SUITE.yaml|results/<suite>`: regenerates the tables, then every figure of the
 // suite into plots/<suite>/ (PNG and PDF) with the plot scripts and the Python that has
-// matplotlib: accuracy vs evaluation length, training curves, prefix-accuracy curves.
+// matplotlib: accuracy vs evaluation length, training curves, prefix-accuracy curves, and the
+// table's rows ranked at 4x (the figure that reads a recipe search).
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -81,7 +82,7 @@ void make_plots(const PlotArgs& args) {
   fs::create_directories(out);
   const fs::path scripts = args.scripts;
   for (const char* script :
-       {"length_generalisation.py", "training_curves.py", "prefix_accuracy.py"})
+       {"length_generalisation.py", "training_curves.py", "prefix_accuracy.py", "ranking.py"})
     if (!fs::exists(scripts / script))
       throw std::runtime_error(fmt::format("{}: no such plot script (give --scripts DIR)",
                                            (scripts / script).string()));
@@ -92,6 +93,8 @@ void make_plots(const PlotArgs& args) {
                       made.source.results_dir.string(), "--out-dir", out.string()});
   run_script(python, {(scripts / "prefix_accuracy.py").string(), "--results",
                       made.source.results_dir.string(), "--out-dir", out.string()});
+  run_script(python, {(scripts / "ranking.py").string(), "--table",
+                      (made.source.results_dir / "table.csv").string(), "--out-dir", out.string()});
 }
 
 }  // namespace
@@ -100,8 +103,8 @@ void add_plot_command(CLI::App& app) {
   auto args = std::make_shared<PlotArgs>();
   CLI::App* cmd = app.add_subcommand(
       "plot", "Regenerate a suite's table and figures (accuracy vs evaluation length; training "
-              "curves; prefix accuracy vs t per evaluation length) into plots/<suite>/ as PNG "
-              "and PDF");
+              "curves; prefix accuracy vs t per evaluation length; the rows ranked by accuracy at "
+              "4x the training length) into plots/<suite>/ as PNG and PDF");
   cmd->add_option("target", args->target, "a suite file or a results/<suite> folder")->required();
   cmd->add_option("--results", args->results, "the results root, for a suite file (default: results)");
   cmd->add_option("--out", args->out, "where the figures go (default: plots/<suite>)");

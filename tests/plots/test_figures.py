@@ -23,6 +23,8 @@ EXPECTED = [
     "s3/length_generalisation_s3_train2-16.pdf",
     "s3/training_curves_s3_train2-16.png",
     "s3/training_curves_s3_train2-16.pdf",
+    "s3/ranking_s3_train2-16.png",
+    "s3/ranking_s3_train2-16.pdf",
     "s3_prefix/prefix_accuracy_s3_train16-16.png",
     "s3_prefix/prefix_accuracy_s3_train16-16.pdf",
     "kernels/results/kernels/h200.json",
@@ -38,6 +40,7 @@ def draw(python, out):
         [PLOTS / "length_generalisation.py", "--table", results / "table.csv",
          "--out-dir", out / "s3"],
         [PLOTS / "training_curves.py", "--results", results, "--out-dir", out / "s3"],
+        [PLOTS / "ranking.py", "--table", results / "table.csv", "--out-dir", out / "s3"],
         # No run of the s3 fixture records prefix curves: it draws nothing there.
         [PLOTS / "prefix_accuracy.py", "--results", results, "--out-dir", out / "s3"],
         [PLOTS / "prefix_accuracy.py", "--results", FIXTURE / "results" / "s3_prefix",
@@ -81,11 +84,32 @@ def paper_ring_failures():
     return failures
 
 
+def ranking_failures():
+    """The ranking length is the first evaluated length at 4x the training range, else the
+    longest; a group of more models than MAX_LINES is left out of the line figures."""
+    sys.path.insert(0, str(PLOTS))
+    import m2b_plotting
+    import ranking
+    failures = []
+    for lengths, longest, want in (([16, 32, 64, 128], 16, 64), ([16, 32, 48], 16, 48),
+                                   ([128, 256, 512, 1024], 128, 512)):
+        got = ranking.ranking_length(lengths, longest)
+        if got != want:
+            failures.append(f"ranking length of {lengths} trained to {longest}: {got}, want {want}")
+    key = ("s3", 2, 16)
+    many = [f"m{i}" for i in range(m2b_plotting.MAX_LINES + 1)]
+    if not m2b_plotting.too_many_lines("test", key, many):
+        failures.append(f"{len(many)} models are not too many lines")
+    if m2b_plotting.too_many_lines("test", key, many[:-1]):
+        failures.append(f"{len(many) - 1} models are too many lines")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
-    failures = paper_ring_failures()
+    failures = paper_ring_failures() + ranking_failures()
     with tempfile.TemporaryDirectory(prefix="m2b-figures-") as tmp:
         out = pathlib.Path(tmp)
         draw(args.python, out)

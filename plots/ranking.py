@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""The rows of a suite's table ranked by accuracy at one evaluation length: the figure that reads
+a recipe search (dozens of rows, too many for one figure of lines).
+
+Reads results/<suite>/table.csv, runs.csv and each run's summary.json, and draws, per task and
+training range, one panel per metric at the ranking length: one row per table row, best token
+accuracy on top, each seed a small marker, the mean over seeds a large one, the paper's stated
+number at that length a dotted line. The ranking length is the shortest evaluated length at least
+4x the longest training length (the paper's criterion), else the longest evaluated length.
+Usage: ranking.py --table results/<suite>/table.csv --out-dir plots/<suite> [--length L]
+"""
+import argparse
+import collections
+import pathlib
+import sys
+
+# m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
+from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, group_key, model_style,
+                          per_seed_values, plt, read_csv, save)
+
+EXTRAPOLATION = 4  # the paper's claim is about 4x the training length
+
+
+def ranking_length(lengths, longest_trained):
+    """The shortest length at least 4x the training range, else the longest there is."""
+    far = [length for length in sorted(lengths) if length >= EXTRAPOLATION * longest_trained]
+    return far[0] if far else max(lengths)
+
+
+def ranked_models(rows, length):
+    """The models with a result at `length`, best mean token accuracy first (ties by name)."""
+    means = {r["model"]: float(r["mean"]) for r in rows
+             if r["metric"] == "accuracy" and int(r["length"]) == length and r["mean"] != ""}
+    return sorted(means, key=lambda m: (-means[m], m))
+
+
+def style_of(model):
+    """A search's row is `<variant> key=value ...`: the rows of one variant share its colour."""
+    return model_style(model.split(" ")[0])
+
+
+def plot_group(key, rows, seeds, length, out_dir):
+    task, lo, hi = key
+    models = ranked_models(rows, length)
+    metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]
+    cell = {(r["metric"], r["model"]): r for r in rows if int(r["length"]) == length}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 3.4,
+                                                       1.7 + 0.2 * len(models)),
+                             squeeze=False, sharey=True, layout="constrained")
+    y = {model: i for i, model in enumerate(reversed(models))}
+    for ax, metric in zip(axes[0], metrics):
+        for model in models:
+            style = style_of(model)
+            r = cell.get((metric, model))
+            if r is None or r["mean"] == "":
+                continue
+            values = seeds.get((metric, model, length), [])
+            if len(values) > 1:
+                ax.plot(values, [y[model]] * len(values), linestyle="none", marker=style["marker"],
+                        markersize=3.6, color=style["color"], alpha=0.55, markeredgewidth=0)
+            ax.plot([float(r["mean"])], [y[model]], linestyle="none", marker=style["marker"],
+                    markersize=6.5, color=style["color"], markeredgecolor="white",
+                    markeredgewidth=0.6)
+        # A paper number belongs to a model, not to each of its search rows: one line per number.
+        paper = sorted({(r["model"].split(" ")[0], float(r["paper_value"])) for r in rows
+                        if r["metric"] == metric and int(r["length"]) == length
+                        and r["paper_value"] != ""})
+        for base, value in paper:
+            ax.axvline(value, color=model_style(base)["color"], linestyle=":", linewidth=1.4,
+                       zorder=0.5)
+            ax.annotate(f"paper: {base}", (value, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(-3, 3), textcoords="offset points", ha="right", va="bottom",
+                        fontsize=8, color=model_style(base)["color"])
+        ax.set_xlim(-0.02, 1.04)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_ylim(-0.7, len(models) - 0.3)
+        ax.grid(False, axis="y")
+        ax.set_xlabel(f"{METRIC_TITLES[metric]} at length {length}")
+        ax.set_title(METRIC_TITLES[metric])
+    axes[0][0].set_yticks(range(len(models)), list(reversed(models)), fontsize=8)
+    most_seeds = max((len(v) for v in seeds.values()), default=1)
+    note = (f"large marker: mean of {most_seeds} seeds; small: each seed" if most_seeds > 1
+            else "one seed per row")
+    if any(r["paper_value"] != "" for r in cell.values()):
+        note += "; dotted line: the paper's stated number"
+    fig.suptitle(f"{task}: ranked by token accuracy at length {length} (trained on lengths "
+                 f"{lo}-{hi})\n{note}")
+    save(fig, out_dir, figure_stem("ranking", key))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", required=True, help="results/<suite>/table.csv")
+    parser.add_argument("--out-dir", required=True, help="where the PNG and PDF go")
+    parser.add_argument("--length", type=int,
+                        help="rank at this evaluation length (default: the first at 4x)")
+    args = parser.parse_args()
+    table = pathlib.Path(args.table)
+    rows = read_csv(table)
+    runs_csv = table.parent / "runs.csv"
+    runs = read_csv(runs_csv) if runs_csv.exists() else []
+    groups = collections.OrderedDict()
+    for r in rows:
+        groups.setdefault(group_key(r), []).append(r)
+    drawn = 0
+    for key, group in groups.items():
+        lengths = {int(r["length"]) for r in group}
+        if args.length is not None and args.length not in lengths:
+            print(f"ranking: --length {args.length} is not an evaluation length of {key[0]} "
+                  f"(training lengths {key[1]}-{key[2]}); those are "
+                  f"{', '.join(map(str, sorted(lengths)))}", file=sys.stderr)
+            return 2
+        length = args.length if args.length is not None else ranking_length(lengths, key[2])
+        if not ranked_models(group, length):
+            print(f"ranking: {key[0]} (training lengths {key[1]}-{key[2]}): no finished runs at "
+                  f"length {length} yet, no figure")
+            continue
+        group_runs = [run for run in runs if group_key(run) == key]
+        seeds = {}
+        for metric in PER_LENGTH_METRICS:
+            for (model, at), values in per_seed_values(table.parent, group_runs, metric).items():
+                seeds[(metric, model, at)] = values
+        plot_group(key, group, seeds, length, args.out_dir)
+        drawn += 1
+    if drawn == 0:
+        print("ranking: nothing to plot yet")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
