@@ -38,10 +38,10 @@ static std::vector<const RunConfig*> select_runs(const Suite& suite,
     if (matches.size() != 1) {
       std::vector<std::string> ids;
       for (const RunConfig& run : suite.runs) ids.push_back(run.id);
-      throw std::invalid_argument(fmt::format(
-          "--only {}: {} run of suite {} (its run ids: {}; `m2bench plan` lists them)", wanted,
-          matches.empty() ? "matches no" : "matches more than one", suite.name,
-          fmt::join(ids, ", ")));
+      throw std::invalid_argument(
+          fmt::format("--only {}: {} run of suite {} (its run ids: {}; `m2bench plan` lists them)",
+                      wanted, matches.empty() ? "matches no" : "matches more than one", suite.name,
+                      fmt::join(ids, ", ")));
     }
     selected.push_back(matches.front());
   }
@@ -153,8 +153,9 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
         if (done(dir)) {
           outcome = first_pass ? Outcome::done_before : Outcome::done_elsewhere;
           if (first_pass) ++report.already_done;
-          out << label << (first_pass ? "  done already (" + dir.string() + ")\n"
-                                      : "  finished by another m2bench process\n");
+          out << label
+              << (first_pass ? "  done already (" + dir.string() + ")\n"
+                             : "  finished by another m2bench process\n");
           continue;
         }
         check_memory(run);

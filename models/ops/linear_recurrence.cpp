@@ -17,8 +17,7 @@ torch::Tensor segsum(const torch::Tensor& a) {
   sizes.push_back(T);
   // rows[..., i, j] = a_i where i > j, so its cumsum down the rows is a_{j+1} + ... + a_i.
   auto rows = a.unsqueeze(-1).expand(sizes).masked_fill(strictly_lower.logical_not(), 0);
-  return rows.cumsum(-2).masked_fill(lower.logical_not(),
-                                     -std::numeric_limits<double>::infinity());
+  return rows.cumsum(-2).masked_fill(lower.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
 torch::Tensor pad_time(const torch::Tensor& t, int64_t length) {

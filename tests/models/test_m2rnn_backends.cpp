@@ -89,7 +89,7 @@ const std::vector<Case>& cases() {
       {3, 5, 16, 16, {1, 1, 2, 2, 2}, true},  // the vectorised width
       {1, 6, 3, 8, {4, 2, 1, 4, 2}, true},    // every input shared differently
       {2, 4, 5, 5, {2, 2, 2, 1, 1}, false},   // one W and one f for all heads
-      {2, 33, 4, 8, {1, 1, 2, 2, 2}, true},   // the cpu backend's checkpoint chunks, and a partial one
+      {2, 33, 4, 8, {1, 1, 2, 2, 2}, true},   // the cpu backend's checkpoint chunks, one partial
   };
   return list;
 }
@@ -207,8 +207,7 @@ TEST_CASE("M2RNN auto backend runs bfloat16 on CPU through the reference", "[m2r
   // bfloat16 inputs carry about 3 significant digits.
   CHECK(torch::allclose(y16.to(torch::kFloat64), y, 0.05, 0.05));
   CHECK(error_of([&] {
-          m2rnn_recurrence(in16.q, in16.k, in16.v, in16.W, in16.f, in16.h0, 1.0,
-                           M2rnnBackend::Cpu);
+          m2rnn_recurrence(in16.q, in16.k, in16.v, in16.W, in16.f, in16.h0, 1.0, M2rnnBackend::Cpu);
         }) ==
         "m2rnn_recurrence: backend cpu runs float32 and float64 tensors on the CPU, got BFloat16 "
         "on cpu (backend reference or auto runs any)");
@@ -224,9 +223,8 @@ TEST_CASE("M2RNN backends parse and print by name", "[m2rnn]") {
 TEST_CASE("M2RNN cuda backends refuse CPU tensors with a reason", "[m2rnn]") {
   const M2rnnInputs in(cases()[0], torch::kFloat32, 9);
   for (auto backend : {M2rnnBackend::Cuda, M2rnnBackend::Cublas}) {
-    const std::string message = error_of([&] {
-      m2rnn_recurrence(in.q, in.k, in.v, in.W, in.f, in.h0, 1.0, backend);
-    });
+    const std::string message =
+        error_of([&] { m2rnn_recurrence(in.q, in.k, in.v, in.W, in.f, in.h0, 1.0, backend); });
     INFO(message);
     CHECK(contains(message, "backend " + to_string(backend) + " needs"));
   }
