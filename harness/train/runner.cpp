@@ -14,6 +14,8 @@
 #include <random>
 #include <stdexcept>
 
+#include <c10/util/Exception.h>
+
 #include "harness/results/results.h"
 #include "harness/train/compute.h"
 #include "harness/train/progress.h"
@@ -188,9 +190,12 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
         outcome = Outcome::trained;
         ++(summary->status == "diverged" ? report.diverged : report.finished);
       } catch (const std::exception& e) {
+        // A failed TORCH_CHECK (c10::Error) appends a C++ backtrace to what(); one line without.
+        const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+        const std::string what = torch_error ? torch_error->what_without_backtrace() : e.what();
         outcome = Outcome::failed;
-        report.failures.push_back(fmt::format("{}: {}", run.id, e.what()));
-        out << label << "  failed: " << e.what() << "\n";
+        report.failures.push_back(fmt::format("{}: {}", run.id, what));
+        out << label << "  failed: " << what << "\n";
       }
     }
     if (report.interrupted || !took_any) break;

@@ -4,7 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <limits>
-#include <stdexcept>
 #include <vector>
 
 namespace m2b::models::ops {
@@ -34,7 +33,7 @@ std::string shape_of(const torch::Tensor& t) {
 }
 
 void require(const char* op, bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(std::string(op) + ": " + message);
+  TORCH_CHECK(ok, op, ": ", message);
 }
 
 }  // namespace m2b::models::ops

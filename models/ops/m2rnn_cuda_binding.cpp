@@ -41,21 +41,19 @@ torch::Tensor kernel_rows(const torch::Tensor& t) {
 void check_cuda_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& W, const torch::Tensor& f, const torch::Tensor& h0) {
   const auto dtype = q.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16)
-    throw std::invalid_argument("m2rnn_recurrence_cuda: dtype must be float32 or bfloat16, got " +
-                                std::string(c10::toString(dtype)));
+  TORCH_CHECK(dtype == torch::kFloat32 || dtype == torch::kBFloat16,
+              "m2rnn_recurrence_cuda: dtype must be float32 or bfloat16, got ", dtype);
   const std::pair<const char*, const torch::Tensor*> all[] = {{"q", &q}, {"k", &k}, {"v", &v},
                                                               {"W", &W}, {"f", &f}, {"h0", &h0}};
   const int64_t dims[] = {4, 4, 4, 3, 3, 4};
   for (int i = 0; i < 6; ++i) {
     const auto& [name, t] = all[i];
     if (!t->defined()) continue;
-    if (!t->is_cuda() || t->device() != q.device() || t->scalar_type() != dtype ||
-        t->dim() != dims[i])
-      throw std::invalid_argument(
-          std::string("m2rnn_recurrence_cuda: ") + name + " must be a " + std::to_string(dims[i]) +
-          "-d " + c10::toString(dtype) + " tensor on " + q.device().str() + ", got " +
-          t->toString() + " of " + std::to_string(t->dim()) + " dims on " + t->device().str());
+    TORCH_CHECK(t->is_cuda() && t->device() == q.device() && t->scalar_type() == dtype &&
+                    t->dim() == dims[i],
+                "m2rnn_recurrence_cuda: ", name, " must be a ", dims[i], "-d ", dtype,
+                " tensor on ", q.device().str(), ", got ", t->toString(), " of ", t->dim(),
+                " dims on ", t->device().str());
   }
 }
 
@@ -64,15 +62,17 @@ M2rnnShape m2rnn_shape_of(const torch::Tensor& q, const torch::Tensor& k, const 
   M2rnnShape s;
   s.B = q.size(0), s.S = q.size(1), s.Nq = q.size(2), s.K = q.size(3);
   s.Nk = k.size(2), s.Nv = v.size(2), s.V = v.size(3), s.Nw = W.size(0), s.Nf = f.size(2);
-  s.validate();
+  try {
+    s.validate();
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, "m2rnn_recurrence_cuda: ", e.what());
+  }
   const bool consistent = k.size(0) == s.B && k.size(1) == s.S && k.size(3) == s.K &&
                           v.size(0) == s.B && v.size(1) == s.S && W.size(1) == s.V &&
                           W.size(2) == s.V && f.size(0) == s.B && f.size(1) == s.S;
-  if (!consistent)
-    throw std::invalid_argument(
-        "m2rnn_recurrence_cuda: inconsistent shapes q " + c10::str(q.sizes()) + ", k " +
-        c10::str(k.sizes()) + ", v " + c10::str(v.sizes()) + ", W " + c10::str(W.sizes()) + ", f " +
-        c10::str(f.sizes()) + "; expected (B,S,Nq,K), (B,S,Nk,K), (B,S,Nv,V), (Nw,V,V), (B,S,Nf)");
+  TORCH_CHECK(consistent, "m2rnn_recurrence_cuda: inconsistent shapes q ", q.sizes(), ", k ",
+              k.sizes(), ", v ", v.sizes(), ", W ", W.sizes(), ", f ", f.sizes(),
+              "; expected (B,S,Nq,K), (B,S,Nk,K), (B,S,Nv,V), (Nw,V,V), (B,S,Nf)");
   return s;
 }
 
@@ -97,11 +97,17 @@ M2rnnForward<T> forward_params(const M2rnnShape& s, const torch::Tensor& q, cons
   return p;
 }
 
-// Calls fn.template operator()<T>() with the kernels' element type of `dtype`.
+// Calls fn.template operator()<T>() with the kernels' element type of `dtype`. Every kernel call
+// goes through here: the kernels, torch-free, reject arguments with std::invalid_argument, which
+// leaves this op as a TORCH_CHECK error like the binding's own checks.
 template <typename Fn>
 void with_type(torch::ScalarType dtype, Fn&& fn) {
-  if (dtype == torch::kBFloat16) fn(kc::bf16{});
-  else fn(float{});
+  try {
+    if (dtype == torch::kBFloat16) fn(kc::bf16{});
+    else fn(float{});
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, e.what());
+  }
 }
 
 kc::M2rnnCudaOptions cuda_options(int64_t state_checkpoint_every) {
@@ -239,7 +245,7 @@ bool m2rnn_cuda_supports(const torch::Tensor& q, const torch::Tensor& k, const t
     with_type(dtype,
               [&](auto tag) { kc::m2rnn_fused_check<decltype(tag)>(s, kc::M2rnnCudaOptions{}); });
     return true;
-  } catch (const std::invalid_argument&) {
+  } catch (const c10::Error&) {
     return false;
   }
 }

@@ -43,9 +43,7 @@ std::string sizes_of(const Tensor& t) { return fmt::format("({})", fmt::join(t.s
 // Checks that the inputs fit together and returns their shape; the messages name the tensor.
 M2rnnShape check_m2rnn_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& W,
                               const Tensor& f, const Tensor& h0) {
-  auto fail = [](const std::string& what) {
-    throw std::invalid_argument("m2rnn_recurrence: " + what);
-  };
+  auto fail = [](const std::string& what) { TORCH_CHECK(false, "m2rnn_recurrence: ", what); };
   const std::pair<const char*, const Tensor*> named[] = {{"q", &q}, {"k", &k}, {"v", &v},
                                                          {"W", &W}, {"f", &f}, {"h0", &h0}};
   for (const auto& [name, t] : named) {
@@ -271,12 +269,10 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
 std::pair<Tensor, Tensor> recurrence_cpu(const M2rnnShape& s, const Tensor& q, const Tensor& k,
                                          const Tensor& v, const Tensor& W, const Tensor& f,
                                          const Tensor& h0, double grad_clip) {
-  if (!q.device().is_cpu() ||
-      (q.scalar_type() != torch::kFloat32 && q.scalar_type() != torch::kFloat64))
-    throw std::invalid_argument(fmt::format(
-        "m2rnn_recurrence: backend cpu runs float32 and float64 tensors on the CPU, got {} on {} "
-        "(backend reference or auto runs any)",
-        c10::toString(q.scalar_type()), q.device().str()));
+  TORCH_CHECK(q.device().is_cpu() &&
+                  (q.scalar_type() == torch::kFloat32 || q.scalar_type() == torch::kFloat64),
+              "m2rnn_recurrence: backend cpu runs float32 and float64 tensors on the CPU, got ",
+              q.scalar_type(), " on ", q.device().str(), " (backend reference or auto runs any)");
   const bool needs_grad =
       torch::GradMode::is_enabled() &&
       (q.requires_grad() || k.requires_grad() || v.requires_grad() || W.requires_grad() ||
@@ -299,15 +295,13 @@ std::pair<Tensor, Tensor> recurrence_cuda(const Tensor& q, const Tensor& k, cons
   if (q.device().is_cuda())
     return m2rnn_recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend == M2rnnBackend::Cublas,
                                  state_checkpoint_every);
-  throw std::invalid_argument(
-      fmt::format("m2rnn_recurrence: backend {} needs CUDA tensors, got tensors on {}",
-                  to_string(backend), q.device().str()));
+  TORCH_CHECK(false, "m2rnn_recurrence: backend ", to_string(backend),
+              " needs CUDA tensors, got tensors on ", q.device().str());
 #else
   (void)k, (void)v, (void)W, (void)f, (void)h0, (void)grad_clip, (void)state_checkpoint_every;
-  throw std::invalid_argument(fmt::format(
-      "m2rnn_recurrence: backend {} needs a build with CUDA; this one has none (tensors on {}). "
-      "Use backend cpu, reference or auto",
-      to_string(backend), q.device().str()));
+  TORCH_CHECK(false, "m2rnn_recurrence: backend ", to_string(backend),
+              " needs a build with CUDA; this one has none (tensors on ", q.device().str(),
+              "). Use backend cpu, reference or auto");
 #endif
 }
 
