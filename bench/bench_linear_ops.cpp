@@ -17,9 +17,10 @@ namespace ops = m2b::models::ops;
 constexpr int64_t kBatch = 8, kHeads = 4;
 
 // `loss_of` builds the op's output from its leaves; each iteration runs it and its backward.
-void forward_backward(benchmark::State& state, int64_t seq,
-                      const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& loss_of,
-                      std::vector<torch::Tensor> leaves) {
+void forward_backward(
+    benchmark::State& state, int64_t seq,
+    const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& loss_of,
+    std::vector<torch::Tensor> leaves) {
   for (auto& t : leaves) t.requires_grad_(true);
   for (auto _ : state) {
     for (auto& t : leaves) t.mutable_grad() = torch::Tensor();
@@ -35,11 +36,14 @@ void ssd(benchmark::State& state, int64_t seq, int64_t chunk) {
   std::vector<torch::Tensor> leaves = {
       torch::randn({kBatch, seq, kHeads, 32}), -torch::rand({kBatch, seq, kHeads}) * 0.1,
       torch::randn({kBatch, seq, 1, 32}), torch::randn({kBatch, seq, 1, 32})};
-  forward_backward(state, seq, [&](const std::vector<torch::Tensor>& l) {
-    auto r = chunk > 0 ? ops::ssd_chunked(l[0], l[1], l[2], l[3], chunk)
-                       : ops::ssd_recurrent(l[0], l[1], l[2], l[3]);
-    return r.y.sum() + r.final_state.sum();
-  }, leaves);
+  forward_backward(
+      state, seq,
+      [&](const std::vector<torch::Tensor>& l) {
+        auto r = chunk > 0 ? ops::ssd_chunked(l[0], l[1], l[2], l[3], chunk)
+                           : ops::ssd_recurrent(l[0], l[1], l[2], l[3]);
+        return r.y.sum() + r.final_state.sum();
+      },
+      leaves);
 }
 
 // Gated DeltaNet at d_model 64: head_k_dim 16, head_v_dim 32.
@@ -50,11 +54,14 @@ void delta_rule(benchmark::State& state, int64_t seq, int64_t chunk) {
       unit(torch::randn({kBatch, seq, kHeads, 16})), unit(torch::randn({kBatch, seq, kHeads, 16})),
       torch::randn({kBatch, seq, kHeads, 32}), -torch::rand({kBatch, seq, kHeads}) * 0.1,
       torch::rand({kBatch, seq, kHeads})};
-  forward_backward(state, seq, [&](const std::vector<torch::Tensor>& l) {
-    auto r = chunk > 0 ? ops::delta_rule_chunked(l[0], l[1], l[2], l[3], l[4], chunk)
-                       : ops::delta_rule_recurrent(l[0], l[1], l[2], l[3], l[4]);
-    return r.o.sum() + r.final_state.sum();
-  }, leaves);
+  forward_backward(
+      state, seq,
+      [&](const std::vector<torch::Tensor>& l) {
+        auto r = chunk > 0 ? ops::delta_rule_chunked(l[0], l[1], l[2], l[3], l[4], chunk)
+                           : ops::delta_rule_recurrent(l[0], l[1], l[2], l[3], l[4]);
+        return r.o.sum() + r.final_state.sum();
+      },
+      leaves);
 }
 
 void register_all() {

@@ -50,13 +50,11 @@ void train(benchmark::State& state, const m2b::RunConfig& run, const fs::path& d
     state.SkipWithError(e.what());
     return;
   }
-  state.counters["tokens/s"] =
-      benchmark::Counter(tokens_per_s, benchmark::Counter::kAvgIterations);
+  state.counters["tokens/s"] = benchmark::Counter(tokens_per_s, benchmark::Counter::kAvgIterations);
 }
 
 void remove_run_dir(const fs::path& dir) {
-  for (const char* file : {"config.yaml", "metrics.jsonl", "summary.json"})
-    fs::remove(dir / file);
+  for (const char* file : {"config.yaml", "metrics.jsonl", "summary.json"}) fs::remove(dir / file);
   fs::remove(dir);
 }
 

@@ -55,8 +55,7 @@ void profile_steps(m2b::TrainStep& step, const m2b::HostBatch& batch, double lr,
                    const std::string& path) {
   namespace profiler = torch::autograd::profiler;
   using torch::profiler::impl::ActivityType;
-  const torch::profiler::impl::ProfilerConfig config(
-      torch::profiler::impl::ProfilerState::KINETO);
+  const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
   const std::set<ActivityType> activities{ActivityType::CPU, ActivityType::CUDA};
   profiler::prepareProfiler(config, activities);
   profiler::enableProfiler(config, activities);
@@ -113,12 +112,13 @@ void register_all() {
     for (int64_t seq : {16, 64}) cases.push_back({mixer, "cpu", "fp32", false, 32, seq, 64});
     if (!torch::cuda::is_available()) continue;
     for (const char* precision : {"fp32", "tf32", "bf16"})
-      for (bool graphs : {true, false}) cases.push_back({mixer, "cuda", precision, graphs, 64, 256, 256});
+      for (bool graphs : {true, false})
+        cases.push_back({mixer, "cuda", precision, graphs, 64, 256, 256});
   }
   for (const Case& c : cases) {
-    const std::string name = fmt::format("BM_TrainStep/{}/{}/{}/{}/B{}_S{}_D{}", c.mixer, c.device,
-                                         c.precision, c.graphs ? "graphs" : "eager", c.batch,
-                                         c.seq, c.d_model);
+    const std::string name =
+        fmt::format("BM_TrainStep/{}/{}/{}/{}/B{}_S{}_D{}", c.mixer, c.device, c.precision,
+                    c.graphs ? "graphs" : "eager", c.batch, c.seq, c.d_model);
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { train_step(s, c, name); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();

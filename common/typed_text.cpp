@@ -48,8 +48,7 @@ OptionValue parse_option_value(OptionType type, const std::string& text) {
       if (auto i = parse_int(text)) return *i;
       if (auto d = parse_number(text)) return *d;
       break;
-    case OptionType::String:
-      break;
+    case OptionType::String: break;
   }
   return text;
 }

@@ -37,6 +37,8 @@ inline int64_t m2rnn_cpu_checkpoint_count(int64_t S) {
 template <typename T>
 struct M2rnnForward {
   M2rnnShape shape;
+  // Not formatted: each input beside its strides.
+  // clang-format off
   const T* q; SeqStrides q_stride;  // (B, S, Nq, K)
   const T* k; SeqStrides k_stride;  // (B, S, Nk, K)
   const T* v; SeqStrides v_stride;  // (B, S, Nv, V)
@@ -45,6 +47,7 @@ struct M2rnnForward {
   const T* h0 = nullptr;            // (B, N, K, V), contiguous; nullptr means zeros
   T* y;                             // (B, S, N, V), contiguous
   T* h_final;                       // (B, N, K, V), contiguous
+  // clang-format on
   // Training on the CPU (both nullptr for inference; the CUDA kernels take their own checkpoints
   // and need them null): the state before every kCpuCheckpointEvery-th step (H_0, H_C, H_2C,
   // ...), (B, N, m2rnn_cpu_checkpoint_count(S), K, V), and every step's candidate Z_t,
@@ -74,7 +77,9 @@ struct M2rnnBackward {
 
 // CPU implementation, plain loops over time; parallel over (b, n) chains with OpenMP where
 // available. T is float or double (the oracle runs in double).
-template <typename T> void m2rnn_forward_cpu(const M2rnnForward<T>& p);
-template <typename T> void m2rnn_backward_cpu(const M2rnnBackward<T>& p);
+template <typename T>
+void m2rnn_forward_cpu(const M2rnnForward<T>& p);
+template <typename T>
+void m2rnn_backward_cpu(const M2rnnBackward<T>& p);
 
 }  // namespace m2b::kernels

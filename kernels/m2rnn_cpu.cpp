@@ -171,8 +171,8 @@ void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
   auto shared = [&](int64_t heads, int64_t inner) {
     return HeadGradient<T>::scratch_size(B * S, N, heads, inner);
   };
-  T* const W_t = thread_scratch<T, 0>(s.Nw * VV + B * N * VV + shared(s.Nq, K) +
-                                      shared(s.Nk, K) + shared(s.Nv, V) + shared(s.Nf, 1));
+  T* const W_t = thread_scratch<T, 0>(s.Nw * VV + B * N * VV + shared(s.Nq, K) + shared(s.Nk, K) +
+                                      shared(s.Nv, V) + shared(s.Nf, 1));
   T* const dW_chains = W_t + s.Nw * VV;
   T* rest = dW_chains + B * N * VV;
   for (int64_t w = 0; w < s.Nw; ++w)
@@ -180,8 +180,7 @@ void m2rnn_backward_cpu(const M2rnnBackward<T>& p) {
       for (int64_t j = 0; j < V; ++j) W_t[w * VV + j * V + l] = p.fwd.W[w * VV + l * V + j];
   HeadGradient<T> dq(p.dq, B * S, N, s.Nq, K, rest), dk(p.dk, B * S, N, s.Nk, K, rest),
       dv(p.dv, B * S, N, s.Nv, V, rest), df(p.df, B * S, N, s.Nf, 1, rest);
-  const ChainGradients<T> grads{dq.chains(), dk.chains(), dv.chains(),
-                                df.chains(), dW_chains,    W_t};
+  const ChainGradients<T> grads{dq.chains(), dk.chains(), dv.chains(), df.chains(), dW_chains, W_t};
   const ChainKernels<T> kernels = chain_kernels<T>(V);
 
 #pragma omp parallel

@@ -78,8 +78,8 @@ using RowLanes = std::conditional_t<kVectorRows<VC, T>, Simd<T>, Scalar<T>>;
 
 // BR rows of gemm_rows, their accumulators held in registers across the whole sum.
 template <int BR, int VC, typename T>
-inline void gemm_rows_block(T* __restrict out, const T* __restrict C, int64_t c_row,
-                            int64_t c_col, const T* __restrict X, int64_t count) {
+inline void gemm_rows_block(T* __restrict out, const T* __restrict C, int64_t c_row, int64_t c_col,
+                            const T* __restrict X, int64_t count) {
   using S = Simd<T>;
   constexpr int R = VC / S::L;
   typename S::vec acc[BR][R];
@@ -108,8 +108,8 @@ inline void gemm_rows_block(T* __restrict out, const T* __restrict C, int64_t c_
 // C[o * c_row + m * c_col] and out, X have row stride V. Each product of the recurrence has this
 // shape (H W, dA W^T, H^T dA, q^T H, k^T dA).
 template <int VC, typename T>
-void gemm_rows(T* __restrict out, int64_t rows, const T* __restrict C, int64_t c_row,
-               int64_t c_col, const T* __restrict X, int64_t count, int64_t V) {
+void gemm_rows(T* __restrict out, int64_t rows, const T* __restrict C, int64_t c_row, int64_t c_col,
+               const T* __restrict X, int64_t count, int64_t V) {
   if constexpr (kVectorRows<VC, T>) {
     // Eight independent accumulators (rows x vectors) hide the FMA latency.
     constexpr int R = VC / Simd<T>::L;
@@ -316,8 +316,8 @@ void backward_chain(const M2rnnBackward<T>& p, const ChainGradients<T>& g, int64
     const int64_t t1 = t0 + kCpuCheckpointEvery < S ? t0 + kCpuCheckpointEvery : S;
     const T* __restrict H_start = checkpoints + chunk * KV;
     for (int64_t t = t0; t < t1; ++t)
-      update(t == t0 ? H_start : states + (t - t0 - 1) * KV, candidates + t * KV,
-             c.f[t * c.f_step], KV, states + (t - t0) * KV);
+      update(t == t0 ? H_start : states + (t - t0 - 1) * KV, candidates + t * KV, c.f[t * c.f_step],
+             KV, states + (t - t0) * KV);
     for (int64_t t = t1 - 1; t >= t0; --t) {
       const T* __restrict H = states + (t - t0) * KV;
       const T* __restrict H_prev = t == t0 ? H_start : H - KV;

@@ -32,9 +32,12 @@ struct ChainKernels {
 };
 
 // The chain loops for state width V (specialised for V in {8, 16, 32, 64}), one set per build.
-template <typename T> ChainKernels<T> chain_kernels_baseline(int64_t V);
-template <typename T> ChainKernels<T> chain_kernels_avx2(int64_t V);    // x86-64 only
-template <typename T> ChainKernels<T> chain_kernels_avx512(int64_t V);  // x86-64 only
+template <typename T>
+ChainKernels<T> chain_kernels_baseline(int64_t V);
+template <typename T>
+ChainKernels<T> chain_kernels_avx2(int64_t V);  // x86-64 only
+template <typename T>
+ChainKernels<T> chain_kernels_avx512(int64_t V);  // x86-64 only
 
 // The instruction set the CPU kernels use: the best the machine has, unless set lower. Tests set
 // it to hold both builds to the same results.

@@ -90,8 +90,8 @@ SwiGLUImpl::SwiGLUImpl(int64_t d_model, int64_t hidden) {
   require_positive("SwiGLU", "hidden", hidden);
   gate_up_ = register_module(
       "gate_up", torch::nn::Linear(torch::nn::LinearOptions(d_model, 2 * hidden).bias(false)));
-  down_ = register_module(
-      "down", torch::nn::Linear(torch::nn::LinearOptions(hidden, d_model).bias(false)));
+  down_ = register_module("down",
+                          torch::nn::Linear(torch::nn::LinearOptions(hidden, d_model).bias(false)));
 }
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {

@@ -71,8 +71,8 @@ class BlockImpl : public torch::nn::Module {
 LanguageModelImpl::LanguageModelImpl(const ModelConfig& config) : config_(config) {
   config_.validate();
   // GPT-style small embeddings: with tied weights, unit-variance rows would make huge logits.
-  embedding_ = register_module("embedding",
-                               torch::nn::Embedding(config_.vocab_size, config_.d_model));
+  embedding_ =
+      register_module("embedding", torch::nn::Embedding(config_.vocab_size, config_.d_model));
   torch::nn::init::normal_(embedding_->weight, 0.0, 0.02);
   const int64_t hidden = mlp_hidden_size(config_);
   for (int64_t i = 0; i < config_.n_layers; ++i) {
@@ -82,9 +82,9 @@ LanguageModelImpl::LanguageModelImpl(const ModelConfig& config) : config_(config
   }
   final_norm_ = register_module("final_norm", RMSNorm(config_.d_model));
   if (!config_.tie_embeddings)
-    head_ = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(
-                                                          config_.d_model, config_.vocab_size)
-                                                          .bias(false)));
+    head_ = register_module(
+        "head", torch::nn::Linear(
+                    torch::nn::LinearOptions(config_.d_model, config_.vocab_size).bias(false)));
 }
 
 torch::Tensor LanguageModelImpl::forward(const torch::Tensor& tokens) {

@@ -15,8 +15,8 @@
 namespace m2b::models {
 
 struct LayerConfig {
-  std::string mixer;                          // a registered mixer name
-  std::map<std::string, OptionValue> options; // validated by make_mixer
+  std::string mixer;                           // a registered mixer name
+  std::map<std::string, OptionValue> options;  // validated by make_mixer
 };
 
 struct ModelConfig {

@@ -68,6 +68,6 @@ struct MixerRegistration {
 // The registration objects live in a static library; models/CMakeLists.txt links it whole so
 // the linker keeps them.
 #define M2B_REGISTER_MIXER(ident, ...) \
-  static ::m2b::models::detail::MixerRegistration m2b_mixer_registration_##ident{__VA_ARGS__}
+  static ::m2b::models::detail::MixerRegistration m2b_mixer_registration_##ident { __VA_ARGS__ }
 
 }  // namespace m2b::models

@@ -36,8 +36,8 @@ std::shared_ptr<MixerImpl> make_mixer(const std::string& name, int64_t d_model,
                                       const std::map<std::string, OptionValue>& options) {
   const MixerInfo& info = MixerRegistry::instance().get(name);
   if (d_model <= 0)
-    throw OptionError("d_model", fmt::format("mixer {}: d_model must be positive, got {}", name,
-                                             d_model));
+    throw OptionError("d_model",
+                      fmt::format("mixer {}: d_model must be positive, got {}", name, d_model));
   Options resolved = resolve_options("mixer " + name, info.options, options);
   if (info.check) info.check(d_model, resolved);
   return info.factory(d_model, resolved);

@@ -3,9 +3,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-# slurm-wlm and munge: the one-node cluster of the `slurm` tests (tests/cluster/slurm_cluster.sh).
+# slurm-wlm and munge: the one-node cluster of the `slurm` tests (tests/cluster/slurm_cluster.sh);
+# clang-format: scripts/format.sh.
 APT_PACKAGES=(cmake ninja-build g++ libyaml-cpp-dev libfmt-dev catch2 libbenchmark-dev
-              libcli11-dev nlohmann-json3-dev ccache slurm-wlm munge)
+              libcli11-dev nlohmann-json3-dev ccache slurm-wlm munge clang-format)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

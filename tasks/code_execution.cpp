@@ -16,9 +16,11 @@ enum class Statement { Set, Copy, Add, Accumulate, Swap };
 const std::vector<OptionSpec>& CodeExecutionTask::option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"variables", OptionType::Int, int64_t{3}, "number of variables (named a, b, c, ...)", 1, 26},
-      {"modulus", OptionType::Int, int64_t{10}, "values are taken mod this; constants are 0..modulus-1", 2, 100},
+      {"modulus", OptionType::Int, int64_t{10},
+       "values are taken mod this; constants are 0..modulus-1", 2, 100},
       {"query_prob", OptionType::Float, 0.5,
-       "chance of a `print` after each statement (the last always has one; 0 = one at the end)", 0, 1},
+       "chance of a `print` after each statement (the last always has one; 0 = one at the end)", 0,
+       1},
       {"swap", OptionType::Bool, true, "allow `swap x y` (needs variables >= 2)"},
   };
   return specs;
@@ -30,12 +32,11 @@ const std::string& CodeExecutionTask::name() const {
 }
 
 CodeExecutionTask::CodeExecutionTask(const Options& o)
-    : variables_(o.get_int("variables")),
-      modulus_(o.get_int("modulus")),
-      query_prob_(o.get_float("query_prob")),
-      swap_(o.get_bool("swap")) {
+    : variables_(o.get_int("variables")), modulus_(o.get_int("modulus")),
+      query_prob_(o.get_float("query_prob")), swap_(o.get_bool("swap")) {
   if (swap_ && variables_ < 2)
-    throw TaskError("code_execution: swap=true needs variables >= 2 (got variables 1); set swap=false or add variables");
+    throw TaskError(
+        "code_execution: swap=true needs variables >= 2 (got variables 1); set swap=false or add variables");
   pad_ = vocab_.add("-");
   assign_ = vocab_.add("=");
   accumulate_ = vocab_.add("+=");
@@ -104,17 +105,20 @@ void CodeExecutionTask::check(const Example& ex) const {
   for (int64_t v = 0; v < variables_; ++v) value[std::string(1, static_cast<char>('a' + v))] = 0;
   auto variable = [&](int64_t pos) -> int64_t& {
     auto it = value.find(text(pos));
-    if (it == value.end()) fail_at(*this, pos, fmt::format("expected a variable, got '{}'", text(pos)));
+    if (it == value.end())
+      fail_at(*this, pos, fmt::format("expected a variable, got '{}'", text(pos)));
     return it->second;
   };
   auto constant = [&](int64_t pos) {
     const int64_t c = parse_indexed(text(pos), "");
     if (c < 0 || c >= modulus_)
-      fail_at(*this, pos, fmt::format("expected a constant 0..{}, got '{}'", modulus_ - 1, text(pos)));
+      fail_at(*this, pos,
+              fmt::format("expected a constant 0..{}, got '{}'", modulus_ - 1, text(pos)));
     return c;
   };
   auto expect_input = [&](int64_t pos, const std::string& want) {
-    if (text(pos) != want) fail_at(*this, pos, fmt::format("expected '{}', got '{}'", want, text(pos)));
+    if (text(pos) != want)
+      fail_at(*this, pos, fmt::format("expected '{}', got '{}'", want, text(pos)));
   };
   for (int64_t step = 0; step < length; ++step) {
     const int64_t at = step * (kStatementSlot + kQuerySlot);
@@ -136,7 +140,8 @@ void CodeExecutionTask::check(const Example& ex) const {
       variable(at) = variable(at + 2);
     }
     for (int64_t pos = filler_from; pos < at + kStatementSlot; ++pos) expect_input(pos, "-");
-    for (int64_t pos = at; pos <= at + kStatementSlot; ++pos) expect_target(*this, ex, pos, false, "-");
+    for (int64_t pos = at; pos <= at + kStatementSlot; ++pos)
+      expect_target(*this, ex, pos, false, "-");
     const int64_t q = at + kStatementSlot;
     if (text(q) == "print") {
       expect_target(*this, ex, q + 1, true, std::to_string(variable(q + 1)));
@@ -144,20 +149,24 @@ void CodeExecutionTask::check(const Example& ex) const {
       expect_input(q + 1, "-");
       expect_target(*this, ex, q + 1, false, "-");
     } else {
-      fail_at(*this, q, fmt::format("expected {}, got '{}'",
-                                    step + 1 < length ? "'print' or '-'" : "'print' (the last statement always has one)",
-                                    text(q)));
+      fail_at(*this, q,
+              fmt::format("expected {}, got '{}'",
+                          step + 1 < length ? "'print' or '-'"
+                                            : "'print' (the last statement always has one)",
+                          text(q)));
     }
   }
 }
 
 M2B_REGISTER_TASK(
     code_execution,
-    TaskInfo{"code_execution",
-             "Straight-line programs over variables a, b, ... (start at 0, values mod modulus): per step one "
-             "statement (x = c | x = y | x = y + c | x += y | swap x y, padded with - to 5 tokens) and a "
-             "query slot (print x -> its value | - -); only printed values are scored. Length = number of statements.",
-             CodeExecutionTask::option_specs(),
-             [](const Options& o) -> std::unique_ptr<Task> { return std::make_unique<CodeExecutionTask>(o); }});
+    TaskInfo{
+        "code_execution",
+        "Straight-line programs over variables a, b, ... (start at 0, values mod modulus): per step one "
+        "statement (x = c | x = y | x = y + c | x += y | swap x y, padded with - to 5 tokens) and a "
+        "query slot (print x -> its value | - -); only printed values are scored. Length = number of statements.",
+        CodeExecutionTask::option_specs(), [](const Options& o) -> std::unique_ptr<Task> {
+          return std::make_unique<CodeExecutionTask>(o);
+        }});
 
 }  // namespace m2b::tasks

@@ -39,7 +39,8 @@ int64_t nth(const std::vector<int64_t>& v, bool occupied, uint64_t k) {
 const std::vector<OptionSpec>& EntityTrackingTask::option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"boxes", OptionType::Int, int64_t{5}, "number of boxes", 1, 256},
-      {"objects", OptionType::Int, int64_t{3}, "number of objects (at most boxes: one per box)", 1, 256},
+      {"objects", OptionType::Int, int64_t{3}, "number of objects (at most boxes: one per box)", 1,
+       256},
       {"query_prob", OptionType::Float, 0.5,
        "chance of a query after each step (the last step always has one; 0 = one query at the end)",
        0, 1},
@@ -55,21 +56,21 @@ const std::string& EntityTrackingTask::name() const {
 }
 
 EntityTrackingTask::EntityTrackingTask(const Options& o)
-    : boxes_(o.get_int("boxes")),
-      objects_(o.get_int("objects")),
-      query_prob_(o.get_float("query_prob")),
-      swap_(o.get_bool("swap")),
+    : boxes_(o.get_int("boxes")), objects_(o.get_int("objects")),
+      query_prob_(o.get_float("query_prob")), swap_(o.get_bool("swap")),
       remove_(o.get_bool("remove")) {
   if (objects_ > boxes_)
     throw TaskError(fmt::format(
         "entity_tracking: objects ({}) must not exceed boxes ({}): each box holds at most one object",
         objects_, boxes_));
   if (swap_ && boxes_ < 2)
-    throw TaskError("entity_tracking: swap=true needs boxes >= 2 (got boxes 1); set swap=false or add boxes");
+    throw TaskError(
+        "entity_tracking: swap=true needs boxes >= 2 (got boxes 1); set swap=false or add boxes");
   if (!swap_ && !remove_ && objects_ == boxes_)
     throw TaskError(fmt::format(
         "entity_tracking: with swap=false, remove=false and objects == boxes ({}) no operation is "
-        "possible; enable swap or remove, or use fewer objects than boxes", boxes_));
+        "possible; enable swap or remove, or use fewer objects than boxes",
+        boxes_));
   pad_ = vocab_.add("-");
   move_ = vocab_.add("move");
   swap_op_ = vocab_.add("swap");
@@ -114,7 +115,8 @@ Example EntityTrackingTask::sample(int64_t length, Rng& rng) const {
     const Token kind = kinds[rng.below(n_kinds)];
     out.add(kind);
     if (kind == move_ || kind == put_) {
-      const int64_t x = nth(state.box_of, kind == move_, rng.below(kind == move_ ? placed : removed));
+      const int64_t x =
+          nth(state.box_of, kind == move_, rng.below(kind == move_ ? placed : removed));
       const int64_t b = nth(state.content, false, rng.below(empty));
       placed += kind == put_;
       state.place(x, b);
@@ -157,11 +159,13 @@ void EntityTrackingTask::check(const Example& ex) const {
   auto index = [&](int64_t pos, const char* prefix, int64_t count) {
     const int64_t i = parse_indexed(text(pos), prefix);
     if (i < 0 || i >= count)
-      fail_at(*this, pos, fmt::format("expected {}0..{}{}, got '{}'", prefix, prefix, count - 1, text(pos)));
+      fail_at(*this, pos,
+              fmt::format("expected {}0..{}{}, got '{}'", prefix, prefix, count - 1, text(pos)));
     return i;
   };
   auto expect_input = [&](int64_t pos, const std::string& want) {
-    if (text(pos) != want) fail_at(*this, pos, fmt::format("expected '{}', got '{}'", want, text(pos)));
+    if (text(pos) != want)
+      fail_at(*this, pos, fmt::format("expected '{}', got '{}'", want, text(pos)));
   };
   Boxes state(boxes_, objects_);
   for (int64_t x = 0; x < objects_; ++x) {
@@ -178,7 +182,8 @@ void EntityTrackingTask::check(const Example& ex) const {
     if (op == "move" || op == "put") {
       const int64_t x = index(at + 1, "o", objects_), b = index(at + 2, "b", boxes_);
       if ((state.box_of[x] >= 0) != (op == "move"))
-        fail_at(*this, at, fmt::format("'{}' of o{}, which is {}", op, x, op == "move" ? "out" : "in a box"));
+        fail_at(*this, at,
+                fmt::format("'{}' of o{}, which is {}", op, x, op == "move" ? "out" : "in a box"));
       if (state.content[b] >= 0) fail_at(*this, at + 2, fmt::format("b{} is not empty", b));
       if (op == "put" && !remove_) fail_at(*this, at, "put, but remove=false");
       state.place(x, b);
@@ -189,7 +194,8 @@ void EntityTrackingTask::check(const Example& ex) const {
       state.swap_boxes(a, b);
     } else if (op == "remove") {
       const int64_t x = index(at + 1, "o", objects_);
-      if (state.box_of[x] < 0 || !remove_) fail_at(*this, at, fmt::format("remove of o{}, which is out", x));
+      if (state.box_of[x] < 0 || !remove_)
+        fail_at(*this, at, fmt::format("remove of o{}, which is out", x));
       expect_input(at + 2, "-");
       state.place(x, -1);
     } else {
@@ -207,21 +213,23 @@ void EntityTrackingTask::check(const Example& ex) const {
       expect_input(q + 1, "-");
       expect_target(*this, ex, q + 1, false, "-");
     } else {
-      fail_at(*this, q, fmt::format("expected a query (where, what{}), got '{}'",
-                                    step + 1 < length ? " or -" : ": the last step always has one",
-                                    text(q)));
+      fail_at(*this, q,
+              fmt::format("expected a query (where, what{}), got '{}'",
+                          step + 1 < length ? " or -" : ": the last step always has one", text(q)));
     }
   }
 }
 
 M2B_REGISTER_TASK(
     entity_tracking,
-    TaskInfo{"entity_tracking",
-             "Boxes holding at most one object each: an initial assignment (oX bK pairs), then per step "
-             "one operation (move oX bK | swap bJ bK | remove oX - | put oX bK) and a query slot "
-             "(where oX -> box or out | what bK -> object or empty | - -); only answers are scored. "
-             "Length = number of operations.",
-             EntityTrackingTask::option_specs(),
-             [](const Options& o) -> std::unique_ptr<Task> { return std::make_unique<EntityTrackingTask>(o); }});
+    TaskInfo{
+        "entity_tracking",
+        "Boxes holding at most one object each: an initial assignment (oX bK pairs), then per step "
+        "one operation (move oX bK | swap bJ bK | remove oX - | put oX bK) and a query slot "
+        "(where oX -> box or out | what bK -> object or empty | - -); only answers are scored. "
+        "Length = number of operations.",
+        EntityTrackingTask::option_specs(), [](const Options& o) -> std::unique_ptr<Task> {
+          return std::make_unique<EntityTrackingTask>(o);
+        }});
 
 }  // namespace m2b::tasks

@@ -11,9 +11,9 @@ namespace m2b::tasks {
 // An element is a permutation in one-line notation: it sends point i to perm[i].
 struct Group {
   std::string name;
-  std::vector<std::vector<int>> perms;   // element index -> one-line notation
-  std::vector<std::string> names;        // element index -> token text
-  std::vector<int32_t> table;            // table[a * order() + b] = index of a ∘ b
+  std::vector<std::vector<int>> perms;  // element index -> one-line notation
+  std::vector<std::string> names;       // element index -> token text
+  std::vector<int32_t> table;           // table[a * order() + b] = index of a ∘ b
   int32_t identity = 0;
 
   int64_t order() const { return static_cast<int64_t>(perms.size()); }

@@ -18,8 +18,9 @@ static std::vector<TaskInfo>& registered_tasks() {
 
 detail::TaskRegistration::TaskRegistration(TaskInfo info) {
   std::vector<TaskInfo>& infos = registered_tasks();
-  const auto at = std::lower_bound(infos.begin(), infos.end(), info.name,
-                                   [](const TaskInfo& a, const std::string& name) { return a.name < name; });
+  const auto at =
+      std::lower_bound(infos.begin(), infos.end(), info.name,
+                       [](const TaskInfo& a, const std::string& name) { return a.name < name; });
   if (at != infos.end() && at->name == info.name)
     throw std::logic_error(fmt::format("task '{}' is registered twice", info.name));
   infos.insert(at, std::move(info));

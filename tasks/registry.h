@@ -45,6 +45,6 @@ struct TaskRegistration {
 // The registration objects live in a static library; tasks/CMakeLists.txt links it whole
 // (m2_tasks_all) so the linker keeps them.
 #define M2B_REGISTER_TASK(ident, ...) \
-  static ::m2b::tasks::detail::TaskRegistration m2b_task_registration_##ident{__VA_ARGS__}
+  static ::m2b::tasks::detail::TaskRegistration m2b_task_registration_##ident { __VA_ARGS__ }
 
 }  // namespace m2b::tasks

@@ -54,9 +54,11 @@ void check_tokens(const Task& task, const Example& ex) {
   const auto vocab = static_cast<Token>(task.vocabulary().size());
   for (size_t i = 0; i < n; ++i) {
     if (ex.inputs[i] < 0 || ex.inputs[i] >= vocab)
-      fail_at(task, i, fmt::format("input id {} outside the vocabulary [0, {})", ex.inputs[i], vocab));
+      fail_at(task, i,
+              fmt::format("input id {} outside the vocabulary [0, {})", ex.inputs[i], vocab));
     if (ex.targets[i] < 0 || ex.targets[i] >= vocab)
-      fail_at(task, i, fmt::format("target id {} outside the vocabulary [0, {})", ex.targets[i], vocab));
+      fail_at(task, i,
+              fmt::format("target id {} outside the vocabulary [0, {})", ex.targets[i], vocab));
     if (ex.scored[i] > 1) fail_at(task, i, fmt::format("scored is {}, not 0 or 1", ex.scored[i]));
   }
 }
@@ -75,7 +77,8 @@ void expect_target(const Task& task, const Example& ex, int64_t pos, bool scored
   if (static_cast<bool>(ex.scored[pos]) != scored)
     fail_at(task, pos, fmt::format("should be {}", scored ? "scored" : "unscored"));
   if (words[ex.targets[pos]] != target)
-    fail_at(task, pos, fmt::format("target is '{}', expected '{}'", words[ex.targets[pos]], target));
+    fail_at(task, pos,
+            fmt::format("target is '{}', expected '{}'", words[ex.targets[pos]], target));
 }
 
 bool query_after(int64_t step, int64_t length, double p, Rng& rng) {

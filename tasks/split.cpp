@@ -43,7 +43,8 @@ std::vector<Example> evaluation_set(const Task& task, int64_t length, int64_t co
 }
 
 Batch make_batch(const Task& task, int64_t length, int64_t rows, Rng& rng) {
-  if (rows < 1) throw TaskError(fmt::format("{}: batch rows must be >= 1, got {}", task.name(), rows));
+  if (rows < 1)
+    throw TaskError(fmt::format("{}: batch rows must be >= 1, got {}", task.name(), rows));
   std::vector<Example> examples;
   examples.reserve(rows);
   for (int64_t r = 0; r < rows; ++r) examples.push_back(task.sample(length, rng));

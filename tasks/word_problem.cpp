@@ -72,7 +72,8 @@ const char* const kWordProblem =
     "P_t = g_t o P_{t-1}, i.e. P_{t-1} applied first, P_t(i) = g_t(P_{t-1}(i)).";
 
 // Every word problem takes `bos`; off by default and then left out of run ids, which predate it.
-TaskInfo word_problem_info(std::string name, const std::string& what, std::vector<OptionSpec> params,
+TaskInfo word_problem_info(std::string name, const std::string& what,
+                           std::vector<OptionSpec> params,
                            std::function<Group(const Options&)> group) {
   OptionSpec bos{"bos", OptionType::Bool, false,
                  "prepend an unscored beginning-of-sequence token <bos> (the DeltaProduct "
@@ -87,25 +88,33 @@ TaskInfo word_problem_info(std::string name, const std::string& what, std::vecto
 
 }  // namespace
 
-M2B_REGISTER_TASK(s3, word_problem_info(
-    "s3",
-    "Word problem over S3, the 6 permutations of 3 points in one-line notation (\"120\" sends "
-    "0->1, 1->2, 2->0): the paper's headline task.",
-    {}, [](const Options&) { return symmetric_group(3); }));
-M2B_REGISTER_TASK(s5, word_problem_info(
-    "s5", "Word problem over S5 (the 120 permutations of 5 points, one-line notation).", {},
-    [](const Options&) { return symmetric_group(5); }));
-M2B_REGISTER_TASK(a5, word_problem_info(
-    "a5",
-    "Word problem over A5 (the 60 even permutations of 5 points, one-line notation; the "
-    "smallest non-solvable group).",
-    {}, [](const Options&) { return alternating_group(5); }));
-M2B_REGISTER_TASK(cyclic, word_problem_info(
-    "cyclic", "Word problem over Z_n: elements 0..n-1, the product is their sum mod n.",
-    {{"n", OptionType::Int, int64_t{5}, "order of the cyclic group Z_n", 2, 256}},
-    [](const Options& o) { return cyclic_group(static_cast<int>(o.get_int("n"))); }));
-M2B_REGISTER_TASK(parity, word_problem_info(
-    "parity", "Word problem over Z_2: bits 0/1, the target is the running parity (XOR).", {},
-    [](const Options&) { return cyclic_group(2); }));
+M2B_REGISTER_TASK(
+    s3,
+    word_problem_info(
+        "s3",
+        "Word problem over S3, the 6 permutations of 3 points in one-line notation (\"120\" sends "
+        "0->1, 1->2, 2->0): the paper's headline task.",
+        {}, [](const Options&) { return symmetric_group(3); }));
+M2B_REGISTER_TASK(
+    s5,
+    word_problem_info("s5",
+                      "Word problem over S5 (the 120 permutations of 5 points, one-line notation).",
+                      {}, [](const Options&) { return symmetric_group(5); }));
+M2B_REGISTER_TASK(
+    a5, word_problem_info(
+            "a5",
+            "Word problem over A5 (the 60 even permutations of 5 points, one-line notation; the "
+            "smallest non-solvable group).",
+            {}, [](const Options&) { return alternating_group(5); }));
+M2B_REGISTER_TASK(
+    cyclic, word_problem_info(
+                "cyclic", "Word problem over Z_n: elements 0..n-1, the product is their sum mod n.",
+                {{"n", OptionType::Int, int64_t{5}, "order of the cyclic group Z_n", 2, 256}},
+                [](const Options& o) { return cyclic_group(static_cast<int>(o.get_int("n"))); }));
+M2B_REGISTER_TASK(
+    parity,
+    word_problem_info("parity",
+                      "Word problem over Z_2: bits 0/1, the target is the running parity (XOR).",
+                      {}, [](const Options&) { return cyclic_group(2); }));
 
 }  // namespace m2b::tasks

@@ -89,8 +89,9 @@ M2rnnCudaOptions options_of(const BenchShape& shape, Backend backend) {
   M2rnnCudaOptions o;
   o.math = backend == Backend::fused_exact ? M2rnnMath::exact : M2rnnMath::tensor;
   if (backend == Backend::fused_ck_tile)
-    o.state_checkpoint_every = shape.bf16 ? kc::m2rnn_fused_tile_steps<kc::bf16>(spec_of(shape).shape, o)
-                                    : kc::m2rnn_fused_tile_steps<float>(spec_of(shape).shape, o);
+    o.state_checkpoint_every = shape.bf16
+                                   ? kc::m2rnn_fused_tile_steps<kc::bf16>(spec_of(shape).shape, o)
+                                   : kc::m2rnn_fused_tile_steps<float>(spec_of(shape).shape, o);
   return o;
 }
 
@@ -102,12 +103,14 @@ void run(benchmark::State& state, const BenchShape& shape, Backend backend, bool
   state.counters["S"] = static_cast<double>(s.S);
   if (backend == Backend::cublas) {
     cublasHandle_t handle;
-    if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return state.SkipWithError("cublasCreate failed");
+    if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS)
+      return state.SkipWithError("cublasCreate failed");
     DeviceArray<float> states(kc::m2rnn_cublas_states_bytes(s) / 4);
     DeviceArray<char> ws(kc::m2rnn_cublas_workspace_bytes<T>(s));
     time_calls(state, [&] {
       kc::m2rnn_cublas_forward<T>(dev.fwd, states.get(), ws.get(), ws.size(), handle, nullptr);
-      if (backward) kc::m2rnn_cublas_backward<T>(dev.bwd, states.get(), ws.get(), ws.size(), handle, nullptr);
+      if (backward)
+        kc::m2rnn_cublas_backward<T>(dev.bwd, states.get(), ws.get(), ws.size(), handle, nullptr);
     });
     state.counters["saved_state_bytes"] = static_cast<double>(kc::m2rnn_cublas_states_bytes(s));
     cublasDestroy(handle);
@@ -121,25 +124,32 @@ void run(benchmark::State& state, const BenchShape& shape, Backend backend, bool
     if (backward) kc::m2rnn_fused_backward<T>(dev.bwd, o, ck.get(), ws.get(), ws.size(), nullptr);
   });
   state.counters["saved_state_bytes"] = static_cast<double>(kc::m2rnn_checkpoint_bytes(s, o));
-  state.counters["all_states_bytes"] = static_cast<double>(kc::m2rnn_all_states_bytes(s, sizeof(T)));
+  state.counters["all_states_bytes"] =
+      static_cast<double>(kc::m2rnn_all_states_bytes(s, sizeof(T)));
   state.counters["state_checkpoint_every"] = static_cast<double>(o.state_checkpoint_every);
 }
 
 void register_all() {
   for (const BenchShape& shape : kShapes) {
-    const std::string ck_tile = "fused_ck" + std::to_string(options_of(shape, Backend::fused_ck_tile).state_checkpoint_every);
+    const std::string ck_tile =
+        "fused_ck" +
+        std::to_string(options_of(shape, Backend::fused_ck_tile).state_checkpoint_every);
     std::vector<std::pair<Backend, std::string>> backends = {
         {Backend::fused, "fused"}, {Backend::fused_ck_tile, ck_tile}, {Backend::cublas, "cublas"}};
     if (!shape.bf16) backends.insert(backends.begin() + 2, {Backend::fused_exact, "fused_exact"});
     for (const auto& [backend, backend_name] : backends)
       for (bool backward : {false, true}) {
-        const std::string name = std::string("m2rnn/") + shape.name + "/" + (shape.bf16 ? "bf16" : "fp32") + "/" +
-                                 backend_name + "/" + (backward ? "fwd_bwd" : "fwd");
+        const std::string name = std::string("m2rnn/") + shape.name + "/" +
+                                 (shape.bf16 ? "bf16" : "fp32") + "/" + backend_name + "/" +
+                                 (backward ? "fwd_bwd" : "fwd");
         auto fn = [shape, backend = backend, backward](benchmark::State& st) {
           if (shape.bf16) run<kc::bf16>(st, shape, backend, backward);
           else run<float>(st, shape, backend, backward);
         };
-        benchmark::RegisterBenchmark(name.c_str(), fn)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+        benchmark::RegisterBenchmark(name.c_str(), fn)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond)
+            ->Iterations(1);
       }
   }
 }

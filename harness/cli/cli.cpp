@@ -23,8 +23,9 @@ void add_suite_arguments(CLI::App* command, std::string& suite, std::string& res
 }
 
 int run_cli(int argc, const char* const* argv) {
-  CLI::App app{"m2bench: can this architecture track state? Synthetic state-tracking tasks, "
-               "M2RNN and its baselines, experiment suites, tables and figures."};
+  CLI::App app{
+      "m2bench: can this architecture track state? Synthetic state-tracking tasks, "
+      "M2RNN and its baselines, experiment suites, tables and figures."};
   app.require_subcommand(1);
   add_version_command(app);
   add_tasks_command(app);
@@ -52,8 +53,9 @@ int run_cli(int argc, const char* const* argv) {
       std::cerr << fmt::format("m2bench: error: unknown command '{}' (valid: {})\n",
                                excerpt(argv[1]), fmt::join(commands, ", "));
     else
-      std::cerr << "m2bench: error: " << e.what() << " (see m2bench --help, or m2bench COMMAND "
-                                                     "--help)\n";
+      std::cerr << "m2bench: error: " << e.what()
+                << " (see m2bench --help, or m2bench COMMAND "
+                   "--help)\n";
     return kExitError;
   } catch (const std::exception& e) {
     // Errors reach the user as one line naming what was wrong and what is valid.

@@ -9,18 +9,19 @@ namespace m2b::cli {
 void add_version_command(CLI::App& app);  // cmd_version.cpp
 void add_tasks_command(CLI::App& app);    // cmd_tasks.cpp: `tasks` and `data`
 void add_data_command(CLI::App& app);
-void add_models_command(CLI::App& app);   // cmd_models.cpp
-void add_plan_command(CLI::App& app);     // cmd_plan.cpp
-void add_run_command(CLI::App& app);      // cmd_run.cpp
-void add_status_command(CLI::App& app);   // cmd_status.cpp
-void add_slurm_command(CLI::App& app);    // cmd_slurm.cpp
-void add_table_command(CLI::App& app);    // cmd_table.cpp
-void add_plot_command(CLI::App& app);     // cmd_plot.cpp
+void add_models_command(CLI::App& app);  // cmd_models.cpp
+void add_plan_command(CLI::App& app);    // cmd_plan.cpp
+void add_run_command(CLI::App& app);     // cmd_run.cpp
+void add_status_command(CLI::App& app);  // cmd_status.cpp
+void add_slurm_command(CLI::App& app);   // cmd_slurm.cpp
+void add_table_command(CLI::App& app);   // cmd_table.cpp
+void add_plot_command(CLI::App& app);    // cmd_plot.cpp
 
 // The arguments of a command on one suite (cli.cpp): the suite file, which must exist, and
 // --results, the results root.
-void add_suite_arguments(CLI::App* command, std::string& suite, std::string& results,
-                         const std::string& results_help = "Results folder (holds <suite>/<run-id>/)");
+void add_suite_arguments(
+    CLI::App* command, std::string& suite, std::string& results,
+    const std::string& results_help = "Results folder (holds <suite>/<run-id>/)");
 
 // The whole program (cli.cpp): parses argv, runs the subcommand it names and returns the exit
 // status. Every error is one line "m2bench: error: ..." on stderr with status kExitError;

@@ -23,19 +23,22 @@ struct PlanArgs {
 
 void print_plan(const PlanArgs& args) {
   Suite suite = load_suite(args.suite);
-  auto lengths = [](const RunConfig& run) { return fmt::format("{}", fmt::join(run.task.eval_lengths, ",")); };
+  auto lengths = [](const RunConfig& run) {
+    return fmt::format("{}", fmt::join(run.task.eval_lengths, ","));
+  };
   size_t model_width = 5, task_width = 4, eval_width = 12;
   for (const RunConfig& run : suite.runs) {
     model_width = std::max(model_width, run.model_name.size());
     task_width = std::max(task_width, run.task.name.size());
     eval_width = std::max(eval_width, lengths(run).size());
   }
-  const std::string row = fmt::format("{{:<12}}  {{:<{}}}  {{:<{}}}  {{:>4}}  {{:>9}}  {{:<{}}}  {{:>7}}  {{}}\n",
-                                      model_width, task_width, eval_width);
+  const std::string row =
+      fmt::format("{{:<12}}  {{:<{}}}  {{:<{}}}  {{:>4}}  {{:>9}}  {{:<{}}}  {{:>7}}  {{}}\n",
+                  model_width, task_width, eval_width);
   std::cout << fmt::format("suite {} ({}): {} runs, results in {}\n", suite.name, args.suite,
                            suite.runs.size(), suite_dir(args.results, suite.name).string());
-  std::cout << fmt::format(fmt::runtime(row), "id", "model", "task", "seed", "train", "eval lengths",
-                           "steps", "result");
+  std::cout << fmt::format(fmt::runtime(row), "id", "model", "task", "seed", "train",
+                           "eval lengths", "steps", "result");
   std::map<RunState, int> counts;
   std::vector<std::string> problems;
   for (const RunConfig& run : suite.runs) {
@@ -43,9 +46,10 @@ void print_plan(const PlanArgs& args) {
     const RunState state = stored.state;
     ++counts[state];
     if (state == RunState::invalid) problems.push_back(stored.problem);
-    std::cout << fmt::format(fmt::runtime(row), run.id, run.model_name, run.task.name, run.seed,
-                             fmt::format("{}-{}", run.task.train_min_length, run.task.train_max_length),
-                             lengths(run), run.train.steps, to_string(state));
+    std::cout << fmt::format(
+        fmt::runtime(row), run.id, run.model_name, run.task.name, run.seed,
+        fmt::format("{}-{}", run.task.train_min_length, run.task.train_max_length), lengths(run),
+        run.train.steps, to_string(state));
   }
   std::cout << fmt::format("{} finished, {} diverged, {} started (no summary yet), {} missing{}\n",
                            counts[RunState::finished], counts[RunState::diverged],
@@ -59,9 +63,11 @@ void print_plan(const PlanArgs& args) {
 void add_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "plan", "List the runs a suite expands into (id, model, task, seed, lengths, steps) and "
-              "whether each has a result, without training anything");
-  cmd->add_option("suite", args->suite, "the suite file, e.g. experiments/quickstart.yaml")->required();
+      "plan",
+      "List the runs a suite expands into (id, model, task, seed, lengths, steps) and "
+      "whether each has a result, without training anything");
+  cmd->add_option("suite", args->suite, "the suite file, e.g. experiments/quickstart.yaml")
+      ->required();
   cmd->add_option("--results", args->results, "the results root (default: results)");
   cmd->callback([args] { print_plan(*args); });
 }

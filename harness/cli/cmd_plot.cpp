@@ -59,33 +59,37 @@ void run_script(const std::string& python, const std::vector<std::string>& argv_
   pid_t pid;
   int rc = posix_spawnp(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ);
   if (rc != 0)
-    throw std::runtime_error(fmt::format("cannot start {}: {} (give --python or set M2BENCH_PYTHON "
-                                         "to a Python with matplotlib)",
-                                         python, std::strerror(rc)));
+    throw std::runtime_error(
+        fmt::format("cannot start {}: {} (give --python or set M2BENCH_PYTHON "
+                    "to a Python with matplotlib)",
+                    python, std::strerror(rc)));
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   if (WIFEXITED(status) && WEXITSTATUS(status) == kExitNoMatplotlib)
-    throw std::runtime_error(fmt::format("{} has no matplotlib: give --python or set "
-                                         "M2BENCH_PYTHON to a Python that has it",
-                                         python));
+    throw std::runtime_error(
+        fmt::format("{} has no matplotlib: give --python or set "
+                    "M2BENCH_PYTHON to a Python that has it",
+                    python));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw std::runtime_error(fmt::format(
         "plot script failed ({}): {}; its message is above",
-        WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed", command));
+        WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed",
+        command));
 }
 
 void make_plots(const PlotArgs& args) {
   SuiteTables made = write_suite_tables(args.target, args.results, std::nullopt);
   for (const std::string& problem : made.source.problems)
     std::cerr << "m2bench: warning: left out of the table and figures: " << problem << "\n";
-  const fs::path out = args.out.empty() ? fs::path("plots") / made.source.suite : fs::path(args.out);
+  const fs::path out =
+      args.out.empty() ? fs::path("plots") / made.source.suite : fs::path(args.out);
   fs::create_directories(out);
   const fs::path scripts = args.scripts;
   for (const char* script :
        {"length_generalisation.py", "training_curves.py", "prefix_accuracy.py", "ranking.py"})
     if (!fs::exists(scripts / script))
-      throw std::runtime_error(fmt::format("{}: no such plot script (give --scripts DIR)",
-                                           (scripts / script).string()));
+      throw std::runtime_error(
+          fmt::format("{}: no such plot script (give --scripts DIR)", (scripts / script).string()));
   const std::string python = python_of(args);
   run_script(python, {(scripts / "length_generalisation.py").string(), "--table",
                       (made.source.results_dir / "table.csv").string(), "--out-dir", out.string()});
@@ -102,11 +106,13 @@ void make_plots(const PlotArgs& args) {
 void add_plot_command(CLI::App& app) {
   auto args = std::make_shared<PlotArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "plot", "Regenerate a suite's table and figures (accuracy vs evaluation length; training "
-              "curves; prefix accuracy vs t per evaluation length; the rows ranked by accuracy at "
-              "4x the training length) into plots/<suite>/ as PNG and PDF");
+      "plot",
+      "Regenerate a suite's table and figures (accuracy vs evaluation length; training "
+      "curves; prefix accuracy vs t per evaluation length; the rows ranked by accuracy at "
+      "4x the training length) into plots/<suite>/ as PNG and PDF");
   cmd->add_option("target", args->target, "a suite file or a results/<suite> folder")->required();
-  cmd->add_option("--results", args->results, "the results root, for a suite file (default: results)");
+  cmd->add_option("--results", args->results,
+                  "the results root, for a suite file (default: results)");
   cmd->add_option("--out", args->out, "where the figures go (default: plots/<suite>)");
   cmd->add_option("--python", args->python,
                   "the Python with matplotlib (default: $M2BENCH_PYTHON, else the one the build "

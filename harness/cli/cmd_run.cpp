@@ -61,7 +61,8 @@ std::vector<std::string> worker_args(const RunArgs& args) {
 void run_command(const RunArgs& args) {
   const Suite suite = load_suite(args.suite);
   if (!args.gpus.empty()) {
-    const int status = run_workers(parse_gpus(args.gpus), args.per_gpu, worker_args(args), std::cout);
+    const int status =
+        run_workers(parse_gpus(args.gpus), args.per_gpu, worker_args(args), std::cout);
     if (status != 0) throw CLI::RuntimeError(status);
     return;
   }
@@ -110,9 +111,10 @@ void run_command(const RunArgs& args) {
 void add_run_command(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand(
-      "run", "Train and evaluate every run of a suite that is not done yet: finished runs are "
-             "skipped, stopped ones resume from their checkpoint, and runs another m2bench "
-             "process holds are left to it");
+      "run",
+      "Train and evaluate every run of a suite that is not done yet: finished runs are "
+      "skipped, stopped ones resume from their checkpoint, and runs another m2bench "
+      "process holds are left to it");
   add_suite_arguments(cmd, args->suite, args->results);
   cmd->add_flag("--fresh", args->fresh,
                 "Retrain runs that were done before this command began (processes started "

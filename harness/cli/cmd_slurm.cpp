@@ -84,9 +84,10 @@ void add_slurm_command(CLI::App& app) {
   args->job.array = 0;
   args->job.cpus_per_task = 0;
   CLI::App* cmd = app.add_subcommand(
-      "slurm", "Write the sbatch script of a Slurm job array that trains a suite: each task runs "
-               "`m2bench run` on a results root shared by every node and takes runs until none "
-               "is left. Printed for review; --submit hands it to sbatch");
+      "slurm",
+      "Write the sbatch script of a Slurm job array that trains a suite: each task runs "
+      "`m2bench run` on a results root shared by every node and takes runs until none "
+      "is left. Printed for review; --submit hands it to sbatch");
   add_suite_arguments(cmd, args->suite, args->results,
                       "Results root, on a file system that every node shares (it holds the run "
                       "claims, checkpoints and the tasks' logs)");

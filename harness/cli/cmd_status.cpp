@@ -22,9 +22,10 @@ struct StatusArgs {
 void add_status_command(CLI::App& app) {
   auto args = std::make_shared<StatusArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "status", "Where a suite stands: runs finished, diverged, training (host, GPU, step, "
-                "tokens/s, ETA), stopped and missing, and the suite's ETA; read from the run "
-                "folders, so it works from any machine that sees the results root");
+      "status",
+      "Where a suite stands: runs finished, diverged, training (host, GPU, step, "
+      "tokens/s, ETA), stopped and missing, and the suite's ETA; read from the run "
+      "folders, so it works from any machine that sees the results root");
   add_suite_arguments(cmd, args->suite, args->results);
   cmd->callback([args] {
     const Suite suite = load_suite(args->suite);

@@ -63,13 +63,15 @@ std::string metric_choices() {
 void add_table_command(CLI::App& app) {
   auto args = std::make_shared<TableArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "table", "Tabulate a suite's results: accuracy per model x evaluation length, mean ± std "
-               "over seeds, into results/<suite>/table.{md,csv,tex}");
+      "table",
+      "Tabulate a suite's results: accuracy per model x evaluation length, mean ± std "
+      "over seeds, into results/<suite>/table.{md,csv,tex}");
   cmd->add_option("target", args->target,
                   "a suite file (runs of its plan without a result show as missing) or a "
                   "results/<suite> folder")
       ->required();
-  cmd->add_option("--results", args->results, "the results root, for a suite file (default: results)");
+  cmd->add_option("--results", args->results,
+                  "the results root, for a suite file (default: results)");
   cmd->add_option("--metric", args->metric,
                   "which table to print (both: every table made); the files hold them all")
       ->check(valid_metric, metric_choices());

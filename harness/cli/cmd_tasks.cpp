@@ -78,15 +78,15 @@ void print_data(const DataArgs& args) {
     task->check(ex);
     if (args.format == "jsonl") {
       nlohmann::ordered_json line = {{"task", args.task},
-                             {"params", params},
-                             {"length", args.length},
-                             {"seed", args.seed},
-                             {"index", i},
-                             {"inputs", tasks::token_texts(*task, ex.inputs)},
-                             {"input_ids", ex.inputs},
-                             {"targets", tasks::token_texts(*task, ex.targets)},
-                             {"target_ids", ex.targets},
-                             {"scored", ex.scored}};
+                                     {"params", params},
+                                     {"length", args.length},
+                                     {"seed", args.seed},
+                                     {"index", i},
+                                     {"inputs", tasks::token_texts(*task, ex.inputs)},
+                                     {"input_ids", ex.inputs},
+                                     {"targets", tasks::token_texts(*task, ex.targets)},
+                                     {"target_ids", ex.targets},
+                                     {"scored", ex.scored}};
       std::cout << line.dump() << "\n";
     } else {
       fmt::print("# {} {} | length {} | seed {} | example {} | {} tokens\n{}", args.task,
@@ -99,11 +99,13 @@ void print_data(const DataArgs& args) {
 }  // namespace
 
 void add_tasks_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("tasks", "List the synthetic tasks, their descriptions and parameters");
+  auto* cmd =
+      app.add_subcommand("tasks", "List the synthetic tasks, their descriptions and parameters");
   cmd->callback([] {
     for (const auto& info : tasks::task_infos()) {
       fmt::print("{}\n{}", info.name, wrap(info.description, "    ", 100));
-      fmt::print("{}\n", info.params.empty() ? "  (no parameters)\n" : describe_options(info.params));
+      fmt::print("{}\n",
+                 info.params.empty() ? "  (no parameters)\n" : describe_options(info.params));
     }
   });
 }
@@ -115,15 +117,14 @@ void add_data_command(CLI::App& app) {
       "evaluates exactly the examples `data --seed S` prints. Every example is checked first.");
   auto args = std::make_shared<DataArgs>();
   cmd->add_option("--task", args->task, "task name (see `m2bench tasks`)")->required();
-  cmd->add_option("--length", args->length, "number of state updates (elements, operations, statements)")
+  cmd->add_option("--length", args->length,
+                  "number of state updates (elements, operations, statements)")
       ->check(CLI::Range(int64_t{1}, kMaxLength))
       ->capture_default_str();
   cmd->add_option("--count", args->count, "number of examples")
       ->check(CLI::Range(int64_t{1}, kMaxExamples))
       ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "evaluation seed")
-      ->check(kUnsigned)
-      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "evaluation seed")->check(kUnsigned)->capture_default_str();
   cmd->add_option("--param", args->params, "task parameter name=value (repeatable)");
   cmd->add_option("--format", args->format, "text (aligned, scored targets in [brackets]) or jsonl")
       ->check(CLI::IsMember({"text", "jsonl"}))

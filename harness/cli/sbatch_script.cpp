@@ -26,7 +26,7 @@ int64_t slurm_time_seconds(const std::string& time) {
   if (m[1].matched)  // days-hours[:minutes[:seconds]]
     return ((part(1) * 24 + part(2)) * 60 + part(3)) * 60 + part(4);
   if (m[4].matched) return (part(2) * 60 + part(3)) * 60 + part(4);  // hours:minutes:seconds
-  return part(2) * 60 + part(3);                                      // minutes[:seconds]
+  return part(2) * 60 + part(3);                                     // minutes[:seconds]
 }
 
 // What Slurm reads from an #SBATCH line as one value: no spaces, quotes or line breaks.
@@ -39,7 +39,8 @@ static void check_word(const std::string& option, const std::string& value) {
 
 void validate(const SlurmJob& job) {
   if (job.array < 1 || job.array > 100000)
-    throw std::invalid_argument(fmt::format("--array {}: the tasks must number 1 to 100000", job.array));
+    throw std::invalid_argument(
+        fmt::format("--array {}: the tasks must number 1 to 100000", job.array));
   if (job.per_gpu > 1 && job.gpus_per_task == 0)
     throw std::invalid_argument(fmt::format(
         "--per-gpu {}: workers per GPU need GPUs; give --gpus-per-task too", job.per_gpu));

@@ -119,8 +119,8 @@ void spawn(Slot& slot, const std::string& gpu, const std::vector<std::string>& a
   posix_spawnattr_init(&attributes);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attributes, 0);
-  const int rc = posix_spawn(&slot.pid, "/proc/self/exe", &actions, &attributes, argv.data(),
-                             env.data());
+  const int rc =
+      posix_spawn(&slot.pid, "/proc/self/exe", &actions, &attributes, argv.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   ::close(pipe_fds[1]);
@@ -180,7 +180,8 @@ int run_workers(const std::vector<std::string>& gpus, int per_gpu,
     if (fds.empty()) break;
     // A signal that arrives just before poll waits at most this long to be passed on.
     if (::poll(fds.data(), fds.size(), 200) < 0 && errno != EINTR)
-      throw std::runtime_error(fmt::format("cannot read the workers' output: {}", std::strerror(errno)));
+      throw std::runtime_error(
+          fmt::format("cannot read the workers' output: {}", std::strerror(errno)));
     for (size_t i = 0; i < fds.size(); ++i) {
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       char chunk[4096];
@@ -198,9 +199,9 @@ int run_workers(const std::vector<std::string>& gpus, int per_gpu,
   }
   bool failed = false, any_done = false;
   for (Slot& slot : slots) {
-    while (::waitpid(slot.pid, &slot.status, 0) < 0 && errno == EINTR) {
-    }
-    const int code = WIFEXITED(slot.status) ? WEXITSTATUS(slot.status) : 128 + WTERMSIG(slot.status);
+    while (::waitpid(slot.pid, &slot.status, 0) < 0 && errno == EINTR) {}
+    const int code =
+        WIFEXITED(slot.status) ? WEXITSTATUS(slot.status) : 128 + WTERMSIG(slot.status);
     out << fmt::format("{} exited with status {}\n", slot.label, code);
     // A worker stopped by a passed-on signal ends with 128 + it, or dies of the second one.
     const bool stopped = forwarded > 0 && code == 128 + g_last_signal.load();

@@ -21,8 +21,8 @@ namespace config {
 void fail(const Located& where, const std::string& message) {
   std::string file = where.file ? *where.file : std::string("<config>");
   const YAML::Mark mark = where.node.Mark();
-  std::string place = mark.is_null() ? file
-                                     : fmt::format("{}:{}:{}", file, mark.line + 1, mark.column + 1);
+  std::string place =
+      mark.is_null() ? file : fmt::format("{}:{}:{}", file, mark.line + 1, mark.column + 1);
   throw ConfigError(where.path.empty() ? fmt::format("{}: {}", place, message)
                                        : fmt::format("{}: {}: {}", place, where.path, message));
 }
@@ -41,8 +41,8 @@ Located parse_yaml(const std::string& text, const std::string& source) {
   try {
     return {YAML::Load(text), file, ""};
   } catch (const YAML::ParserException& e) {
-    throw ConfigError(
-        fmt::format("{}:{}:{}: not valid YAML: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg));
+    throw ConfigError(fmt::format("{}:{}:{}: not valid YAML: {}", source, e.mark.line + 1,
+                                  e.mark.column + 1, e.msg));
   }
 }
 
@@ -85,9 +85,13 @@ struct Range {
 };
 static Range at_least(double lo) { return {lo}; }
 static Range above(double lo) { return {lo, Range{}.hi, true}; }
-static Range between(double lo, double hi, bool hi_open = false) { return {lo, hi, false, hi_open}; }
+static Range between(double lo, double hi, bool hi_open = false) {
+  return {lo, hi, false, hi_open};
+}
 
-static std::string scalar_text(const Located& v) { return v.node.IsScalar() ? v.node.Scalar() : ""; }
+static std::string scalar_text(const Located& v) {
+  return v.node.IsScalar() ? v.node.Scalar() : "";
+}
 
 static int64_t read_int(const Located& v, Range range) {
   const std::optional<int64_t> x = parse_int(scalar_text(v));
@@ -146,7 +150,8 @@ static OptionValue option_value(const Located& v, const std::vector<OptionSpec>&
                                 const std::string& key) {
   if (!v.node.IsScalar()) fail(v, fmt::format("expected a single value, got {}", shown(v.node)));
   const std::string& text = v.node.Scalar();
-  auto it = std::find_if(spec.begin(), spec.end(), [&](const OptionSpec& s) { return s.name == key; });
+  auto it =
+      std::find_if(spec.begin(), spec.end(), [&](const OptionSpec& s) { return s.name == key; });
   return it == spec.end() ? OptionValue{text} : parse_option_value(it->type, text);
 }
 
@@ -200,7 +205,8 @@ static Field<S> bool_field(std::string name, bool S::*m) {
           [=](const S& s) { return std::string(s.*m ? "true" : "false"); }};
 }
 template <class S>
-static Field<S> choice_field(std::string name, std::string S::*m, std::vector<std::string> choices) {
+static Field<S> choice_field(std::string name, std::string S::*m,
+                             std::vector<std::string> choices) {
   return {std::move(name), [=](S& s, const Located& v) { s.*m = read_choice(v, choices); },
           [=](const S& s) { return s.*m; }};
 }
@@ -328,9 +334,9 @@ void require_leaf(const std::string& path, const Located& key) {
   KeyKind kind = key_kind(path);
   if (kind == KeyKind::unknown) fail_unknown(path, key);
   if (kind == KeyKind::group)
-    fail(key.with_path(path), fmt::format("is a group of keys; name one of them (valid: {})",
-                                          path == "task.params" ? "the task's parameters"
-                                                                : group_keys(path)));
+    fail(key.with_path(path),
+         fmt::format("is a group of keys; name one of them (valid: {})",
+                     path == "task.params" ? "the task's parameters" : group_keys(path)));
 }
 
 void assign(const std::string& path, const Located& key, const Located& value, Assignments& out) {
@@ -338,8 +344,8 @@ void assign(const std::string& path, const Located& key, const Located& value, A
     case KeyKind::unknown: fail_unknown(path, key);
     case KeyKind::leaf: out[path] = value.with_path(path); return;
     case KeyKind::group:
-      for (const Entry& e : entries(value.with_path(path),
-                                    fmt::format("a mapping of {} keys", path)))
+      for (const Entry& e :
+           entries(value.with_path(path), fmt::format("a mapping of {} keys", path)))
         assign(e.key.path, e.key, e.value, out);
       return;
   }
@@ -385,7 +391,8 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
   std::map<std::string, Located> given_params;
   std::map<std::string, OptionValue> params;
   const std::string prefix = "task.params.";
-  for (auto it = values.lower_bound(prefix); it != values.end() && it->first.rfind(prefix, 0) == 0; ++it) {
+  for (auto it = values.lower_bound(prefix); it != values.end() && it->first.rfind(prefix, 0) == 0;
+       ++it) {
     std::string key = it->first.substr(prefix.size());
     given_params.emplace(key, it->second);
     params[key] = option_value(it->second, info->params, key);
@@ -395,7 +402,8 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
   try {
     task.params = tasks::resolve_task_params(task.name, params).values();
     drop_omitted_defaults(info->params, task.params);
-    vocab_size = static_cast<int64_t>(tasks::make_task(task.name, task.params)->vocabulary().size());
+    vocab_size =
+        static_cast<int64_t>(tasks::make_task(task.name, task.params)->vocabulary().size());
   } catch (const OptionError& e) {
     fail(option_node(given_params, e.key(), params_fallback), e.what());
   } catch (const tasks::TaskError& e) {
@@ -407,17 +415,19 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
     if (const Located* v = find(values, "task." + key)) given.emplace(key, *v);
   read_fields(task, task_fields(), given);
   if (task.train_max_length < task.train_min_length)
-    fail(given.count("train_max_length") ? given.at("train_max_length") : given.at("train_min_length"),
+    fail(given.count("train_max_length") ? given.at("train_max_length")
+                                         : given.at("train_min_length"),
          fmt::format("expected train_max_length >= train_min_length, got [{}, {}]",
                      task.train_min_length, task.train_max_length));
   if (const Located* lengths = find(values, "task.eval_lengths")) {
     if (!lengths->node.IsSequence() || lengths->node.size() == 0)
-      fail(*lengths, fmt::format("expected a non-empty list of lengths, got {}", shown(lengths->node)));
+      fail(*lengths,
+           fmt::format("expected a non-empty list of lengths, got {}", shown(lengths->node)));
     task.eval_lengths.clear();
     for (size_t i = 0; i < lengths->node.size(); ++i)
-      task.eval_lengths.push_back(read_int(
-          {lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)},
-          between(1, kMaxLength)));
+      task.eval_lengths.push_back(
+          read_int({lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)},
+                   between(1, kMaxLength)));
   } else {
     const int64_t l = task.train_max_length;
     task.eval_lengths = {l, 2 * l, 4 * l};
@@ -434,7 +444,8 @@ static void resolve_layers(const Located& layers, const std::map<std::string, Lo
   const std::string mixers = fmt::format("{}", fmt::join(registry.names(), ", "));
   if (!layers.node.IsSequence() || layers.node.size() == 0)
     fail(layers, fmt::format("expected a non-empty list of layers like {{mixer: NAME, ...options}} "
-                             "(mixers: {}), got {}", mixers, shown(layers.node)));
+                             "(mixers: {}), got {}",
+                             mixers, shown(layers.node)));
   model.layers.clear();
   for (size_t i = 0; i < layers.node.size(); ++i) {
     Located layer{layers.node[i], layers.file, fmt::format("{}[{}]", layers.path, i)};
@@ -485,11 +496,13 @@ static void resolve_model(const Assignments& values, const ModelLibrary& library
                           const Located& whole, int64_t vocab_size, RunConfig& run) {
   std::vector<std::string> names;
   for (const auto& [name, node] : library) names.push_back(name);
-  const std::string valid = names.empty() ? "no models are defined; include experiments/models.yaml "
-                                            "or add models:"
-                                          : fmt::format("valid: {}", fmt::join(names, ", "));
+  const std::string valid = names.empty()
+                                ? "no models are defined; include experiments/models.yaml "
+                                  "or add models:"
+                                : fmt::format("valid: {}", fmt::join(names, ", "));
   const Located* chosen = find(values, "model");
-  if (!chosen) fail(whole.with_path("model"), fmt::format("missing: no model is named ({})", valid));
+  if (!chosen)
+    fail(whole.with_path("model"), fmt::format("missing: no model is named ({})", valid));
   Located base = *chosen;
   bool inline_model = chosen->node.IsMap();
   if (!inline_model) {
@@ -510,7 +523,8 @@ static void read_model(const Located& base, bool inline_model, const Assignments
   std::map<std::string, Located> given;
   std::vector<std::string> keys = model_keys();
   if (inline_model) keys.insert(keys.begin(), {"name", "vocab_size"});
-  for (const Entry& e : entries(base, "a model: a mapping of " + fmt::format("{}", fmt::join(keys, ", ")))) {
+  for (const Entry& e :
+       entries(base, "a model: a mapping of " + fmt::format("{}", fmt::join(keys, ", ")))) {
     std::string key = e.key.path.substr(base.path.size() + 1);
     if (!contains(keys, key))
       fail(e.key, fmt::format("unknown key '{}' (valid: {})", excerpt(key), fmt::join(keys, ", ")));
@@ -523,8 +537,8 @@ static void read_model(const Located& base, bool inline_model, const Assignments
   model = models::ModelConfig{};
   model.vocab_size = vocab_size;
   if (auto it = given.find("name"); it != given.end()) run.model_name = read_name(it->second);
-  if (auto it = given.find("vocab_size"); it != given.end() &&
-                                          read_int(it->second, at_least(1)) != vocab_size)
+  if (auto it = given.find("vocab_size");
+      it != given.end() && read_int(it->second, at_least(1)) != vocab_size)
     fail(it->second, fmt::format("the task {} has {} tokens, got {}", run.task.name, vocab_size,
                                  shown(it->second.node)));
   read_fields(model, model_fields(), given);
@@ -579,7 +593,8 @@ void finish(RunConfig& run) {
 // ---- canonical form --------------------------------------------------------------------------
 
 template <class S>
-static void emit_fields(YAML::Emitter& out, const S& spec, const std::vector<config::Field<S>>& fields) {
+static void emit_fields(YAML::Emitter& out, const S& spec,
+                        const std::vector<config::Field<S>>& fields) {
   for (const auto& f : fields) {
     const std::string text = f.text(spec);
     if (!f.omitted_text.empty() && text == f.omitted_text) continue;

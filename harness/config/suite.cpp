@@ -20,8 +20,8 @@ using namespace config;
 
 namespace {
 
-const std::vector<std::string> kSuiteKeys = {"suite", "description", "include", "models",
-                                             "defaults", "grid", "overrides"};
+const std::vector<std::string> kSuiteKeys = {"suite",    "description", "include",  "models",
+                                             "defaults", "grid",        "overrides"};
 const std::vector<std::string> kIncludedKeys = {"include", "models"};
 
 // Grid keys that do not name a table row: seeds are averaged, tasks and training ranges get
@@ -59,10 +59,10 @@ class ModelLoader {
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-      if (!included_at) throw ConfigError(fmt::format("{}: cannot read the suite file", path.string()));
+      if (!included_at)
+        throw ConfigError(fmt::format("{}: cannot read the suite file", path.string()));
       fail(*included_at, fmt::format("cannot read '{}' (looked for {})",
-                                     excerpt(included_at->node.Scalar()),
-                                     canonical.string()));
+                                     excerpt(included_at->node.Scalar()), canonical.string()));
     }
     std::ostringstream text;
     text << in.rdbuf();
@@ -71,12 +71,13 @@ class ModelLoader {
     stack_.push_back(canonical);
     stack_names_.push_back(path.string());
     const auto& allowed = included_at ? kIncludedKeys : kSuiteKeys;
-    for (const Entry& e : entries(root, included_at ? "a mapping with models: and include:"
-                                                    : "a suite (a mapping)")) {
+    for (const Entry& e : entries(
+             root, included_at ? "a mapping with models: and include:" : "a suite (a mapping)")) {
       std::string key = key_of(e);
       if (!is_one_of(key, allowed))
-        fail(e.key.with_path(""), fmt::format("unknown key '{}' (valid{}: {})", excerpt(key),
-                                included_at ? " in an included file" : "", fmt::join(allowed, ", ")));
+        fail(e.key.with_path(""),
+             fmt::format("unknown key '{}' (valid{}: {})", excerpt(key),
+                         included_at ? " in an included file" : "", fmt::join(allowed, ", ")));
       if (key == "include") load_includes(e.value, path);
       if (key == "models") add_models(e.value, !included_at);
     }
@@ -132,13 +133,15 @@ struct Override {
 
 std::string read_suite_name(const Located& value) {
   std::string name = value.node.IsScalar() ? value.node.Scalar() : "";
-  bool ok = !name.empty() && name != "." && name != ".." &&
-            std::all_of(name.begin(), name.end(), [](char c) {
-              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-            });
+  bool ok =
+      !name.empty() && name != "." && name != ".." &&
+      std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+      });
   if (!ok)
     fail(value, fmt::format("expected a name of letters, digits, '_', '-' and '.' (it names "
-                            "results/<suite>/), got {}", shown(value.node)));
+                            "results/<suite>/), got {}",
+                            shown(value.node)));
   return name;
 }
 
@@ -230,7 +233,8 @@ Suite load_suite(const fs::path& path) {
       grid_node = e.value;
       for (const Entry& g : entries(e.value.with_path(""), "a mapping of run keys to lists")) {
         if (!g.value.node.IsSequence() || g.value.node.size() == 0)
-          fail(g.value, fmt::format("expected a non-empty list of values, got {}", shown(g.value.node)));
+          fail(g.value,
+               fmt::format("expected a non-empty list of values, got {}", shown(g.value.node)));
         GridAxis axis{g.key, {}};
         for (size_t i = 0; i < g.value.node.size(); ++i) {
           Located value{g.value.node[i], g.value.file, g.key.path};
@@ -252,10 +256,12 @@ Suite load_suite(const fs::path& path) {
         for (const Entry& part : entries(item, "a mapping {when: {...}, set: {...}}")) {
           std::string name = key_of(part);
           if (name == "when") {
-            for (const Entry& w : entries(part.value.with_path(""), "a mapping of run keys to values")) {
+            for (const Entry& w :
+                 entries(part.value.with_path(""), "a mapping of run keys to values")) {
               require_leaf(w.key.path, w.key);
               if (!w.value.node.IsScalar())
-                fail(w.value, fmt::format("expected a single value to compare, got {}", shown(w.value.node)));
+                fail(w.value, fmt::format("expected a single value to compare, got {}",
+                                          shown(w.value.node)));
               o.when.emplace_back(w.key.path, w.value);
             }
           } else if (name == "set") {
@@ -277,8 +283,9 @@ Suite load_suite(const fs::path& path) {
   for (const Override& o : overrides)
     for (const auto& [p, value] : o.when)
       if (!set_paths.count(p))
-        fail(value.with_path(p), "neither defaults nor grid set this key, so the override could "
-                                 "never match");
+        fail(value.with_path(p),
+             "neither defaults nor grid set this key, so the override could "
+             "never match");
 
   if (grid_node) check_grid_size(grid, *grid_node);
 

@@ -17,8 +17,9 @@ const std::vector<MetricInfo>& metric_table() {
       {Metric::prefix_accuracy, "prefix_accuracy", "prefix accuracy", true,
        [](const EvalResult& r, int64_t t) -> std::optional<double> {
          if (r.prefix_accuracy.empty()) return std::nullopt;
-         return r.prefix_accuracy[std::min<size_t>(static_cast<size_t>(t),
-                                                   r.prefix_accuracy.size()) - 1];
+         return r
+             .prefix_accuracy[std::min<size_t>(static_cast<size_t>(t), r.prefix_accuracy.size()) -
+                              1];
        }},
   };
   return table;
@@ -42,8 +43,8 @@ std::string metric_names(bool with_prefix_t_metrics) {
 Metric parse_metric(const std::string& text, bool with_prefix_t_metrics) {
   for (const MetricInfo& info : metric_table())
     if (text == info.name && (with_prefix_t_metrics || !info.at_prefix_t)) return info.metric;
-  throw std::invalid_argument(fmt::format("unknown metric '{}' (valid: {})", text,
-                                          metric_names(with_prefix_t_metrics)));
+  throw std::invalid_argument(
+      fmt::format("unknown metric '{}' (valid: {})", text, metric_names(with_prefix_t_metrics)));
 }
 
 }  // namespace m2b

@@ -8,7 +8,7 @@ extern const bool kGitDirty;       // tracked files differed from HEAD at build 
 extern const char* const kBuildType;
 
 std::string torch_version();
-bool cuda_compiled();   // the CUDA kernels and bindings are in this build
-bool cuda_available();  // and a device is present now
+bool cuda_compiled();       // the CUDA kernels and bindings are in this build
+bool cuda_available();      // and a device is present now
 std::string device_name();  // "cpu" or the GPU's name
 }  // namespace m2b

@@ -37,10 +37,17 @@ static void add_stored(TableRun& run, const fs::path& dir) {
 std::vector<TableRun> collect_runs(const Suite& suite, const fs::path& results_root) {
   std::vector<TableRun> out;
   for (const RunConfig& config : suite.runs) {
-    TableRun run{config.id, config.model_name, config.task.name, config.seed,
-                 config.task.train_min_length, config.task.train_max_length,
-                 config.task.eval_lengths, RunState::missing, std::nullopt,
-                 config.canonical_yaml, ""};
+    TableRun run{config.id,
+                 config.model_name,
+                 config.task.name,
+                 config.seed,
+                 config.task.train_min_length,
+                 config.task.train_max_length,
+                 config.task.eval_lengths,
+                 RunState::missing,
+                 std::nullopt,
+                 config.canonical_yaml,
+                 ""};
     add_stored(run, run_dir(results_root, config));
     out.push_back(std::move(run));
   }
@@ -159,8 +166,8 @@ void split_rows_by_config(std::vector<TableRun>& runs) {
           if (!b.count(key) || b.at(key) != value) differing.insert(key);
     for (size_t i = 0; i < members.size(); ++i)
       for (const std::string& key : differing)
-        members[i]->model += fmt::format(
-            " {}={}", key, settings[i].count(key) ? settings[i].at(key) : "(unset)");
+        members[i]->model +=
+            fmt::format(" {}={}", key, settings[i].count(key) ? settings[i].at(key) : "(unset)");
   }
 }
 
@@ -202,13 +209,15 @@ std::vector<ReferenceNumber> load_reference_numbers(const fs::path& path) {
         else if (key == "source") ref.source = text();
         else if (key == "length_ratio") {
           const std::optional<double> x = parse_number(v.IsScalar() ? v.Scalar() : "");
-          if (!x || !(*x > 0)) fail(e.value, fmt::format("expected a number > 0, got {}", shown(v)));
+          if (!x || !(*x > 0))
+            fail(e.value, fmt::format("expected a number > 0, got {}", shown(v)));
           ref.length_ratio = *x;
         } else if (key == "value") {
           const std::optional<double> x = parse_number(v.IsScalar() ? v.Scalar() : "");
           if (v.IsScalar() && v.Scalar() == "unknown") ref.value.reset();
           else if (x && *x >= 0 && *x <= 1) ref.value = x;
-          else fail(e.value, fmt::format("expected a number in [0, 1] or unknown, got {}", shown(v)));
+          else
+            fail(e.value, fmt::format("expected a number in [0, 1] or unknown, got {}", shown(v)));
         } else if (key == "metrics") {
           if (!v.IsSequence() || v.size() == 0)
             fail(e.value, fmt::format("expected a list of metrics, got {}", shown(v)));
@@ -222,7 +231,8 @@ std::vector<ReferenceNumber> load_reference_numbers(const fs::path& path) {
           }
         } else {
           fail(e.key, fmt::format("unknown key '{}' (valid: task, model, metrics, length_ratio, "
-                                  "value, claim, source)", key));
+                                  "value, claim, source)",
+                                  key));
         }
       }
       for (const char* required : {"task", "model", "metrics", "length_ratio", "value", "claim"})
@@ -253,7 +263,8 @@ static bool names_model(const std::string& row, const std::string& model) {
   return row == model || row.rfind(model + " ", 0) == 0;
 }
 
-std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::vector<Metric>& metrics,
+std::vector<Table> build_tables(const std::vector<TableRun>& runs,
+                                const std::vector<Metric>& metrics,
                                 const std::vector<ReferenceNumber>& references, int64_t prefix_t) {
   for (Metric metric : metrics)
     if (metric_info(metric).at_prefix_t && prefix_t < 1)
@@ -273,7 +284,8 @@ std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::ve
       return x.task == run.task && x.min == run.train_min_length && x.max == run.train_max_length;
     });
     if (g == groups.end())
-      g = groups.insert(groups.end(), Group{run.task, run.train_min_length, run.train_max_length, {}, {}, {}});
+      g = groups.insert(groups.end(),
+                        Group{run.task, run.train_min_length, run.train_max_length, {}, {}, {}});
     if (std::find(g->models.begin(), g->models.end(), run.model) == g->models.end())
       g->models.push_back(run.model);
     g->lengths.insert(run.eval_lengths.begin(), run.eval_lengths.end());
@@ -313,7 +325,8 @@ std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::ve
         }
       }
       for (const ReferenceNumber& ref : references) {
-        bool for_metric = std::find(ref.metrics.begin(), ref.metrics.end(), metric) != ref.metrics.end();
+        bool for_metric =
+            std::find(ref.metrics.begin(), ref.metrics.end(), metric) != ref.metrics.end();
         bool for_row = std::any_of(t.models.begin(), t.models.end(),
                                    [&](const std::string& m) { return names_model(m, ref.model); });
         if (ref.task == t.task && for_metric && for_row) t.references.push_back(ref);
@@ -332,7 +345,8 @@ static std::string cell_text(const Cell& cell, Format format) {
   const char* pm = format == Format::latex ? "$\\pm$" : "±";
   std::vector<std::string> parts;
   const size_t n = cell.values.size();
-  if (n > 1) parts.push_back(fmt::format("{:.3f} {} {:.3f} (n={})", cell.mean(), pm, cell.std(), n));
+  if (n > 1)
+    parts.push_back(fmt::format("{:.3f} {} {:.3f} (n={})", cell.mean(), pm, cell.std(), n));
   if (n == 1) parts.push_back(fmt::format("{:.3f} (n=1)", cell.mean()));
   if (cell.diverged) parts.push_back(fmt::format("diverged {}/{}", cell.diverged, cell.runs()));
   if (cell.missing) {
@@ -362,10 +376,12 @@ static std::vector<std::string> unplaced_references(const Table& t) {
   std::vector<std::string> out;
   for (const ReferenceNumber& ref : t.references) {
     double length = ref.length_ratio * t.train_max_length;
-    if (std::find(t.lengths.begin(), t.lengths.end(), static_cast<int64_t>(length)) == t.lengths.end() ||
+    if (std::find(t.lengths.begin(), t.lengths.end(), static_cast<int64_t>(length)) ==
+            t.lengths.end() ||
         length != std::floor(length))
-      out.push_back(fmt::format("{} at {}x the training length ({}): {}", ref.model, ref.length_ratio,
-                                length, reference_text(t, ref, static_cast<int64_t>(length))));
+      out.push_back(fmt::format("{} at {}x the training length ({}): {}", ref.model,
+                                ref.length_ratio, length,
+                                reference_text(t, ref, static_cast<int64_t>(length))));
   }
   return out;
 }
@@ -380,22 +396,26 @@ std::string to_markdown(const std::vector<Table>& tables) {
   for (const Table& t : tables) {
     out += fmt::format("### {}\n\n| model |", title(t));
     for (int64_t length : t.lengths)
-      out += t.in_training_range(length) ? fmt::format(" {} (train) |", length) : fmt::format(" {} |", length);
+      out += t.in_training_range(length) ? fmt::format(" {} (train) |", length)
+                                         : fmt::format(" {} |", length);
     out += "\n|---|";
     for (size_t i = 0; i < t.lengths.size(); ++i) out += "---|";
     out += "\n";
     for (size_t row = 0; row < t.models.size(); ++row) {
       out += fmt::format("| {} |", t.models[row]);
-      for (const Cell& cell : t.cells[row]) out += fmt::format(" {} |", cell_text(cell, Format::markdown));
+      for (const Cell& cell : t.cells[row])
+        out += fmt::format(" {} |", cell_text(cell, Format::markdown));
       out += "\n";
       for (const ReferenceNumber& ref : t.references) {
         if (!names_model(t.models[row], ref.model)) continue;
         out += fmt::format("| {} (paper) |", ref.model);
-        for (int64_t length : t.lengths) out += fmt::format(" {} |", reference_text(t, ref, length));
+        for (int64_t length : t.lengths)
+          out += fmt::format(" {} |", reference_text(t, ref, length));
         out += "\n";
       }
     }
-    for (const std::string& note : unplaced_references(t)) out += fmt::format("\npaper: {}\n", note);
+    for (const std::string& note : unplaced_references(t))
+      out += fmt::format("\npaper: {}\n", note);
     out += "\n";
   }
   return out + kLegend + "\n";
@@ -425,13 +445,12 @@ std::string to_csv(const std::vector<Table>& tables) {
             paper_claim = ref.claim;
           }
         bool measured = !cell.values.empty();
-        out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(t.task),
-                           t.train_min_length, t.train_max_length, metric_label(t),
-                           csv_field(t.models[row]), length, t.in_training_range(length) ? 1 : 0,
-                           measured ? fmt::format("{:.6f}", cell.mean()) : "",
-                           measured ? fmt::format("{:.6f}", cell.std()) : "", cell.values.size(),
-                           cell.diverged, cell.missing, cell.runs(), paper_value,
-                           csv_field(paper_claim));
+        out += fmt::format(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(t.task), t.train_min_length,
+            t.train_max_length, metric_label(t), csv_field(t.models[row]), length,
+            t.in_training_range(length) ? 1 : 0, measured ? fmt::format("{:.6f}", cell.mean()) : "",
+            measured ? fmt::format("{:.6f}", cell.std()) : "", cell.values.size(), cell.diverged,
+            cell.missing, cell.runs(), paper_value, csv_field(paper_claim));
       }
     }
   }
@@ -467,7 +486,8 @@ std::string to_latex(const std::vector<Table>& tables) {
       for (const ReferenceNumber& ref : t.references) {
         if (!names_model(t.models[row], ref.model)) continue;
         out += latex_escape(ref.model) + " (paper)";
-        for (int64_t length : t.lengths) out += " & " + latex_escape(reference_text(t, ref, length));
+        for (int64_t length : t.lengths)
+          out += " & " + latex_escape(reference_text(t, ref, length));
         out += " \\\\\n";
       }
     }
@@ -492,8 +512,8 @@ std::string runs_csv(const std::vector<TableRun>& runs) {
     const auto field = [&](const char* key) { return csv_field(provenance_field(run, key)); };
     out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", run.id, csv_field(run.model),
                        csv_field(run.task), run.seed, run.train_min_length, run.train_max_length,
-                       to_string(run.state), field("git_sha"), field("git_dirty"),
-                       field("device"), field("libtorch"), field("cuda"),
+                       to_string(run.state), field("git_sha"), field("git_dirty"), field("device"),
+                       field("libtorch"), field("cuda"),
                        run.summary ? fmt::format("{:.1f}", run.summary->wall_s) : "",
                        field("finished_at"));
   }
@@ -525,29 +545,30 @@ std::vector<std::string> provenance_lines(const std::vector<TableRun>& runs) {
     if (finish > last_finish) last_finish = finish;
   }
   if (with_results == 0) return {"no run has results yet"};
-  return {
-      fmt::format("code: {}", tally([](const TableRun& r) {
-                    const std::string sha = provenance_field(r, "git_sha");
-                    return fmt::format("git {}{}", sha.substr(0, 12),
-                                       provenance_field(r, "git_dirty") == "true" ? " (dirty)" : "");
-                  })),
-      fmt::format("device: {}", tally([](const TableRun& r) {
-                    return provenance_field(r, "device");
-                  })),
-      fmt::format("libtorch {}", tally([](const TableRun& r) {
-                    const std::string cuda = provenance_field(r, "cuda");
-                    return provenance_field(r, "libtorch") +
-                           (cuda.empty() ? ", no CUDA" : ", CUDA " + cuda);
-                  })),
-      fmt::format("seeds: {}", tally([](const TableRun& r) { return provenance_field(r, "seed"); })),
-      fmt::format("wall time: {:.1f} min summed over {} runs, from {} to {}", wall_s / 60,
-                  with_results, first_start, last_finish)};
+  return {fmt::format("code: {}", tally([](const TableRun& r) {
+                        const std::string sha = provenance_field(r, "git_sha");
+                        return fmt::format(
+                            "git {}{}", sha.substr(0, 12),
+                            provenance_field(r, "git_dirty") == "true" ? " (dirty)" : "");
+                      })),
+          fmt::format("device: {}",
+                      tally([](const TableRun& r) { return provenance_field(r, "device"); })),
+          fmt::format("libtorch {}", tally([](const TableRun& r) {
+                        const std::string cuda = provenance_field(r, "cuda");
+                        return provenance_field(r, "libtorch") +
+                               (cuda.empty() ? ", no CUDA" : ", CUDA " + cuda);
+                      })),
+          fmt::format("seeds: {}",
+                      tally([](const TableRun& r) { return provenance_field(r, "seed"); })),
+          fmt::format("wall time: {:.1f} min summed over {} runs, from {} to {}", wall_s / 60,
+                      with_results, first_start, last_finish)};
 }
 
 void write_tables(const fs::path& dir, const std::vector<Table>& tables,
                   const std::vector<TableRun>& runs, const std::vector<std::string>& problems) {
   const std::vector<std::string> provenance = provenance_lines(runs);
-  std::string md = to_markdown(tables) + "\nProvenance (from the runs' summary.json; per run in runs.csv):\n\n";
+  std::string md =
+      to_markdown(tables) + "\nProvenance (from the runs' summary.json; per run in runs.csv):\n\n";
   for (const std::string& line : provenance) md += "- " + line + "\n";
   std::string tex = to_latex(tables) + "% Provenance (per run in runs.csv):\n";
   for (const std::string& line : provenance) tex += "% " + line + "\n";
@@ -582,8 +603,9 @@ ReportSource open_report_source(const fs::path& target, const fs::path& results_
     return source;
   }
   if (!fs::exists(target))
-    throw std::invalid_argument(fmt::format(
-        "{}: no such suite file or results folder (give SUITE.yaml or results/<suite>)", target.string()));
+    throw std::invalid_argument(
+        fmt::format("{}: no such suite file or results folder (give SUITE.yaml or results/<suite>)",
+                    target.string()));
   Suite suite = load_suite(target);
   source.suite = suite.name;
   source.results_dir = suite_dir(results_root, suite.name);
@@ -595,18 +617,16 @@ ReportSource open_report_source(const fs::path& target, const fs::path& results_
 }
 
 SuiteTables write_suite_tables(const fs::path& target, const fs::path& results_root,
-                               const std::optional<fs::path>& reference_numbers,
-                               int64_t prefix_t) {
+                               const std::optional<fs::path>& reference_numbers, int64_t prefix_t) {
   SuiteTables out{open_report_source(target, results_root), {}};
-  std::optional<fs::path> references = reference_numbers ? reference_numbers
-                                                          : out.source.reference_numbers;
+  std::optional<fs::path> references =
+      reference_numbers ? reference_numbers : out.source.reference_numbers;
   std::vector<Metric> metrics;
   for (const MetricInfo& metric : metric_table())
     if (!metric.at_prefix_t || prefix_t >= 1) metrics.push_back(metric.metric);
-  out.tables = build_tables(out.source.runs, metrics,
-                            references ? load_reference_numbers(*references)
-                                       : std::vector<ReferenceNumber>{},
-                            prefix_t);
+  out.tables = build_tables(
+      out.source.runs, metrics,
+      references ? load_reference_numbers(*references) : std::vector<ReferenceNumber>{}, prefix_t);
   write_tables(out.source.results_dir, out.tables, out.source.runs, out.source.problems);
   return out;
 }

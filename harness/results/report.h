@@ -23,7 +23,7 @@ struct TableRun {
   std::vector<int64_t> eval_lengths;  // planned; a summary's own lengths count as well
   RunState state = RunState::missing;
   std::optional<RunSummary> summary;  // finished or diverged runs
-  std::string config;   // its canonical YAML (config.yaml); empty where unknown
+  std::string config;                 // its canonical YAML (config.yaml); empty where unknown
   std::string problem;  // invalid: why its summary is not counted (StoredRun::problem)
 };
 
@@ -65,9 +65,9 @@ struct Table {
   std::string task;
   int64_t train_min_length = 0, train_max_length = 0;
   Metric metric = Metric::accuracy;
-  int64_t prefix_t = 0;             // the t of a metric read at one (MetricInfo::at_prefix_t)
-  std::vector<int64_t> lengths;     // columns, ascending
-  std::vector<std::string> models;  // rows, in plan order
+  int64_t prefix_t = 0;                  // the t of a metric read at one (MetricInfo::at_prefix_t)
+  std::vector<int64_t> lengths;          // columns, ascending
+  std::vector<std::string> models;       // rows, in plan order
   std::vector<std::vector<Cell>> cells;  // [model][length]
   std::vector<ReferenceNumber> references;  // those for this task, metric and these models
   bool in_training_range(int64_t length) const {
@@ -76,7 +76,8 @@ struct Table {
 };
 
 // prefix_t: the t of the tables of metrics read at one (>= 1 when metrics holds such a one).
-std::vector<Table> build_tables(const std::vector<TableRun>& runs, const std::vector<Metric>& metrics,
+std::vector<Table> build_tables(const std::vector<TableRun>& runs,
+                                const std::vector<Metric>& metrics,
                                 const std::vector<ReferenceNumber>& references,
                                 int64_t prefix_t = 0);
 // The metric as table.csv names it: "accuracy", "sequence_accuracy", "prefix_accuracy@128".
@@ -95,8 +96,7 @@ std::vector<std::string> provenance_lines(const std::vector<TableRun>& runs);
 // Writes table.md, table.csv, table.tex (the first and last with the provenance lines and the
 // `problems`: what was left out and why) and runs.csv into `dir`, each atomically.
 void write_tables(const std::filesystem::path& dir, const std::vector<Table>& tables,
-                  const std::vector<TableRun>& runs,
-                  const std::vector<std::string>& problems = {});
+                  const std::vector<TableRun>& runs, const std::vector<std::string>& problems = {});
 
 // What `m2bench table` and `m2bench plot` work on: a suite file (its plan; missing runs
 // included) or a results/<suite> folder (whatever it holds). A folder without a single run

@@ -121,8 +121,8 @@ void write_atomic(const fs::path& path, const std::string& content) {
   fs::create_directories(dir);
   // Unique per process and call, so two writers never share a temp file.
   std::random_device entropy;
-  fs::path tmp = dir / fmt::format(".{}.tmp.{}.{:08x}", path.filename().string(), ::getpid(),
-                                   entropy());
+  fs::path tmp =
+      dir / fmt::format(".{}.tmp.{}.{:08x}", path.filename().string(), ::getpid(), entropy());
   int fd = open_for_writing(tmp, O_WRONLY | O_EXCL);
   try {
     write_all(fd, content, tmp);
@@ -275,8 +275,7 @@ StoredRun read_stored_run(const fs::path& dir) {
   }
   if (out.summary)
     out.state = out.summary->status == "diverged" ? RunState::diverged : RunState::finished;
-  else
-    out.state = fs::exists(dir / "config.yaml") ? RunState::started : RunState::missing;
+  else out.state = fs::exists(dir / "config.yaml") ? RunState::started : RunState::missing;
   return out;
 }
 

@@ -61,7 +61,8 @@ void to_json(nlohmann::json& j, const RunSummary& s);
 void from_json(const nlohmann::json& j, RunSummary& s);
 
 // results_root/<suite>/<id>
-std::filesystem::path suite_dir(const std::filesystem::path& results_root, const std::string& suite);
+std::filesystem::path suite_dir(const std::filesystem::path& results_root,
+                                const std::string& suite);
 std::filesystem::path run_dir(const std::filesystem::path& results_root, const RunConfig& run);
 
 // Replaces `path` with `content` all at once. Creates the parent folder if needed. Throws

@@ -16,9 +16,8 @@ namespace m2b {
 namespace fs = std::filesystem;
 
 int SuiteStatus::count(RunActivity activity) const {
-  return static_cast<int>(std::count_if(runs.begin(), runs.end(), [&](const RunStatus& r) {
-    return r.activity == activity;
-  }));
+  return static_cast<int>(std::count_if(
+      runs.begin(), runs.end(), [&](const RunStatus& r) { return r.activity == activity; }));
 }
 
 // Whether the owner record's worker is training: on this host its process must be alive (a
@@ -56,8 +55,7 @@ static RunStatus run_status(const RunConfig& run, const fs::path& dir) {
       status.wall_s = line.value("wall_s", 0.0);
     }
   status.owner = read_owner(dir);
-  if (status.owner)
-    status.activity = held_activity(*status.owner);
+  if (status.owner) status.activity = held_activity(*status.owner);
   else
     status.activity = stored.state == RunState::started || fs::exists(checkpoint_path(dir))
                           ? RunActivity::stopped
@@ -117,28 +115,33 @@ std::string format_status(const Suite& suite, const fs::path& results_root,
       status.count(RunActivity::finished), status.count(RunActivity::diverged),
       status.count(RunActivity::training), status.count(RunActivity::stopped),
       status.count(RunActivity::missing));
-  if (int stalled = status.count(RunActivity::stalled)) text += fmt::format(", {} stalled", stalled);
-  if (int invalid = status.count(RunActivity::invalid)) text += fmt::format(", {} invalid", invalid);
+  if (int stalled = status.count(RunActivity::stalled))
+    text += fmt::format(", {} stalled", stalled);
+  if (int invalid = status.count(RunActivity::invalid))
+    text += fmt::format(", {} invalid", invalid);
   text += "\n";
   for (const RunStatus& r : status.runs) {
     const std::string steps = fmt::format("step {}/{}", r.step, r.run->train.steps);
     switch (r.activity) {
       case RunActivity::training:
         text += fmt::format("training  {}  {}  {}  ETA {}  {}\n", label(suite, r), steps,
-                            format_rate(r.tokens_per_s),
-                            r.eta_s ? format_duration(*r.eta_s) : "?", describe(r.owner->worker));
+                            format_rate(r.tokens_per_s), r.eta_s ? format_duration(*r.eta_s) : "?",
+                            describe(r.owner->worker));
         break;
       case RunActivity::stalled:
-        text += fmt::format("stalled   {}  {}  no heartbeat from its worker for over {}: the next "
-                            "worker that looks takes it over\n",
-                            label(suite, r), steps, format_duration(kStaleSeconds));
+        text += fmt::format(
+            "stalled   {}  {}  no heartbeat from its worker for over {}: the next "
+            "worker that looks takes it over\n",
+            label(suite, r), steps, format_duration(kStaleSeconds));
         break;
       case RunActivity::stopped:
         text += fmt::format("stopped   {}  {}  (the next `m2bench run` resumes it)\n",
                             label(suite, r), steps);
         break;
       case RunActivity::missing: text += fmt::format("missing   {}\n", label(suite, r)); break;
-      case RunActivity::invalid: text += fmt::format("invalid   {}: {}\n", label(suite, r), r.problem); break;
+      case RunActivity::invalid:
+        text += fmt::format("invalid   {}: {}\n", label(suite, r), r.problem);
+        break;
       case RunActivity::finished:
       case RunActivity::diverged: break;  // counted above; `m2bench table` shows them
     }

@@ -42,9 +42,8 @@ HostBatch pack_batch(const tasks::Batch& batch, int64_t cols, bool pinned) {
   out.rows = batch.rows;
   out.tokens = batch.rows * batch.cols;
   out.scored_count = std::accumulate(batch.scored.begin(), batch.scored.end(), int64_t{0});
-  out.packed = torch::zeros({3, batch.rows, cols}, torch::TensorOptions()
-                                                        .dtype(torch::kInt64)
-                                                        .pinned_memory(pinned));
+  out.packed = torch::zeros({3, batch.rows, cols},
+                            torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pinned));
   auto rows = out.packed.accessor<int64_t, 3>();
   for (int64_t r = 0; r < batch.rows; ++r)
     for (int64_t c = 0; c < batch.cols; ++c) {
@@ -78,7 +77,8 @@ BatchStream::~BatchStream() {
 void BatchStream::produce() {
   try {
     for (int64_t step = first_step_; step <= last_step_; ++step) {
-      const tasks::Batch batch = training_batch(task_, split_, batch_size_, seed_, step, curriculum_);
+      const tasks::Batch batch =
+          training_batch(task_, split_, batch_size_, seed_, step, curriculum_);
       HostBatch packed = pack_batch(batch, pad_to_(batch.cols), pinned_);
       packed.step = step;
       std::unique_lock<std::mutex> lock(mutex_);
@@ -102,8 +102,7 @@ HostBatch BatchStream::next() {
   HostBatch batch = std::move(ready_.front());
   ready_.pop_front();
   changed_.notify_all();
-  if (batch.step != next_step_)
-    throw std::logic_error("BatchStream: batches out of order");
+  if (batch.step != next_step_) throw std::logic_error("BatchStream: batches out of order");
   ++next_step_;
   return batch;
 }

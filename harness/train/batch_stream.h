@@ -69,7 +69,7 @@ class BatchStream {
   int64_t batch_size_;
   uint64_t seed_;
   const int64_t first_step_;  // the producer's
-  int64_t next_step_;          // the consumer's, under mutex_
+  int64_t next_step_;         // the consumer's, under mutex_
   const int64_t last_step_;
   std::function<int64_t(int64_t)> pad_to_;
   bool pinned_;

@@ -49,7 +49,8 @@ void save_checkpoint(const fs::path& run_dir, const models::LanguageModel& model
     archive.write("rng_cuda", at::cuda::detail::getDefaultCUDAGenerator().get_state());
 #endif
   TrainProgress copy = progress;
-  visit_counters(copy, [&](const char* key, auto& value) { archive.write(key, c10::IValue(value)); });
+  visit_counters(copy,
+                 [&](const char* key, auto& value) { archive.write(key, c10::IValue(value)); });
   std::ostringstream bytes;
   archive.save_to(bytes);
   write_atomic(checkpoint_path(run_dir), bytes.str());
@@ -65,15 +66,13 @@ static void read_counter(torch::serialize::InputArchive& archive, const char* ke
   archive.read(key, value);
   v = value.toDouble();
 }
-static void read_counter(torch::serialize::InputArchive& archive, const char* key,
-                         std::string& v) {
+static void read_counter(torch::serialize::InputArchive& archive, const char* key, std::string& v) {
   c10::IValue value;
   archive.read(key, value);
   v = value.toStringRef();
 }
 
-std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir,
-                                             models::LanguageModel& model,
+std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir, models::LanguageModel& model,
                                              torch::optim::Optimizer& optimizer) {
   const fs::path path = checkpoint_path(run_dir);
   if (!fs::exists(path)) return std::nullopt;
@@ -96,12 +95,14 @@ std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir,
     }
 #endif
     TrainProgress progress;
-    visit_counters(progress, [&](const char* key, auto& value) { read_counter(archive, key, value); });
+    visit_counters(progress,
+                   [&](const char* key, auto& value) { read_counter(archive, key, value); });
     return progress;
   } catch (const c10::Error& e) {
-    throw std::runtime_error(fmt::format("{}: not a readable checkpoint ({}); delete it to "
-                                         "restart this run from the beginning",
-                                         path.string(), e.what_without_backtrace()));
+    throw std::runtime_error(
+        fmt::format("{}: not a readable checkpoint ({}); delete it to "
+                    "restart this run from the beginning",
+                    path.string(), e.what_without_backtrace()));
   }
 }
 

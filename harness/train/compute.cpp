@@ -39,8 +39,8 @@ Compute setup_compute(const TrainSpec& train) {
   compute.device = resolve_device(train.device);
   const bool cuda = compute.device.is_cuda();
   if (train.precision != "fp32" && train.precision != "tf32" && train.precision != "bf16")
-    throw std::invalid_argument(fmt::format(
-        "train.precision must be one of fp32, tf32, bf16; got '{}'", train.precision));
+    throw std::invalid_argument(
+        fmt::format("train.precision must be one of fp32, tf32, bf16; got '{}'", train.precision));
   if (train.precision != "fp32" && !cuda)
     throw std::invalid_argument(fmt::format(
         "train.precision {} needs a CUDA device, but this run computes on the CPU (train.device "
@@ -83,22 +83,25 @@ std::vector<MemoryPart> memory_parts(const RunConfig& run) {
       run.task.eval_lengths.empty() ? 0 : run.task.eval_lengths.back();  // ascending
   double eval_tokens = 0;
   for (int64_t length : run.task.eval_lengths) eval_tokens += static_cast<double>(length);
-  constexpr double kToken = 16;  // an int64 input and target
+  constexpr double kToken = 16;                                     // an int64 input and target
   const double activation = run.train.precision == "bf16" ? 2 : 4;  // autocast's bf16, else fp32
   return {
       {16 * parameters,  // weights, gradients, AdamW's two moments
        fmt::format("the model's {:.3g} parameters (model.d_model {}, model.n_layers {}, "
-                   "model.mlp_hidden {})", parameters, m.d_model, m.n_layers, m.mlp_hidden)},
+                   "model.mlp_hidden {})",
+                   parameters, m.d_model, m.n_layers, m.mlp_hidden)},
       {kToken * static_cast<double>(run.task.eval_examples) * eval_tokens,
        fmt::format("the evaluation sets (task.eval_examples {} x the task.eval_lengths)",
                    run.task.eval_examples)},
       {activation * batch * static_cast<double>(run.task.train_max_length) *
            (layers * (d + 2 * hidden) + 2 * vocab),
        fmt::format("a training batch's activations (train.batch_size {} x "
-                   "task.train_max_length {})", run.train.batch_size, run.task.train_max_length)},
+                   "task.train_max_length {})",
+                   run.train.batch_size, run.task.train_max_length)},
       {activation * batch * static_cast<double>(longest_eval) * (d + hidden + vocab),
        fmt::format("an evaluation batch's activations (train.batch_size {} x the longest of "
-                   "task.eval_lengths, {})", run.train.batch_size, longest_eval)},
+                   "task.eval_lengths, {})",
+                   run.train.batch_size, longest_eval)},
   };
 }
 

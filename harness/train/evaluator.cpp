@@ -16,13 +16,14 @@ torch::Tensor leading_right(const torch::Tensor& right, const torch::Tensor& sco
 std::vector<double> prefix_curve(const torch::Tensor& leading, int64_t most_scored) {
   const int64_t rows = leading.numel();
   // reaching[t]: the examples whose unbroken run of right predictions reaches t.
-  const auto histogram = torch::bincount(leading.reshape(-1).clamp(0, most_scored), {},
-                                         most_scored + 1);
+  const auto histogram =
+      torch::bincount(leading.reshape(-1).clamp(0, most_scored), {}, most_scored + 1);
   const auto reaching = histogram.flip(0).cumsum(0).flip(0).cpu();
   const auto reach = reaching.accessor<int64_t, 1>();
   std::vector<double> curve;
   for (int64_t t = 1; t <= most_scored; ++t)
-    curve.push_back(static_cast<double>(reach[t]) / static_cast<double>(std::max<int64_t>(1, rows)));
+    curve.push_back(static_cast<double>(reach[t]) /
+                    static_cast<double>(std::max<int64_t>(1, rows)));
   return curve;
 }
 

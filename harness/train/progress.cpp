@@ -27,7 +27,8 @@ Progress::Progress(std::ostream& out, bool live, std::string label, int64_t tota
 std::string Progress::status(int64_t step) const {
   std::string text = fmt::format("{}  step {}/{}", label_, step, total_steps_);
   if (have_window_)
-    text += fmt::format("  loss {:.4f}  acc {:.3f}  {}", loss_, accuracy_, format_rate(tokens_per_s_));
+    text +=
+        fmt::format("  loss {:.4f}  acc {:.3f}  {}", loss_, accuracy_, format_rate(tokens_per_s_));
   if (step > first_step_) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
     const double eta = elapsed / static_cast<double>(step - first_step_) *
@@ -53,10 +54,8 @@ void Progress::window(int64_t step, const TrainWindow& window) {
   loss_ = window.loss();
   accuracy_ = window.accuracy();
   tokens_per_s_ = window.tokens_per_s();
-  if (live_)
-    draw(step);
-  else
-    out_ << status(step) << '\n' << std::flush;
+  if (live_) draw(step);
+  else out_ << status(step) << '\n' << std::flush;
 }
 
 void Progress::line(const std::string& text) {

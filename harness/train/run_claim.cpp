@@ -103,8 +103,8 @@ static bool is_dead(const OwnerRecord& r, const Worker& me) {
 // reply was lost reports failure though it was made; the link count of the file tells.
 static bool link_record(const fs::path& run_dir, const OwnerRecord& record) {
   std::random_device entropy;
-  const fs::path mine =
-      run_dir / fmt::format(".owner.{}.{}.{:08x}", record.worker.host, record.worker.pid, entropy());
+  const fs::path mine = run_dir / fmt::format(".owner.{}.{}.{:08x}", record.worker.host,
+                                              record.worker.pid, entropy());
   const std::string text = record_json(record).dump() + "\n";
   int fd = open_for_writing(mine, O_WRONLY | O_EXCL);
   const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&

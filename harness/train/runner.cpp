@@ -14,6 +14,8 @@
 #include <random>
 #include <stdexcept>
 
+#include <c10/util/Exception.h>
+
 #include "harness/results/results.h"
 #include "harness/train/compute.h"
 #include "harness/train/progress.h"
@@ -38,10 +40,10 @@ static std::vector<const RunConfig*> select_runs(const Suite& suite,
     if (matches.size() != 1) {
       std::vector<std::string> ids;
       for (const RunConfig& run : suite.runs) ids.push_back(run.id);
-      throw std::invalid_argument(fmt::format(
-          "--only {}: {} run of suite {} (its run ids: {}; `m2bench plan` lists them)", wanted,
-          matches.empty() ? "matches no" : "matches more than one", suite.name,
-          fmt::join(ids, ", ")));
+      throw std::invalid_argument(
+          fmt::format("--only {}: {} run of suite {} (its run ids: {}; `m2bench plan` lists them)",
+                      wanted, matches.empty() ? "matches no" : "matches more than one", suite.name,
+                      fmt::join(ids, ", ")));
     }
     selected.push_back(matches.front());
   }
@@ -153,8 +155,9 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
         if (done(dir)) {
           outcome = first_pass ? Outcome::done_before : Outcome::done_elsewhere;
           if (first_pass) ++report.already_done;
-          out << label << (first_pass ? "  done already (" + dir.string() + ")\n"
-                                      : "  finished by another m2bench process\n");
+          out << label
+              << (first_pass ? "  done already (" + dir.string() + ")\n"
+                             : "  finished by another m2bench process\n");
           continue;
         }
         check_memory(run);
@@ -187,9 +190,12 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
         outcome = Outcome::trained;
         ++(summary->status == "diverged" ? report.diverged : report.finished);
       } catch (const std::exception& e) {
+        // A failed TORCH_CHECK (c10::Error) appends a C++ backtrace to what(); one line without.
+        const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+        const std::string what = torch_error ? torch_error->what_without_backtrace() : e.what();
         outcome = Outcome::failed;
-        report.failures.push_back(fmt::format("{}: {}", run.id, e.what()));
-        out << label << "  failed: " << e.what() << "\n";
+        report.failures.push_back(fmt::format("{}: {}", run.id, what));
+        out << label << "  failed: " << what << "\n";
       }
     }
     if (report.interrupted || !took_any) break;

@@ -30,12 +30,12 @@ struct SuiteRunOptions {
 };
 
 struct SuiteRunReport {
-  int finished = 0, diverged = 0;     // trained now
-  int already_done = 0;               // done before this call
-  int claimed_elsewhere = 0;          // left to other processes: done by them or still held
-  std::vector<std::string> failures;  // "<run id>: <error>" for runs that threw or were refused
+  int finished = 0, diverged = 0;       // trained now
+  int already_done = 0;                 // done before this call
+  int claimed_elsewhere = 0;            // left to other processes: done by them or still held
+  std::vector<std::string> failures;    // "<run id>: <error>" for runs that threw or were refused
   std::vector<std::string> unfinished;  // "<run id> (<label>)": still held by another process
-  bool interrupted = false;           // the suite stopped at a checkpoint on request
+  bool interrupted = false;             // the suite stopped at a checkpoint on request
 };
 
 // Throws std::invalid_argument when an `only` id matches no run of the suite (or several).

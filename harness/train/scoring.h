@@ -16,9 +16,9 @@ DeviceBatch to_device(const tasks::Batch& batch, const torch::Device& device);
 
 // Device scalars, so that a training step need not wait for the device to read them.
 struct Scores {
-  torch::Tensor loss_sum;            // cross-entropy summed over scored positions (fp32)
-  torch::Tensor correct;             // scored positions predicted right
-  torch::Tensor sequences_correct;   // rows with every scored position right
+  torch::Tensor loss_sum;           // cross-entropy summed over scored positions (fp32)
+  torch::Tensor correct;            // scored positions predicted right
+  torch::Tensor sequences_correct;  // rows with every scored position right
 };
 // logits: (B, S, V) from the model for batch.inputs.
 Scores score(const torch::Tensor& logits, const DeviceBatch& batch);

@@ -33,11 +33,10 @@ struct TrainStep::StreamScope {
 
 torch::optim::AdamW make_adamw(const models::LanguageModel& model, const TrainSpec& train) {
   auto options = [&](double weight_decay) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(train.lr)
-            .betas({train.beta1, train.beta2})
-            .eps(train.eps)
-            .weight_decay(weight_decay));
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.lr)
+                                                            .betas({train.beta1, train.beta2})
+                                                            .eps(train.eps)
+                                                            .weight_decay(weight_decay));
   };
   std::vector<torch::optim::OptimizerParamGroup> groups;
   auto decayed = model->decayed_parameters(), undecayed = model->undecayed_parameters();
@@ -91,7 +90,14 @@ TrainStep::TrainStep(models::LanguageModel model, torch::optim::AdamW& optimizer
   for (auto& group : optimizer_.param_groups()) {
     const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
     TORCH_CHECK(!o.amsgrad(), "TrainStep: fused AdamW here does not do amsgrad");
-    Group g{{}, {}, {}, {}, {}, std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(),
+    Group g{{},
+            {},
+            {},
+            {},
+            {},
+            std::get<0>(o.betas()),
+            std::get<1>(o.betas()),
+            o.eps(),
             o.weight_decay()};
     for (auto& p : group.params()) {
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
@@ -125,16 +131,15 @@ void TrainStep::update() {
     return;
   }
   for (auto& g : groups_)
-    at::_fused_adamw_(g.params, g.grads, g.exp_avgs, g.exp_avg_sqs, /*max_exp_avg_sqs=*/{},
-                      g.steps, lr_, g.beta1, g.beta2, g.weight_decay, g.eps, /*amsgrad=*/false,
+    at::_fused_adamw_(g.params, g.grads, g.exp_avgs, g.exp_avg_sqs, /*max_exp_avg_sqs=*/{}, g.steps,
+                      lr_, g.beta1, g.beta2, g.weight_decay, g.eps, /*amsgrad=*/false,
                       /*maximize=*/false);
 }
 
 void TrainStep::body(const DeviceBatch& batch) {
   if (fused_)
     for (auto& g : groups_) at::_foreach_zero_(g.grads);
-  else
-    optimizer_.zero_grad();
+  else optimizer_.zero_grad();
   Scores scores;
   {
     AutocastGuard autocast(compute_);
@@ -144,8 +149,8 @@ void TrainStep::body(const DeviceBatch& batch) {
   if (train_.grad_clip > 0) clip_grad_norm(parameters_, train_.grad_clip);
   update();
   const auto loss = scores.loss_sum.detach().to(torch::kFloat64);
-  sums_.add_(torch::stack({loss, scores.correct.to(torch::kFloat64),
-                           scores.sequences_correct.to(torch::kFloat64)}));
+  sums_.add_(torch::stack(
+      {loss, scores.correct.to(torch::kFloat64), scores.sequences_correct.to(torch::kFloat64)}));
   // In place, so that a graph keeps writing the tensor take_totals() reads.
   first_bad_.copy_(torch::where(first_bad_.eq(0).logical_and(loss.isfinite().logical_not()),
                                 step_.to(torch::kFloat64), first_bad_));
@@ -165,8 +170,7 @@ void TrainStep::capture(Captured& slot) {
     } catch (...) {
       try {
         graph->capture_end();
-      } catch (...) {
-      }
+      } catch (...) {}
       throw;
     }
     graph->capture_end();
@@ -184,8 +188,7 @@ void TrainStep::capture(Captured& slot) {
 }
 
 void TrainStep::run(const HostBatch& batch, double lr) {
-  if (fused_)
-    lr_.fill_(lr);
+  if (fused_) lr_.fill_(lr);
   else
     for (auto& group : optimizer_.param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -196,9 +199,8 @@ void TrainStep::run(const HostBatch& batch, double lr) {
   auto& slot = shapes_[{batch.packed.size(1), batch.packed.size(2)}];
   if (!slot) {
     slot = std::make_unique<Captured>();
-    slot->packed = torch::empty(batch.packed.sizes(), batch.packed.options()
-                                                          .device(compute_.device)
-                                                          .pinned_memory(false));
+    slot->packed = torch::empty(
+        batch.packed.sizes(), batch.packed.options().device(compute_.device).pinned_memory(false));
   }
   slot->packed.copy_(batch.packed, /*non_blocking=*/true);
 #ifdef M2BENCH_HAVE_CUDA

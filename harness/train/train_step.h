@@ -73,7 +73,7 @@ class TrainStep {
   torch::optim::AdamW& optimizer_;
   const TrainSpec& train_;
   Compute compute_;
-  bool fused_;   // ATen's fused AdamW on the optimiser's state (CUDA)
+  bool fused_;  // ATen's fused AdamW on the optimiser's state (CUDA)
   bool graphs_;
   std::string graphs_off_;
   std::vector<torch::Tensor> parameters_;

@@ -7,11 +7,11 @@ namespace m2b {
 
 struct TrainWindow {
   int64_t steps = 0;
-  int64_t tokens = 0;             // every input token, scored or not
+  int64_t tokens = 0;  // every input token, scored or not
   int64_t scored = 0, correct = 0;
   int64_t sequences = 0, sequences_correct = 0;
-  double loss_sum = 0;            // cross-entropy summed over scored tokens
-  double seconds = 0;             // training time spent in the window (for tokens/s)
+  double loss_sum = 0;  // cross-entropy summed over scored tokens
+  double seconds = 0;   // training time spent in the window (for tokens/s)
 
   double loss() const { return scored ? loss_sum / static_cast<double>(scored) : 0.0; }
   double accuracy() const {

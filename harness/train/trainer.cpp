@@ -82,10 +82,10 @@ class Session {
  public:
   Session(const RunConfig& run, const fs::path& run_dir, const TrainOptions& options)
       : run_(run), train_(run.train), dir_(run_dir), options_(options),
-        label_(options.label.empty() ? run.id : options.label),
-        compute_(setup_compute(run.train)),
-        task_(tasks::make_task(run.task.name, run.task.params)),
-        split_{run.task.train_min_length, run.task.train_max_length, run.task.eval_lengths} {
+        label_(options.label.empty() ? run.id : options.label), compute_(setup_compute(run.train)),
+        task_(tasks::make_task(run.task.name, run.task.params)), split_{run.task.train_min_length,
+                                                                        run.task.train_max_length,
+                                                                        run.task.eval_lengths} {
     split_.validate();
     if (train_.steps < 1 || train_.batch_size < 1 || train_.log_every < 1 ||
         train_.eval_every < 1 || train_.checkpoint_every < 1)
@@ -102,10 +102,8 @@ class Session {
 
   std::optional<RunSummary> run() {
     write_config(dir_, run_);
-    if (auto restored = load_checkpoint(dir_, model_, *optimizer_))
-      progress_ = *restored;
-    else
-      progress_.started_at = utc_now();
+    if (auto restored = load_checkpoint(dir_, model_, *optimizer_)) progress_ = *restored;
+    else progress_.started_at = utc_now();
     keep_metrics_through(dir_, progress_.step);
     // Which worker trained the run from which step: a start, then one resume per later session.
     json session{{"step", progress_.step},
@@ -120,12 +118,12 @@ class Session {
     const int64_t min_cols = task_->token_count(curriculum.shortest(split_));
     const int64_t max_cols = task_->token_count(split_.train_max);
     const bool pad = step_->graphs_on();
-    BatchStream batches(*task_, split_, train_.batch_size, run_.seed, progress_.step + 1,
-                        train_.steps,
-                        [=](int64_t cols) {
-                          return pad ? TrainStep::bucket_columns(cols, min_cols, max_cols) : cols;
-                        },
-                        compute_.device.is_cuda(), curriculum);
+    BatchStream batches(
+        *task_, split_, train_.batch_size, run_.seed, progress_.step + 1, train_.steps,
+        [=](int64_t cols) {
+          return pad ? TrainStep::bucket_columns(cols, min_cols, max_cols) : cols;
+        },
+        compute_.device.is_cuda(), curriculum);
 
     std::ostream null_stream(nullptr);
     Progress bar(options_.progress ? *options_.progress : null_stream, options_.live_progress,
@@ -247,7 +245,8 @@ class Session {
     s.steps = diverged ? *diverged : progress_.step;
     s.diverged_at_step = diverged;
     s.stopped_early = stopped_early;
-    s.tokens_per_s = progress_.train_s > 0 ? static_cast<double>(progress_.tokens) / progress_.train_s : 0;
+    s.tokens_per_s =
+        progress_.train_s > 0 ? static_cast<double>(progress_.tokens) / progress_.train_s : 0;
     s.peak_memory_bytes = peak_memory_bytes(compute_);
     s.train_min_length = run_.task.train_min_length;
     s.train_max_length = run_.task.train_max_length;

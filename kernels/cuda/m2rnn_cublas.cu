@@ -46,12 +46,14 @@ struct Buffers {
 template <typename T>
 __global__ void expand_w(const T* W, float* out, int64_t N, int64_t Nw, int64_t vv) {
   const int64_t chain = blockIdx.x, n = chain % N;
-  for (int64_t e = threadIdx.x; e < vv; e += blockDim.x) out[chain * vv + e] = to_float(W[n / (N / Nw) * vv + e]);
+  for (int64_t e = threadIdx.x; e < vv; e += blockDim.x)
+    out[chain * vv + e] = to_float(W[n / (N / Nw) * vv + e]);
 }
 
 template <typename T>
 __global__ void load_h0(const T* h0, float* out, int64_t n) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x)
     out[e] = h0 ? to_float(h0[e]) : 0.f;
 }
 
@@ -76,7 +78,8 @@ __global__ void forward_step(const RecurrenceArgs<T> a, int K, int V, int64_t t,
     a.y[((b * a.S + t) * a.N + n) * V + c] = from_float<T>(y);
   }
   if (t == a.S - 1)
-    for (int64_t e = threadIdx.x; e < kv; e += blockDim.x) a.h_final[chain * kv + e] = from_float<T>(hs[e]);
+    for (int64_t e = threadIdx.x; e < kv; e += blockDim.x)
+      a.h_final[chain * kv + e] = from_float<T>(hs[e]);
 }
 
 // Given carry = dL/dH_{t+1} from step t+1: G, dq, dk, dv, df of step t; dA to dA_out and f G to
@@ -125,13 +128,14 @@ __global__ void backward_step(const RecurrenceArgs<T> a, int K, int V, int64_t t
 }
 
 template <typename T>
-__global__ void finish_backward(const RecurrenceArgs<T> a, int64_t kv, int64_t vv, const float* carry,
-                                const float* dW) {
+__global__ void finish_backward(const RecurrenceArgs<T> a, int64_t kv, int64_t vv,
+                                const float* carry, const float* dW) {
   const int64_t chain = blockIdx.x, n = chain % a.N;
   for (int64_t e = threadIdx.x; e < vv; e += blockDim.x)
     atomicAdd(a.dW + n / (a.N / a.Nw) * vv + e, dW[chain * vv + e]);
   if (a.dh0)
-    for (int64_t e = threadIdx.x; e < kv; e += blockDim.x) a.dh0[chain * kv + e] = from_float<T>(carry[chain * kv + e]);
+    for (int64_t e = threadIdx.x; e < kv; e += blockDim.x)
+      a.dh0[chain * kv + e] = from_float<T>(carry[chain * kv + e]);
 }
 
 void check_launch(const char* what) { detail::check_cuda(cudaGetLastError(), what); }
@@ -142,15 +146,17 @@ void batched(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, 
              const float* A, int64_t sa, const float* B, int64_t sb, float beta, float* C,
              int64_t sc, int64_t batch, const char* what) {
   const float one = 1.f;
-  cublas_ok(cublasSgemmStridedBatched(handle, ta, tb, m, n, k, &one, A, ta == CUBLAS_OP_N ? m : k, sa,
-                                      B, tb == CUBLAS_OP_N ? k : n, sb, &beta, C, m, sc, static_cast<int>(batch)),
+  cublas_ok(cublasSgemmStridedBatched(handle, ta, tb, m, n, k, &one, A, ta == CUBLAS_OP_N ? m : k,
+                                      sa, B, tb == CUBLAS_OP_N ? k : n, sb, &beta, C, m, sc,
+                                      static_cast<int>(batch)),
             what);
 }
 
 void check_shape(const M2rnnShape& s) {
   s.validate();
   if (s.B * s.N() > (int64_t(1) << 31) - 1 || s.K * s.V > 8192)
-    throw std::invalid_argument("m2rnn cublas: K V must be at most 8192 (shared memory of one block) and B N < 2^31");
+    throw std::invalid_argument(
+        "m2rnn cublas: K V must be at most 8192 (shared memory of one block) and B N < 2^31");
 }
 
 }  // namespace
@@ -180,8 +186,10 @@ void m2rnn_cublas_forward(const M2rnnForward<T>& p, float* states, void* workspa
   check_launch("m2rnn cublas: set-up");
   for (int64_t t = 0; t < s.S; ++t) {
     const float* h = states + t * chains * kv;
-    batched(handle, CUBLAS_OP_N, CUBLAS_OP_N, V, K, V, buf.W, V * V, h, kv, 0.f, buf.pre, kv, chains, "H W");
-    forward_step<<<chains, kThreads, kv * sizeof(float), stream>>>(a, K, V, t, buf.pre, h, states + (t + 1) * chains * kv);
+    batched(handle, CUBLAS_OP_N, CUBLAS_OP_N, V, K, V, buf.W, V * V, h, kv, 0.f, buf.pre, kv,
+            chains, "H W");
+    forward_step<<<chains, kThreads, kv * sizeof(float), stream>>>(a, K, V, t, buf.pre, h,
+                                                                   states + (t + 1) * chains * kv);
     check_launch("m2rnn cublas: forward step");
   }
 }
@@ -203,27 +211,31 @@ void m2rnn_cublas_backward(const M2rnnBackward<T>& p, const float* states, void*
   cublas_ok(cublasSetStream(handle, stream), "cublasSetStream");
   expand_w<<<chains, kThreads, 0, stream>>>(p.fwd.W, buf.W, N, s.Nw, V * V);
   load_h0<<<1024, kThreads, 0, stream>>>(p.dh_final, buf.carry, chains * kv);
-  detail::check_cuda(cudaMemsetAsync(buf.dW, 0, chains * V * V * sizeof(float), stream), "m2rnn cublas: zero dW");
+  detail::check_cuda(cudaMemsetAsync(buf.dW, 0, chains * V * V * sizeof(float), stream),
+                     "m2rnn cublas: zero dW");
   check_launch("m2rnn cublas: set-up");
   for (int64_t t = s.S - 1; t >= 0; --t) {
     const float* h = states + t * chains * kv;
-    batched(handle, CUBLAS_OP_N, CUBLAS_OP_N, V, K, V, buf.W, V * V, h, kv, 0.f, buf.pre, kv, chains, "H W");
-    backward_step<<<chains, kThreads, kv * sizeof(float), stream>>>(a, K, V, t, buf.pre, h, h + chains * kv,
-                                                                    buf.carry, buf.dA);
+    batched(handle, CUBLAS_OP_N, CUBLAS_OP_N, V, K, V, buf.W, V * V, h, kv, 0.f, buf.pre, kv,
+            chains, "H W");
+    backward_step<<<chains, kThreads, kv * sizeof(float), stream>>>(
+        a, K, V, t, buf.pre, h, h + chains * kv, buf.carry, buf.dA);
     check_launch("m2rnn cublas: backward step");
-    batched(handle, CUBLAS_OP_T, CUBLAS_OP_N, V, K, V, buf.W, V * V, buf.dA, kv, 1.f, buf.carry, kv, chains, "dA W^T");
-    batched(handle, CUBLAS_OP_N, CUBLAS_OP_T, V, V, K, buf.dA, kv, h, kv, 1.f, buf.dW, V * V, chains, "H^T dA");
+    batched(handle, CUBLAS_OP_T, CUBLAS_OP_N, V, K, V, buf.W, V * V, buf.dA, kv, 1.f, buf.carry, kv,
+            chains, "dA W^T");
+    batched(handle, CUBLAS_OP_N, CUBLAS_OP_T, V, V, K, buf.dA, kv, h, kv, 1.f, buf.dW, V * V,
+            chains, "H^T dA");
   }
   finish_backward<<<chains, kThreads, 0, stream>>>(a, kv, V * V, buf.carry, buf.dW);
   check_launch("m2rnn cublas: finish");
   detail::grad_finish(p, a, stream);
 }
 
-#define M2RNN_INSTANTIATE(T)                                                                         \
-  template size_t m2rnn_cublas_workspace_bytes<T>(const M2rnnShape&);                                \
-  template void m2rnn_cublas_forward<T>(const M2rnnForward<T>&, float*, void*, size_t, cublasHandle_t, \
-                                        cudaStream_t);                                               \
-  template void m2rnn_cublas_backward<T>(const M2rnnBackward<T>&, const float*, void*, size_t,        \
+#define M2RNN_INSTANTIATE(T)                                                                   \
+  template size_t m2rnn_cublas_workspace_bytes<T>(const M2rnnShape&);                          \
+  template void m2rnn_cublas_forward<T>(const M2rnnForward<T>&, float*, void*, size_t,         \
+                                        cublasHandle_t, cudaStream_t);                         \
+  template void m2rnn_cublas_backward<T>(const M2rnnBackward<T>&, const float*, void*, size_t, \
                                          cublasHandle_t, cudaStream_t);
 M2RNN_INSTANTIATE(float)
 M2RNN_INSTANTIATE(bf16)

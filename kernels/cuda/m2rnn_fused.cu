@@ -37,14 +37,16 @@ template <typename T>
 size_t scratch_bytes(const M2rnnShape& s, const M2rnnCudaOptions& o) {
   int64_t tile = 0;
   with_launcher<T>(o, [&](auto launcher) { tile = launcher.backward_tile(s.K, s.V); });
-  return detail::align256(static_cast<size_t>(s.B * s.N() * (o.state_checkpoint_every / tile) * s.K * s.V) * 4);
+  return detail::align256(
+      static_cast<size_t>(s.B * s.N() * (o.state_checkpoint_every / tile) * s.K * s.V) * 4);
 }
 
 // Whether every row of an input starts `bytes`-aligned: the pointer and every stride.
 template <typename T>
 bool rows_aligned(const void* ptr, const SeqStrides& st, int64_t bytes) {
   const int64_t e = bytes / static_cast<int64_t>(sizeof(T));
-  return reinterpret_cast<uintptr_t>(ptr) % bytes == 0 && st.b % e == 0 && st.s % e == 0 && st.h % e == 0;
+  return reinterpret_cast<uintptr_t>(ptr) % bytes == 0 && st.b % e == 0 && st.s % e == 0 &&
+         st.h % e == 0;
 }
 
 // cp.async stages q, k, v and dy in 4-byte copies at least: bf16 rows must start at even elements.
@@ -56,11 +58,12 @@ void check_rows_aligned(const M2rnnForward<T>& p) {
     for (const auto& [name, in] : inputs) {
       const auto& [ptr, st] = in;
       if (!rows_aligned<T>(ptr, st, 4))
-        throw std::invalid_argument(std::string("m2rnn cuda: bf16 ") + name +
-                                    " rows must start at even elements (a 4-byte aligned pointer and even "
-                                    "strides), got strides (" + std::to_string(st.b) + ", " +
-                                    std::to_string(st.s) + ", " + std::to_string(st.h) +
-                                    "); pass a contiguous copy");
+        throw std::invalid_argument(
+            std::string("m2rnn cuda: bf16 ") + name +
+            " rows must start at even elements (a 4-byte aligned pointer and even "
+            "strides), got strides (" +
+            std::to_string(st.b) + ", " + std::to_string(st.s) + ", " + std::to_string(st.h) +
+            "); pass a contiguous copy");
     }
   }
 }
@@ -89,11 +92,11 @@ void m2rnn_fused_check(const M2rnnShape& s, const M2rnnCudaOptions& o) {
                                 type_name<T>() + "; use math = tensor");
   const int64_t tile = m2rnn_fused_tile_steps<T>(s, o);
   if (o.state_checkpoint_every <= 0 || o.state_checkpoint_every % tile != 0)
-    throw std::invalid_argument("m2rnn cuda: state_checkpoint_every = " + std::to_string(o.state_checkpoint_every) +
-                                " must be a positive multiple of " + std::to_string(tile) +
-                                " (the kernels' tiles of steps for K = " + std::to_string(s.K) +
-                                ", V = " + std::to_string(s.V) + ", " + type_name<T>() + ", " +
-                                to_string(o.math) + " math)");
+    throw std::invalid_argument(
+        "m2rnn cuda: state_checkpoint_every = " + std::to_string(o.state_checkpoint_every) +
+        " must be a positive multiple of " + std::to_string(tile) +
+        " (the kernels' tiles of steps for K = " + std::to_string(s.K) + ", V = " +
+        std::to_string(s.V) + ", " + type_name<T>() + ", " + to_string(o.math) + " math)");
 }
 
 template <typename T>
@@ -143,8 +146,9 @@ void m2rnn_fused_backward(const M2rnnBackward<T>& p, const M2rnnCudaOptions& o,
   const M2rnnShape& s = p.fwd.shape;
   const size_t need = m2rnn_fused_backward_workspace_bytes<T>(s, o);
   if (workspace_bytes < need || (need > 0 && !workspace))
-    throw std::invalid_argument("m2rnn cuda: the backward needs a workspace of " + std::to_string(need) +
-                                " bytes, got " + std::to_string(workspace_bytes));
+    throw std::invalid_argument("m2rnn cuda: the backward needs a workspace of " +
+                                std::to_string(need) + " bytes, got " +
+                                std::to_string(workspace_bytes));
   if (m2rnn_checkpoint_count(s, o) > 0 && !checkpoints)
     throw std::invalid_argument("m2rnn cuda: the backward needs the forward's checkpoints");
   check_rows_aligned(p.fwd);
@@ -161,18 +165,20 @@ void m2rnn_fused_backward(const M2rnnBackward<T>& p, const M2rnnCudaOptions& o,
   a.clip = p.grad_clip > 0 ? static_cast<float>(p.grad_clip) : 0.f;
   a.dh0 = p.dh0;
   detail::grad_begin(p, workspace, a, stream);
-  a.scratch = reinterpret_cast<float*>(static_cast<char*>(workspace) + detail::grad_workspace_bytes<T>(s));
+  a.scratch =
+      reinterpret_cast<float*>(static_cast<char*>(workspace) + detail::grad_workspace_bytes<T>(s));
   with_launcher<T>(o, [&](auto launcher) { launcher.backward(a, s.K, s.V, stream); });
   detail::grad_finish(p, a, stream);
 }
 
-#define M2RNN_INSTANTIATE(T)                                                                           \
-  template void m2rnn_fused_check<T>(const M2rnnShape&, const M2rnnCudaOptions&);                      \
-  template int64_t m2rnn_fused_tile_steps<T>(const M2rnnShape&, const M2rnnCudaOptions&);              \
-  template void m2rnn_fused_forward<T>(const M2rnnForward<T>&, const M2rnnCudaOptions&, float*,        \
-                                       cudaStream_t);                                                  \
-  template size_t m2rnn_fused_backward_workspace_bytes<T>(const M2rnnShape&, const M2rnnCudaOptions&); \
-  template void m2rnn_fused_backward<T>(const M2rnnBackward<T>&, const M2rnnCudaOptions&,              \
+#define M2RNN_INSTANTIATE(T)                                                                    \
+  template void m2rnn_fused_check<T>(const M2rnnShape&, const M2rnnCudaOptions&);               \
+  template int64_t m2rnn_fused_tile_steps<T>(const M2rnnShape&, const M2rnnCudaOptions&);       \
+  template void m2rnn_fused_forward<T>(const M2rnnForward<T>&, const M2rnnCudaOptions&, float*, \
+                                       cudaStream_t);                                           \
+  template size_t m2rnn_fused_backward_workspace_bytes<T>(const M2rnnShape&,                    \
+                                                          const M2rnnCudaOptions&);             \
+  template void m2rnn_fused_backward<T>(const M2rnnBackward<T>&, const M2rnnCudaOptions&,       \
                                         const float*, void*, size_t, cudaStream_t);
 M2RNN_INSTANTIATE(float)
 M2RNN_INSTANTIATE(bf16)

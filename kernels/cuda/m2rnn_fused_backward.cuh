@@ -34,12 +34,14 @@ struct Tile {
   bool grads = false, valid = true;
 };
 template <class C>
-__device__ __forceinline__ int64_t tiles_in_chunk(const RecurrenceArgs<typename C::T>& a, int64_t chunk) {
+__device__ __forceinline__ int64_t tiles_in_chunk(const RecurrenceArgs<typename C::T>& a,
+                                                  int64_t chunk) {
   const int64_t len = a.S - chunk * a.C < a.C ? a.S - chunk * a.C : a.C;
   return (len + C::P - 1) / C::P;
 }
 template <class C>
-__device__ __forceinline__ Tile chunk_first_tile(const RecurrenceArgs<typename C::T>& a, int64_t chunk) {
+__device__ __forceinline__ Tile chunk_first_tile(const RecurrenceArgs<typename C::T>& a,
+                                                 int64_t chunk) {
   Tile t;
   t.chunk = chunk;
   t.grads = tiles_in_chunk<C>(a, chunk) < 2;
@@ -75,6 +77,8 @@ struct BackwardSmem {
   static constexpr int kLag = C::kRecomputeWarps ? 1 : 0;
   static constexpr int kStages = 2 + kLag, kSlots = 1 + kLag;
   static constexpr int kStateBytes = C::P * C::K * C::LD * static_cast<int>(sizeof(typename C::T));
+  // Not formatted: the shared-memory layout, its buffers' shapes in a column.
+  // clang-format off
   static constexpr int oStage = 0;                                // kStages Stage buffers
   static constexpr int kParts = C::NW > 1 ? 2 * C::P * C::NW : 0;  // dv, df partials (several warps)
   static constexpr int oDv = oStage + kStages * St::kBytes;       // float [2][P][NW][V]
@@ -90,6 +94,7 @@ struct BackwardSmem {
   static constexpr int oDa = oStates + kSlots * kStateBytes;      // T [kSlots][P][K][LD]
   static constexpr int oW = oDa + kSlots * kStateBytes;           // BOperand W
   static constexpr int oWt = oW + BOperand<C>::smem_bytes();      // BOperand W^T
+  // clang-format on
   static constexpr int kBytes = oWt + BOperand<C>::smem_bytes();
 
   // The buffers by round: the staged inputs, the slots of states and dA (with kZKept, pass 2's
@@ -181,7 +186,8 @@ __device__ __forceinline__ void accumulate_dw(const typename C::T* states, const
           uint32_t a[4];
           ldmatrix_x4_trans(a, hs + (k0 + (lane & 7) + 8 * (lane >> 4)) * C::LD + 16 * mt +
                                    8 * ((lane >> 3) & 1));
-          const typename C::T* brow = ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 8 * nt0;
+          const typename C::T* brow =
+              ds + (k0 + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD + 8 * nt0;
           if constexpr (kTiles > 1) {
 #pragma unroll
             for (int u = 0; u < kTiles; u += 2) {
@@ -233,8 +239,11 @@ struct BackwardPhases {
   const Lane &lb, &l;  // the thread in the block, and in its group of warps
   const int64_t &chain, &S;
   const typename GradOut<T>::Chain &dq_out, &dk_out, &dv_out, &df_out;
+  // Not formatted: clang-format 14 writes BOperand<C>&W, &Wt.
+  // clang-format off
   const BOperand<C> &W, &Wt;
   Frag<C> &carry, &h;
+  // clang-format on
   float4* const& scratch;  // the start states of the tiles of pass 2, saved by pass 1
   const T* const& h0;
 
@@ -284,8 +293,9 @@ struct BackwardPhases {
   // The next tile's start state is prefetched into L1 a tile ahead, which hides the latency of
   // its load without holding registers.
   __device__ __forceinline__ void prefetch_start(const Tile& t) const {
-    const void* p = t.sub > 0 ? static_cast<const void*>(scratch_tile(t.sub))
-                    : t.chunk > 0 ? static_cast<const void*>(checkpoint(t.chunk)) : h0;
+    const void* p = t.sub > 0     ? static_cast<const void*>(scratch_tile(t.sub))
+                    : t.chunk > 0 ? static_cast<const void*>(checkpoint(t.chunk))
+                                  : h0;
     const int bytes = C::K * C::V * (t.sub == 0 && t.chunk == 0 ? static_cast<int>(sizeof(T)) : 4);
     if (p)
       for (int off = 128 * l.tid; off < bytes; off += 128 * C::kThreads)
@@ -313,8 +323,7 @@ struct BackwardPhases {
   // for pass 2 (but the chunk's last tile, which starts from h).
   __device__ __forceinline__ void pass1_steps(const Tile& t, const unsigned char* sb, T* rows,
                                               int steps) const {
-    for (int s = 0; s < steps; ++s)
-      advance<C>(h, h, W, In(sb, s), C::kExact ? rows : nullptr, l);
+    for (int s = 0; s < steps; ++s) advance<C>(h, h, W, In(sb, s), C::kExact ? rows : nullptr, l);
     if (t.sub + 2 < tiles_in_chunk<C>(a, t.chunk))
 #pragma unroll
       for (int m = 0; m < C::MT; ++m)
@@ -355,9 +364,12 @@ struct BackwardPhases {
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       Pairs<C> hb;
       pack_pairs<C>(h, hb);
+      // Not formatted: clang-format 14 breaks a call with a lambda before its last argument.
+      // clang-format off
       pass2_steps(hb, [&] { pack_pairs<C>(h, hb); }, sb, rows, t0, steps, r);
     } else {
       pass2_steps(h, [] {}, sb, rows, t0, steps, r);
+      // clang-format on
     }
   }
 
@@ -412,9 +424,8 @@ struct BackwardPhases {
     Frag<C>& G = carry;  // G overwrites carry: carry_{t+1} is not needed past this point
     add_outer<C>(G, in.q, in.dy, l);
     if (a.clip > 0)
-      for_each_elem<C>([&](int m, int nt, int i) {
-        G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip);
-      });
+      for_each_elem<C>(
+          [&](int m, int nt, int i) { G[m][nt][i] = fminf(fmaxf(G[m][nt][i], -a.clip), a.clip); });
     const T* hrows = rows + s * kStep;
     T* arows = dA_rows + s * kStep;
     Frag<C> dA;  // Z (or before kZKept its pre-activation) goes in dA's registers
@@ -422,7 +433,8 @@ struct BackwardPhases {
     // element by element where df needs them, where registers are not capped (under lm400m's
     // cap of 128, ptxas then moved registers around in pass 1 and dW, which grew by more than
     // this loop shrank).
-    std::conditional_t<std::is_same_v<T, __nv_bfloat16> && C::kMinBlocks == 1, Pairs<C>, Frag<C>> hp;
+    std::conditional_t<std::is_same_v<T, __nv_bfloat16> && C::kMinBlocks == 1, Pairs<C>, Frag<C>>
+        hp;
     load_frag<C>(hrows, C::LD, hp, l);
     float df = gate_grads(dA, hp, G, in, fs, hrows, r, s);
     __syncwarp();
@@ -449,8 +461,7 @@ struct BackwardPhases {
     T* dA_rows = L::dAs(r);
     float* dvp = L::dv_parts(r);
     float* dfp = L::df_parts(r);
-    for (int s = steps - 1; s >= 0; --s)
-      reverse_step(sb, rows, dA_rows, dvp, dfp, t0, s, r);
+    for (int s = steps - 1; s >= 0; --s) reverse_step(sb, rows, dA_rows, dvp, dfp, t0, s, r);
   }
 
   // After the round's barrier, the gradients the round left in shared memory go out, each in
@@ -490,7 +501,8 @@ struct BackwardPhases {
 };
 
 template <class C>
-__global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backward_kernel(const RecurrenceArgs<typename C::T> a) {
+__global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks)
+    fused_backward_kernel(const RecurrenceArgs<typename C::T> a) {
   // Split columns (warp pairs swapping halves of both products' A operands, P 4 to make room)
   // made wide's backward slower.
   static_assert(C::CS == 1, "the backward keeps whole rows in a warp");
@@ -518,8 +530,10 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
 
   Frag<C> carry, h;
   if (reverses)
-    load_state<C>(a.dh_final ? a.dh_final + chain * C::K * C::V : static_cast<const T*>(nullptr), carry, l);
-  float4* scratch = reinterpret_cast<float4*>(a.scratch) + chain * (a.C / C::P) * C::MT * C::NT * C::kThreads;
+    load_state<C>(a.dh_final ? a.dh_final + chain * C::K * C::V : static_cast<const T*>(nullptr),
+                  carry, l);
+  float4* scratch =
+      reinterpret_cast<float4*>(a.scratch) + chain * (a.C / C::P) * C::MT * C::NT * C::kThreads;
   const T* h0 = a.h0 ? a.h0 + chain * C::K * C::V : nullptr;
   const Phases ph{a, lb, l, chain, S, dq_out, dk_out, dv_out, df_out, W, Wt, carry, h, scratch, h0};
 
@@ -559,7 +573,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     if (nxt.valid) st.finish(L::stage(r + 1), lb);
     __syncthreads();
     ph.flush(cur, rev, r);
-    if constexpr (L::kRowBufs == 1) __syncwarp();  // the flush's reads before the next round's writes
+    if constexpr (L::kRowBufs == 1)
+      __syncwarp();  // the flush's reads before the next round's writes
     if constexpr (kLag) {
       if (!cur.valid && !prev.valid) break;
       prev2 = prev;
@@ -570,7 +585,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_backwar
     cur = nxt;
   }
   __syncthreads();
-  for (int e = lb.tid; e < C::V * C::V; e += C::kBlockThreads) atomicAdd(a.dW + hw * C::V * C::V + e, dWs[e]);
+  for (int e = lb.tid; e < C::V * C::V; e += C::kBlockThreads)
+    atomicAdd(a.dW + hw * C::V * C::V + e, dWs[e]);
   if (a.dh0 && reverses) store_state<C>(a.dh0 + chain * C::K * C::V, carry, l);
 }
 

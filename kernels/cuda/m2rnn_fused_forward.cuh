@@ -19,7 +19,7 @@ struct ForwardSmem {
   using St = Stage<C, false, C::PF, std::is_same_v<typename C::T, __nv_bfloat16>>;
   static constexpr int kYRows = 8 * C::NWR, kYLd = C::V + 8;  // y partials of a step: row (r, g)
   static constexpr int kYStep = kYRows * kYLd;
-  static constexpr int oStage = 0;                                       // 2 Stage buffers
+  static constexpr int oStage = 0;                    // 2 Stage buffers
   static constexpr int oY = oStage + 2 * St::kBytes;  // float [kYBuffers][PF][kYRows][kYLd]
   static constexpr int oRows = oY + C::kYBuffers * C::PF * kYStep * 4;   // T [K][LD], exact only
   static constexpr int oB = oRows + (C::kExact ? C::K * C::LD * 4 : 0);  // BOperand
@@ -44,7 +44,8 @@ __device__ __forceinline__ void sum_y(typename C::T* y, int64_t y_step, int64_t 
 }
 
 template <class C>
-__global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward_kernel(const RecurrenceArgs<typename C::T> a) {
+__global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks)
+    fused_forward_kernel(const RecurrenceArgs<typename C::T> a) {
   using T = typename C::T;
   using L = ForwardSmem<C>;
   using St = typename L::St;
@@ -85,7 +86,8 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks) fused_forward
   constexpr int kSlices = (PF * C::V + C::kBlockThreads - 1) / C::kBlockThreads;
   constexpr bool kDeferY = C::kYBuffers == 2 && kSlices <= PF;  // more a step spilled (K 16, V 64)
   int64_t deferred_t0 = 0;
-  const float* deferred = nullptr;  // the partials of the full tile from deferred_t0, not yet summed
+  // The partials of the full tile from deferred_t0, not yet summed.
+  const float* deferred = nullptr;
   auto sum_deferred = [&](int slice) {
     if (kDeferY && deferred) sum_y<C>(y, y_step, deferred_t0, PF, deferred, slice, l);
   };

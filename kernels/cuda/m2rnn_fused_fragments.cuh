@@ -17,8 +17,8 @@ using Pairs = uint32_t[C::MT][C::NT][2];
 // Thread coordinates inside the block.
 struct Lane {
   int tid, w, g, j;
-  __device__ Lane() : tid(threadIdx.x), w(threadIdx.x >> 5), g((threadIdx.x & 31) >> 2),
-                      j(threadIdx.x & 3) {}
+  __device__ Lane()
+      : tid(threadIdx.x), w(threadIdx.x >> 5), g((threadIdx.x & 31) >> 2), j(threadIdx.x & 3) {}
   // The same thread, numbered within the group of warps that starts at warp w0.
   __device__ Lane in_group(int w0) const {
     Lane x = *this;
@@ -30,15 +30,21 @@ struct Lane {
 
 // The warp's row block and column block.
 template <class C>
-__device__ __forceinline__ int row_warp(const Lane& l) { return l.w / C::CS; }
+__device__ __forceinline__ int row_warp(const Lane& l) {
+  return l.w / C::CS;
+}
 template <class C>
-__device__ __forceinline__ int col_warp(const Lane& l) { return l.w % C::CS; }
+__device__ __forceinline__ int col_warp(const Lane& l) {
+  return l.w % C::CS;
+}
 template <class C>
 __device__ __forceinline__ int row_of(const Lane& l, int m, int h) {
   return row_warp<C>(l) * C::kRows + 16 * m + l.g + 8 * h;
 }
 template <class C>
-__device__ __forceinline__ int col_base(const Lane& l) { return col_warp<C>(l) * (C::V / C::CS); }
+__device__ __forceinline__ int col_base(const Lane& l) {
+  return col_warp<C>(l) * (C::V / C::CS);
+}
 template <class C>
 __device__ __forceinline__ int col_of(const Lane& l, int nt) {
   return col_base<C>(l) + 8 * nt + 2 * l.j;
@@ -62,7 +68,8 @@ __device__ __forceinline__ void store_frag(S* base, int ld, const Frag<C>& x, co
   });
 }
 template <class C>
-__device__ __forceinline__ void store_frag(__nv_bfloat16* base, int ld, const Pairs<C>& x, const Lane& l) {
+__device__ __forceinline__ void store_frag(__nv_bfloat16* base, int ld, const Pairs<C>& x,
+                                           const Lane& l) {
   for_each_pair<C>(ld, l, [&](int m, int h, int nt, int o) {
     *reinterpret_cast<uint32_t*>(base + o) = x[m][nt][h];
   });
@@ -76,14 +83,17 @@ __device__ __forceinline__ void load_frag(const S* base, int ld, Frag<C>& x, con
   });
 }
 template <class C>
-__device__ __forceinline__ void load_frag(const __nv_bfloat16* base, int ld, Pairs<C>& x, const Lane& l) {
+__device__ __forceinline__ void load_frag(const __nv_bfloat16* base, int ld, Pairs<C>& x,
+                                          const Lane& l) {
   for_each_pair<C>(ld, l, [&](int m, int h, int nt, int o) {
     x[m][nt][h] = *reinterpret_cast<const uint32_t*>(base + o);
   });
 }
 // Element i of n-tile nt of a fragment, held as floats or as bf16 pairs.
 template <class C>
-__device__ __forceinline__ float elem(const Frag<C>& x, int m, int nt, int i) { return x[m][nt][i]; }
+__device__ __forceinline__ float elem(const Frag<C>& x, int m, int nt, int i) {
+  return x[m][nt][i];
+}
 template <class C>
 __device__ __forceinline__ float elem(const Pairs<C>& x, int m, int nt, int i) {
   const uint32_t p = x[m][nt][i >> 1];

@@ -61,7 +61,8 @@ bool dispatch_kv(int64_t K, int64_t V, Fn&& fn) {
 template <typename Kernel, typename Args>
 void launch(Kernel kernel, int threads, int smem_bytes, const Args& a, cudaStream_t stream,
             const char* what) {
-  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes), what);
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes),
+             what);
   const int64_t blocks = a.B * a.N;
   if (blocks > 0) kernel<<<static_cast<unsigned>(blocks), threads, smem_bytes, stream>>>(a);
   check_cuda(cudaGetLastError(), what);
@@ -78,7 +79,8 @@ struct FusedLauncher {
     return of_config(K, V, [](auto t) { return decltype(t)::Bwd::P; });
   }
   static int checkpoint_multiple(int64_t K, int64_t V) {
-    return of_config(K, V, [](auto t) { return std::max(decltype(t)::Bwd::P, decltype(t)::Fwd::PF); });
+    return of_config(K, V,
+                     [](auto t) { return std::max(decltype(t)::Bwd::P, decltype(t)::Fwd::PF); });
   }
   // fn(Tuned{}) for the configurations of K and V (0 where they are unsupported).
   template <typename Fn>
@@ -96,17 +98,21 @@ struct FusedLauncher {
 // Out of the class body, so that `extern template` below keeps other translation units from
 // compiling the kernels.
 template <typename T, bool kExact>
-void FusedLauncher<T, kExact>::forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
+void FusedLauncher<T, kExact>::forward(const RecurrenceArgs<T>& a, int64_t K, int64_t V,
+                                       cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
     using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Fwd;
-    launch(fused_forward_kernel<C>, C::kBlockThreads, ForwardSmem<C>::kBytes, a, stream, "m2rnn fused forward");
+    launch(fused_forward_kernel<C>, C::kBlockThreads, ForwardSmem<C>::kBytes, a, stream,
+           "m2rnn fused forward");
   });
 }
 template <typename T, bool kExact>
-void FusedLauncher<T, kExact>::backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V, cudaStream_t stream) {
+void FusedLauncher<T, kExact>::backward(const RecurrenceArgs<T>& a, int64_t K, int64_t V,
+                                        cudaStream_t stream) {
   dispatch_kv(K, V, [&](auto k, auto v) {
     using C = typename Tuned<T, decltype(k)::value, decltype(v)::value, kExact>::Bwd;
-    launch(fused_backward_kernel<C>, C::kBlockThreads, BackwardSmem<C>::kBytes, a, stream, "m2rnn fused backward");
+    launch(fused_backward_kernel<C>, C::kBlockThreads, BackwardSmem<C>::kBytes, a, stream,
+           "m2rnn fused backward");
   });
 }
 

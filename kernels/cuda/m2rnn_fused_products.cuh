@@ -30,7 +30,8 @@ struct BOperand {
   static __device__ uint2 make_frag(const typename C::T* W, bool tr, int ks, int nt, int lane) {
     const int g = lane >> 2, j = lane & 3, c = 8 * nt + g;
     if constexpr (C::kTf32) {
-      return make_uint2(to_tf32(at(W, tr, 8 * ks + 2 * j, c)), to_tf32(at(W, tr, 8 * ks + 2 * j + 1, c)));
+      return make_uint2(to_tf32(at(W, tr, 8 * ks + 2 * j, c)),
+                        to_tf32(at(W, tr, 8 * ks + 2 * j + 1, c)));
     } else {
       const int l = 16 * ks + 2 * j;
       return make_uint2(pack_bf16(at(W, tr, l, c), at(W, tr, l + 1, c)),
@@ -49,8 +50,8 @@ struct BOperand {
       for (int ks = 0; ks < C::KS; ++ks)
 #pragma unroll
         for (int nt = 0; nt < C::NT; ++nt) {
-          const uint2 f =
-              make_frag(W, transposed, global_ks(ks), col_warp<C>(l) * C::NT + nt, threadIdx.x & 31);
+          const uint2 f = make_frag(W, transposed, global_ks(ks), col_warp<C>(l) * C::NT + nt,
+                                    threadIdx.x & 31);
           reg[ks][nt][0] = f.x;
           reg[ks][nt][1] = f.y;
         }
@@ -68,7 +69,9 @@ struct BOperand {
   // The B fragment of the warp's k-step ks and own n-tile nt.
   __device__ __forceinline__ uint2 frag(int ks, int nt) const {
     if constexpr (kInRegs) return make_uint2(reg[ks][nt][0], reg[ks][nt][1]);
-    else return frag_smem[(global_ks(ks) * NTV + col_warp<C>(Lane()) * C::NT + nt) * 32 + (threadIdx.x & 31)];
+    else
+      return frag_smem[(global_ks(ks) * NTV + col_warp<C>(Lane()) * C::NT + nt) * 32 +
+                       (threadIdx.x & 31)];
   }
 };
 
@@ -162,7 +165,10 @@ __device__ __forceinline__ void mul(Frag<C>& out, const AOp& a, const BOp& B,
           for (int m = 0; m < C::MT; ++m)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-              const float x = s == 0 ? av[m][h].x : s == 1 ? av[m][h].y : s == 2 ? av[m][h].z : av[m][h].w;
+              const float x = s == 0   ? av[m][h].x
+                              : s == 1 ? av[m][h].y
+                              : s == 2 ? av[m][h].z
+                                       : av[m][h].w;
               out[m][nt][2 * h] = fmaf(x, b.x, out[m][nt][2 * h]);
               out[m][nt][2 * h + 1] = fmaf(x, b.y, out[m][nt][2 * h + 1]);
             }

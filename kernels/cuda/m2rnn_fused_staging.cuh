@@ -16,9 +16,11 @@ template <int kBytes>
 __device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
   const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
   if constexpr (kBytes == 16)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src),
+                 "r"(valid ? 16 : 0));
   else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(valid ? 4 : 0));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src),
+                 "r"(valid ? 4 : 0));
 }
 
 // Inputs of a tile of P steps, staged in shared memory in their own type T by cp.async (no
@@ -44,7 +46,8 @@ struct Stage {
   template <int kBytes, int kLen>
   __device__ __forceinline__ static void rows(T* dst, const T* src, int64_t step, int64_t t0,
                                               int64_t S, const Lane& l) {
-    constexpr int E = kBytes / static_cast<int>(sizeof(T)), kPerRow = kLen / E, kCopies = P * kPerRow;
+    constexpr int E = kBytes / static_cast<int>(sizeof(T)), kPerRow = kLen / E,
+                  kCopies = P * kPerRow;
     auto copy = [&](int c) {
       const int s = c / kPerRow, e = c % kPerRow * E;
       const bool valid = t0 + s < S;
@@ -61,7 +64,8 @@ struct Stage {
   }
   template <int kBytes>
   __device__ __forceinline__ void copies(T* dst, const RecurrenceArgs<T>& a, const T* q, const T* k,
-                                         const T* v, const T* dy, int64_t t0, bool need_q, const Lane& l) {
+                                         const T* v, const T* dy, int64_t t0, bool need_q,
+                                         const Lane& l) {
     if (need_q) rows<kBytes, C::K>(dst + oQ, q, a.q.ss, t0, a.S, l);
     rows<kBytes, C::K>(dst + oK, k, a.k.ss, t0, a.S, l);
     rows<kBytes, C::V>(dst + oV, v, a.v.ss, t0, a.S, l);
@@ -71,7 +75,8 @@ struct Stage {
   // Starts the copies of steps [t0, t0 + P); steps past S read as zeros. q and dy are copied only
   // when needed (the backward's pass 1 reads neither); otherwise the tile holds stale ones.
   __device__ void load(unsigned char* buf, const RecurrenceArgs<T>& a, const T* q, const T* k,
-                       const T* v, const T* f, const T* dy, int64_t t0, bool need_q, const Lane& l) {
+                       const T* v, const T* f, const T* dy, int64_t t0, bool need_q,
+                       const Lane& l) {
     T* dst = reinterpret_cast<T*>(buf);
     if (a.copy16) copies<16>(dst, a, q, k, v, dy, t0, need_q, l);
     else copies<4>(dst, a, q, k, v, dy, t0, need_q, l);

@@ -21,8 +21,7 @@ __device__ __forceinline__ void outer_kv(Frag<C>& acc, const In& in, const Lane&
   // low half of a register is the lower index, so a zero-extended element at j = 0 is (x, 0).
   uint32_t b[C::NT];
 #pragma unroll
-  for (int nt = 0; nt < C::NT; ++nt)
-    b[nt] = l.j == 0 ? v16[col_base<C>(l) + 8 * nt + l.g] : 0u;
+  for (int nt = 0; nt < C::NT; ++nt) b[nt] = l.j == 0 ? v16[col_base<C>(l) + 8 * nt + l.g] : 0u;
 #pragma unroll
   for (int m = 0; m < C::MT; ++m) {
     const uint32_t a0 = l.j == 0 ? k16[row_of<C>(l, m, 0)] : 0u;
@@ -34,8 +33,8 @@ __device__ __forceinline__ void outer_kv(Frag<C>& acc, const In& in, const Lane&
 
 // x += r c^T over the warp's rows (r: K entries, c: V entries).
 template <class C>
-__device__ __forceinline__ void add_outer(Frag<C>& x, const typename C::T* r, const typename C::T* c,
-                                          const Lane& l) {
+__device__ __forceinline__ void add_outer(Frag<C>& x, const typename C::T* r,
+                                          const typename C::T* c, const Lane& l) {
 #pragma unroll
   for (int m = 0; m < C::MT; ++m)
 #pragma unroll
@@ -57,8 +56,8 @@ __device__ __forceinline__ void add_outer(Frag<C>& x, const typename C::T* r, co
 // product from k v^T instead made the tf32 forward slower).
 template <class C, class AOp, class In, class BOp>
 __device__ __forceinline__ void preactivation(Frag<C>& acc, const AOp& h, const BOp& W,
-                                              const In& in, const typename C::T* rows, const Lane& l,
-                                              Exchange<C>* x = nullptr) {
+                                              const In& in, const typename C::T* rows,
+                                              const Lane& l, Exchange<C>* x = nullptr) {
   constexpr bool kKvOnTensorCores = !C::kExact && !C::kTf32;
   if constexpr (kKvOnTensorCores) {
     outer_kv<C>(acc, in, l);
@@ -85,8 +84,8 @@ __device__ __forceinline__ void gate(Frag<C>& h, Frag<C>& acc, float f) {
 // and when `z_rows` is, the step's Z = tanh(h W + k v^T) is stored there in fp16.
 template <class C, class AOp, class In, class BOp>
 __device__ __forceinline__ void advance(Frag<C>& h, const AOp& a, const BOp& W, const In& in,
-                                        typename C::T* rows, const Lane& l, Exchange<C>* x = nullptr,
-                                        __half* z_rows = nullptr) {
+                                        typename C::T* rows, const Lane& l,
+                                        Exchange<C>* x = nullptr, __half* z_rows = nullptr) {
   if (rows) {
     __syncwarp();
     store_frag<C>(rows, C::LD, a, l);
@@ -125,7 +124,8 @@ __device__ __forceinline__ void lane_column_sums(const Frag<C>& x, const typenam
 // instead of 4 MT NT FMAs and three shuffle levels.
 template <class C>
 __device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::T* x_rows,
-                                            const typename C::T* wr, float (&s)[C::NT][2], const Lane& l) {
+                                            const typename C::T* wr, float (&s)[C::NT][2],
+                                            const Lane& l) {
   if constexpr (C::kExact || C::kTf32) {
     lane_column_sums<C>(x, wr, s, l);
 #pragma unroll
@@ -141,7 +141,8 @@ __device__ __forceinline__ void column_sums(const Frag<C>& x, const typename C::
       // A rows alike: (2j, 2j + 1) and (2j + 8, 2j + 9) of the m-tile's 16 rows
       const auto* w = reinterpret_cast<const uint32_t*>(wr + r0 + 16 * m + 2 * l.j);
       const uint4 A = make_uint4(w[0], w[0], w[4], w[4]);
-      const typename C::T* row = x_rows + (r0 + 16 * m + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD;
+      const typename C::T* row =
+          x_rows + (r0 + 16 * m + (lane & 7) + 8 * ((lane >> 3) & 1)) * C::LD;
 #pragma unroll
       for (int nt = 0; nt < C::NT; nt += 2) {
         uint32_t b[4];

@@ -18,8 +18,8 @@
 
 namespace m2b::kernels::cuda::detail {
 
-template <typename T_, int K_, int V_, int MT_, int P_, bool kExact_, int kMinBlocks_ = 1, int CS_ = 1,
-          bool kRecomputeWarps_ = false>
+template <typename T_, int K_, int V_, int MT_, int P_, bool kExact_, int kMinBlocks_ = 1,
+          int CS_ = 1, bool kRecomputeWarps_ = false>
 struct Fused {
   using T = T_;
   static constexpr int K = K_, V = V_, MT = MT_, P = P_, CS = CS_;
@@ -33,8 +33,8 @@ struct Fused {
   static constexpr bool kRecomputeWarps = kRecomputeWarps_;
   static constexpr int kBlockThreads = kThreads * (kRecomputeWarps ? 2 : 1);
   static constexpr int kMinBlocks = kMinBlocks_;  // __launch_bounds__: caps registers per thread
-  static constexpr int NT = V / (8 * CS);  // n-tiles per warp
-  static constexpr int kRows = 16 * MT;  // rows per warp
+  static constexpr int NT = V / (8 * CS);         // n-tiles per warp
+  static constexpr int kRows = 16 * MT;           // rows per warp
   // Shared-memory row stride of stored states and dA, in elements: 16 bytes of padding keep the
   // fragment-wise and ldmatrix accesses free of bank conflicts.
   static constexpr int LD = V + 16 / static_cast<int>(sizeof(T));
@@ -53,7 +53,7 @@ struct Fused {
   // a chain has the multiprocessor to itself (CS = 2: then the second y buffer fits). Per-tile
   // work (staging, barriers, the y sums) is amortised over the tile; unrolled, so more steps
   // would cost instruction-cache misses.
-  static constexpr int kExchangeBytes = CS > 1 ? 2 * NW * MT * KSW * 32 * 16 : 0;  // Exchange
+  static constexpr int kExchangeBytes = CS > 1 ? (2 * NW * MT * KSW * 32 * 16) : 0;  // Exchange
   static constexpr int kFwdFixedBytes = (kExact ? K * LD * 4 + V * V * 4 : 0) + kExchangeBytes;
   static constexpr int kYStepBytes = 8 * NWR * (V + 8) * 4;  // y partials of a step
   static constexpr int kFwdStepBytes =
@@ -67,9 +67,11 @@ struct Fused {
   static constexpr int kYBuffers =
       kFwdFixedBytes + PF * (kFwdStepBytes + kYStepBytes) <= kFwdBudget ? 2 : 1;
   static_assert(K % (16 * MT) == 0 && V % 16 == 0, "K must be a multiple of 16 MT, V of 16");
-  static_assert(CS == 1 || (CS == 2 && !kExact && KS % 2 == 0), "columns split in two, on tensor cores");
+  static_assert(CS == 1 || (CS == 2 && !kExact && KS % 2 == 0),
+                "columns split in two, on tensor cores");
   static_assert(!kExact || std::is_same_v<T, float>, "the exact path takes fp32 inputs");
-  static_assert(!kRecomputeWarps || (CS == 1 && !kExact), "recompute warps: whole rows, tensor cores");
+  static_assert(!kRecomputeWarps || (CS == 1 && !kExact),
+                "recompute warps: whole rows, tensor cores");
 };
 
 }  // namespace m2b::kernels::cuda::detail

@@ -28,7 +28,8 @@ RecurrenceArgs<T> forward_args(const M2rnnForward<T>& p) {
 namespace {
 
 __global__ void convert_kernel(const float* src, __nv_bfloat16* dst, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = __float2bfloat16_rn(src[i]);
 }
 
@@ -58,7 +59,8 @@ size_t grad_workspace_bytes(const M2rnnShape& s) {
 }
 
 template <typename T>
-void grad_begin(const M2rnnBackward<T>& p, void* workspace, RecurrenceArgs<T>& a, cudaStream_t stream) {
+void grad_begin(const M2rnnBackward<T>& p, void* workspace, RecurrenceArgs<T>& a,
+                cudaStream_t stream) {
   const M2rnnShape& s = p.fwd.shape;
   char* ws = static_cast<char*>(workspace);
   float* accs[5];
@@ -72,7 +74,8 @@ void grad_begin(const M2rnnBackward<T>& p, void* workspace, RecurrenceArgs<T>& a
         acc = reinterpret_cast<float*>(ws);
         ws += align256(elements * sizeof(float));
       }
-      check_cuda(cudaMemsetAsync(acc, 0, elements * sizeof(float), stream), "m2rnn: zero gradients");
+      check_cuda(cudaMemsetAsync(acc, 0, elements * sizeof(float), stream),
+                 "m2rnn: zero gradients");
     }
     accs[i++] = acc;
   });

@@ -89,7 +89,8 @@ RecurrenceArgs<T> forward_args(const M2rnnForward<T>& p);
 template <typename T>
 size_t grad_workspace_bytes(const M2rnnShape& s);
 template <typename T>
-void grad_begin(const M2rnnBackward<T>& p, void* workspace, RecurrenceArgs<T>& a, cudaStream_t stream);
+void grad_begin(const M2rnnBackward<T>& p, void* workspace, RecurrenceArgs<T>& a,
+                cudaStream_t stream);
 template <typename T>
 void grad_finish(const M2rnnBackward<T>& p, const RecurrenceArgs<T>& a, cudaStream_t stream);
 

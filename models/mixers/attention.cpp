@@ -23,8 +23,7 @@ torch::Tensor rotate(const torch::Tensor& x, int64_t offset, double base) {
 class AttentionImpl : public MixerImpl {
  public:
   AttentionImpl(int64_t d_model, const Options& o)
-      : heads_(o.get_int("num_heads")),
-        rope_(o.get_string("positional") == "rope"),
+      : heads_(o.get_int("num_heads")), rope_(o.get_string("positional") == "rope"),
         rope_base_(o.get_float("rope_base")) {
     qkv_ = register_module(
         "qkv", torch::nn::Linear(torch::nn::LinearOptions(d_model, 3 * d_model).bias(false)));
@@ -96,10 +95,15 @@ M2B_REGISTER_MIXER(
     MixerInfo{"attention",
               "causal multi-head softmax attention (fused scaled_dot_product_attention); the "
               "state is a KV cache",
-              {{"num_heads", OptionType::Int, int64_t{4}, "attention heads; must divide d_model",
-                1, 1024},
-               {"positional", OptionType::String, std::string("rope"),
-                "positional encoding of queries and keys", -INFINITY, INFINITY, {"rope", "none"}},
+              {{"num_heads", OptionType::Int, int64_t{4}, "attention heads; must divide d_model", 1,
+                1024},
+               {"positional",
+                OptionType::String,
+                std::string("rope"),
+                "positional encoding of queries and keys",
+                -INFINITY,
+                INFINITY,
+                {"rope", "none"}},
                {"rope_base", OptionType::Float, 10000.0, "rotary embedding base", 1.0, 1e9}},
               [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
                 return std::make_shared<AttentionImpl>(d_model, o);

@@ -68,7 +68,7 @@ MixerInfo classic_rnn_info(std::string name, std::string description) {
 M2B_REGISTER_MIXER(rnn, classic_rnn_info<torch::nn::RNN>(
                             "rnn", "Elman RNN, h_t = tanh(W x_t + U h_{t-1} + b), vector state"));
 M2B_REGISTER_MIXER(gru, classic_rnn_info<torch::nn::GRU>("gru", "GRU with a vector state"));
-M2B_REGISTER_MIXER(lstm, classic_rnn_info<torch::nn::LSTM>(
-                             "lstm", "LSTM with a vector state and cell"));
+M2B_REGISTER_MIXER(lstm,
+                   classic_rnn_info<torch::nn::LSTM>("lstm", "LSTM with a vector state and cell"));
 
 }  // namespace m2b::models

@@ -21,9 +21,9 @@ inline std::vector<OptionSpec> decay_gate_options(double default_min, double def
 inline void check_decay_gate_options(const std::string& mixer, const Options& o) {
   const double lo = o.get_float("a_init_min"), hi = o.get_float("a_init_max");
   if (lo > hi)
-    throw OptionError("a_init_min",
-                      fmt::format("mixer {}: a_init_min ({}) must not exceed a_init_max ({})",
-                                  mixer, lo, hi));
+    throw OptionError(
+        "a_init_min",
+        fmt::format("mixer {}: a_init_min ({}) must not exceed a_init_max ({})", mixer, lo, hi));
 }
 
 }  // namespace m2b::models

@@ -32,25 +32,21 @@ HeadSizes head_sizes(int64_t d_model, const Options& o) {
 class GatedDeltaNetImpl : public MixerImpl {
  public:
   GatedDeltaNetImpl(int64_t d_model, const Options& o)
-      : sizes_(head_sizes(d_model, o)),
-        key_width_(sizes_.heads * sizes_.k_dim),
-        value_width_(sizes_.heads * sizes_.v_dim),
-        chunk_(o.get_int("chunk_size")),
+      : sizes_(head_sizes(d_model, o)), key_width_(sizes_.heads * sizes_.k_dim),
+        value_width_(sizes_.heads * sizes_.v_dim), chunk_(o.get_int("chunk_size")),
         beta_scale_(o.get_bool("negative_eigenvalues") ? 2.0 : 1.0) {
     // [q k v (conv) | g (output gate) | beta_raw | decay_raw]
     const int64_t conv_width = 2 * key_width_ + value_width_;
     in_proj_ = register_module(
-        "in_proj",
-        torch::nn::Linear(torch::nn::LinearOptions(d_model, conv_width + value_width_ +
-                                                                2 * sizes_.heads)
-                              .bias(false)));
+        "in_proj", torch::nn::Linear(torch::nn::LinearOptions(
+                                         d_model, conv_width + value_width_ + 2 * sizes_.heads)
+                                         .bias(false)));
     conv_ = register_module("conv", CausalConv(conv_width, o.get_int("conv_kernel")));
     decay_ = register_module(
         "decay", DecayGate(sizes_.heads, o.get_float("a_init_min"), o.get_float("a_init_max")));
     norm_ = register_module("norm", RMSNorm(sizes_.v_dim, 1e-5));
     out_proj_ = register_module(
-        "out_proj",
-        torch::nn::Linear(torch::nn::LinearOptions(value_width_, d_model).bias(false)));
+        "out_proj", torch::nn::Linear(torch::nn::LinearOptions(value_width_, d_model).bias(false)));
   }
 
   // State: {conv history (B, conv_kernel-1, 2 heads head_k_dim + heads head_v_dim),

@@ -25,10 +25,8 @@ class GatedDeltaProductImpl : public MixerImpl {
       : heads_(o.get_int("num_heads")),
         k_dim_(o.get_int("head_k_dim") > 0 ? o.get_int("head_k_dim") : d_model / heads_),
         v_dim_(o.get_int("head_v_dim") > 0 ? o.get_int("head_v_dim") : 2 * k_dim_),
-        n_(o.get_int("num_householder")),
-        key_width_(heads_ * k_dim_),
-        value_width_(heads_ * v_dim_),
-        chunk_(o.get_int("chunk_size")),
+        n_(o.get_int("num_householder")), key_width_(heads_ * k_dim_),
+        value_width_(heads_ * v_dim_), chunk_(o.get_int("chunk_size")),
         beta_scale_(o.get_bool("negative_eigenvalues") ? 2.0 : 1.0) {
     // [q | k_1 .. k_n | v_1 .. v_n (conv) | g (output gate) | beta_1 .. beta_n | decay_raw]
     in_proj_ = register_module(
@@ -40,8 +38,7 @@ class GatedDeltaProductImpl : public MixerImpl {
         "decay", DecayGate(heads_, o.get_float("a_init_min"), o.get_float("a_init_max")));
     norm_ = register_module("norm", RMSNorm(v_dim_, 1e-5));
     out_proj_ = register_module(
-        "out_proj",
-        torch::nn::Linear(torch::nn::LinearOptions(value_width_, d_model).bias(false)));
+        "out_proj", torch::nn::Linear(torch::nn::LinearOptions(value_width_, d_model).bias(false)));
   }
 
   // State: {conv history (B, conv_kernel-1, conv width), delta-rule state (B, heads, K, V)}.
@@ -87,8 +84,8 @@ class GatedDeltaProductImpl : public MixerImpl {
     auto v = qkv.narrow(-1, (n_ + 1) * key_width_, n_ * value_width_)
                  .unflatten(-1, {n_, heads_, v_dim_});
     const int64_t raw = conv_width() + value_width_;
-    auto beta = beta_scale_ *
-                torch::sigmoid(p.narrow(-1, raw, n_ * heads_).unflatten(-1, {n_, heads_}));
+    auto beta =
+        beta_scale_ * torch::sigmoid(p.narrow(-1, raw, n_ * heads_).unflatten(-1, {n_, heads_}));
     auto log_a = decay_->forward(p.narrow(-1, raw + n_ * heads_, heads_)).log_decay;
     return {unit(q) / std::sqrt(double(k_dim_)), unit(k), v, log_a, beta};
   }

@@ -25,14 +25,9 @@ namespace {
 struct M2rnnSizes {
   int64_t K, V, Nq, Nk, Nv, Nw, Nf, Ng;
   explicit M2rnnSizes(const Options& o)
-      : K(o.get_int("k_dim")),
-        V(o.get_int("v_dim")),
-        Nq(o.get_int("num_q_heads")),
-        Nk(o.get_int("num_k_heads")),
-        Nv(o.get_int("num_v_heads")),
-        Nw(o.get_int("num_w_heads")),
-        Nf(o.get_int("num_f_heads")),
-        Ng(o.get_int("num_g_heads")) {}
+      : K(o.get_int("k_dim")), V(o.get_int("v_dim")), Nq(o.get_int("num_q_heads")),
+        Nk(o.get_int("num_k_heads")), Nv(o.get_int("num_v_heads")), Nw(o.get_int("num_w_heads")),
+        Nf(o.get_int("num_f_heads")), Ng(o.get_int("num_g_heads")) {}
   // The recurrence's head count; g only follows it.
   int64_t N() const { return std::max({Nq, Nk, Nv, Nw, Nf}); }
   int64_t qkv_width() const { return (Nq + Nk) * K + Nv * V; }
@@ -47,16 +42,14 @@ torch::Tensor repeat_heads(const torch::Tensor& x, int64_t N) {
 class M2rnnImpl : public MixerImpl {
  public:
   M2rnnImpl(int64_t d_model, const Options& o)
-      : n_(o),
-        grad_clip_(o.get_float("grad_clip")),
-        input_scale_(o.get_float("input_scale")),
+      : n_(o), grad_clip_(o.get_float("grad_clip")), input_scale_(o.get_float("input_scale")),
         backend_(parse_m2rnn_backend(o.get_string("backend"))),
         state_checkpoint_every_(o.get_int("state_checkpoint_every")) {
     const int64_t N = n_.N();
     in_proj_ = register_module(
         "in_proj",
-        torch::nn::Linear(torch::nn::LinearOptions(d_model, n_.qkv_width() + n_.Nf + n_.Ng * n_.V)
-                              .bias(false)));
+        torch::nn::Linear(
+            torch::nn::LinearOptions(d_model, n_.qkv_width() + n_.Nf + n_.Ng * n_.V).bias(false)));
     conv_ = register_module("conv", CausalConv(n_.qkv_width(), o.get_int("conv_kernel")));
     decay_ = register_module(
         "decay", DecayGate(n_.Nf, o.get_float("a_init_min"), o.get_float("a_init_max")));
@@ -137,13 +130,11 @@ void check_m2rnn(int64_t /*d_model*/, const Options& o) {
 std::vector<OptionSpec> m2rnn_options() {
   std::vector<OptionSpec> spec = {
       {"k_dim", OptionType::Int, int64_t{16}, "key size K: the state of a head is K x V", 1, 1024},
-      {"v_dim", OptionType::Int, int64_t{16}, "value size V (W is V x V per weight head)", 1,
-       1024},
+      {"v_dim", OptionType::Int, int64_t{16}, "value size V (W is V x V per weight head)", 1, 1024},
       {"num_q_heads", OptionType::Int, int64_t{1}, "query heads; must divide N", 1, 1024},
       {"num_k_heads", OptionType::Int, int64_t{1}, "key heads; must divide N", 1, 1024},
       {"num_v_heads", OptionType::Int, int64_t{4}, "value heads; must divide N", 1, 1024},
-      {"num_w_heads", OptionType::Int, int64_t{4}, "transition matrices W; must divide N", 1,
-       1024},
+      {"num_w_heads", OptionType::Int, int64_t{4}, "transition matrices W; must divide N", 1, 1024},
       {"num_f_heads", OptionType::Int, int64_t{4}, "forget gates; must divide N", 1, 1024},
       {"num_g_heads", OptionType::Int, int64_t{4}, "output gate heads; must divide N", 1, 1024},
       {"conv_kernel", OptionType::Int, int64_t{4}, "causal conv width over q, k and v", 1, 64},
@@ -158,13 +149,16 @@ std::vector<OptionSpec> m2rnn_options() {
        -INFINITY, INFINITY, m2rnn_backend_names()}};
   for (auto& gate : decay_gate_options(0.0, 16.0)) spec.push_back(std::move(gate));
   // Left out of run ids while it holds its default: the runs recorded before it keep theirs.
-  OptionSpec every{"state_checkpoint_every", OptionType::Int, kDefaultStateCheckpointEvery,
+  OptionSpec every{"state_checkpoint_every",
+                   OptionType::Int,
+                   kDefaultStateCheckpointEvery,
                    fmt::format("backend cuda: the forward saves the state every this many "
                                "steps for the backward, which recomputes the steps between; "
                                "fewer keep more states and make the backward faster. A "
                                "positive multiple of {}",
                                kLargestFusedTileSteps),
-                   1, 1 << 20};
+                   1,
+                   1 << 20};
   every.omit_when_default = true;
   spec.push_back(std::move(every));
   return spec;
@@ -172,15 +166,16 @@ std::vector<OptionSpec> m2rnn_options() {
 
 }  // namespace
 
-M2B_REGISTER_MIXER(
-    m2rnn, MixerInfo{"m2rnn",
-                     "M2RNN: non-linear RNN with a K x V matrix state per head, "
-                     "H = f H + (1 - f) tanh(H W + k v^T), y = q^T H; N heads, the largest of "
-                     "the q, k, v, w and f head counts",
-                     m2rnn_options(),
-                     [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
-                       return std::make_shared<M2rnnImpl>(d_model, o);
-                     },
-                     check_m2rnn});
+M2B_REGISTER_MIXER(m2rnn,
+                   MixerInfo{
+                       "m2rnn",
+                       "M2RNN: non-linear RNN with a K x V matrix state per head, "
+                       "H = f H + (1 - f) tanh(H W + k v^T), y = q^T H; N heads, the largest of "
+                       "the q, k, v, w and f head counts",
+                       m2rnn_options(),
+                       [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
+                         return std::make_shared<M2rnnImpl>(d_model, o);
+                       },
+                       check_m2rnn});
 
 }  // namespace m2b::models

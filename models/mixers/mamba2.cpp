@@ -16,16 +16,14 @@ namespace {
 class Mamba2Impl : public MixerImpl {
  public:
   Mamba2Impl(int64_t d_model, const Options& o)
-      : d_inner_(o.get_int("expand") * d_model),
-        head_dim_(o.get_int("head_dim")),
-        heads_(d_inner_ / head_dim_),
-        d_state_(o.get_int("d_state")),
+      : d_inner_(o.get_int("expand") * d_model), head_dim_(o.get_int("head_dim")),
+        heads_(d_inner_ / head_dim_), d_state_(o.get_int("d_state")),
         chunk_(o.get_int("chunk_size")) {
     // [z | x B C | dt_raw]: the gate, the conv's input and the decay gate's input.
     in_proj_ = register_module(
-        "in_proj", torch::nn::Linear(torch::nn::LinearOptions(
-                                         d_model, 2 * d_inner_ + 2 * d_state_ + heads_)
-                                         .bias(false)));
+        "in_proj",
+        torch::nn::Linear(
+            torch::nn::LinearOptions(d_model, 2 * d_inner_ + 2 * d_state_ + heads_).bias(false)));
     conv_ = register_module("conv", CausalConv(d_inner_ + 2 * d_state_, o.get_int("conv_kernel")));
     decay_ = register_module(
         "decay", DecayGate(heads_, o.get_float("a_init_min"), o.get_float("a_init_max")));
@@ -110,26 +108,26 @@ std::vector<OptionSpec> mamba2_options() {
       {"d_state", OptionType::Int, int64_t{32}, "state size N per head (B and C width)", 1, 1024},
       {"expand", OptionType::Int, int64_t{2}, "inner width = expand * d_model", 1, 16},
       {"head_dim", OptionType::Int, int64_t{16},
-       "channels per head P; must divide expand * d_model (heads = expand * d_model / head_dim)",
-       1, 4096},
+       "channels per head P; must divide expand * d_model (heads = expand * d_model / head_dim)", 1,
+       4096},
       {"conv_kernel", OptionType::Int, int64_t{4}, "causal conv width over x, B and C", 1, 64},
       {"chunk_size", OptionType::Int, int64_t{32},
-       "SSD chunk length of the parallel form (speed only: results do not depend on it)", 1,
-       4096}};
+       "SSD chunk length of the parallel form (speed only: results do not depend on it)", 1, 4096}};
   for (auto& gate : decay_gate_options(1.0, 16.0)) spec.push_back(std::move(gate));
   return spec;
 }
 
 }  // namespace
 
-M2B_REGISTER_MIXER(
-    mamba2, MixerInfo{"mamba2",
-                      "Mamba-2: gated selective state space with a scalar decay per head (SSD, "
-                      "chunked for sequences), B and C shared by the heads",
-                      mamba2_options(),
-                      [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
-                        return std::make_shared<Mamba2Impl>(d_model, o);
-                      },
-                      check_mamba2});
+M2B_REGISTER_MIXER(mamba2,
+                   MixerInfo{
+                       "mamba2",
+                       "Mamba-2: gated selective state space with a scalar decay per head (SSD, "
+                       "chunked for sequences), B and C shared by the heads",
+                       mamba2_options(),
+                       [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
+                         return std::make_shared<Mamba2Impl>(d_model, o);
+                       },
+                       check_mamba2});
 
 }  // namespace m2b::models

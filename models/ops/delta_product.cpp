@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,32 +11,38 @@ namespace m2b::models::ops {
 namespace {
 
 // Sequence shapes; the step checks its inputs as a sequence of one.
-void check_delta_product_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                const torch::Tensor& log_a, const torch::Tensor& beta,
-                                const torch::Tensor& state) {
+void check_delta_product_inputs(const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& v, const torch::Tensor& log_a,
+                                const torch::Tensor& beta, const torch::Tensor& state) {
   require("delta_product", q.dim() == 4 && q.size(1) > 0,
           "q must be (batch, seq, heads, head_k_dim) with seq >= 1, got " + shape_of(q));
   const int64_t b = q.size(0), S = q.size(1), H = q.size(2), K = q.size(3);
-  require("delta_product", k.dim() == 5 && k.size(0) == b && k.size(1) == S && k.size(2) >= 1 && k.size(3) == H &&
-              k.size(4) == K,
-          fmt::format("k must be (batch, seq, householder, heads, head_k_dim) = ({}, {}, n, {}, {}) "
-                      "with n >= 1, got {}",
-                      b, S, H, K, shape_of(k)));
+  require(
+      "delta_product",
+      k.dim() == 5 && k.size(0) == b && k.size(1) == S && k.size(2) >= 1 && k.size(3) == H &&
+          k.size(4) == K,
+      fmt::format("k must be (batch, seq, householder, heads, head_k_dim) = ({}, {}, n, {}, {}) "
+                  "with n >= 1, got {}",
+                  b, S, H, K, shape_of(k)));
   const int64_t n = k.size(2);
-  require("delta_product", v.dim() == 5 && v.size(0) == b && v.size(1) == S && v.size(2) == n && v.size(3) == H,
-          fmt::format("v must be (batch, seq, householder, heads, head_v_dim) with ({}, {}, {}, {}) "
-                      "leading, got {}",
-                      b, S, n, H, shape_of(v)));
+  require(
+      "delta_product",
+      v.dim() == 5 && v.size(0) == b && v.size(1) == S && v.size(2) == n && v.size(3) == H,
+      fmt::format("v must be (batch, seq, householder, heads, head_v_dim) with ({}, {}, {}, {}) "
+                  "leading, got {}",
+                  b, S, n, H, shape_of(v)));
   require("delta_product", beta.sizes() == torch::IntArrayRef({b, S, n, H}),
           fmt::format("beta must be (batch, seq, householder, heads) = ({}, {}, {}, {}), got {}", b,
                       S, n, H, shape_of(beta)));
   require("delta_product", log_a.sizes() == torch::IntArrayRef({b, S, H}),
           fmt::format("log_a must be (batch, seq, heads) = ({}, {}, {}), got {}", b, S, H,
                       shape_of(log_a)));
-  require("delta_product", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(4)}),
-          fmt::format("the state must be (batch, heads, head_k_dim, head_v_dim) = ({}, {}, {}, {}), "
-                      "got {}",
-                      b, H, K, v.size(4), shape_of(state)));
+  require(
+      "delta_product",
+      !state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(4)}),
+      fmt::format("the state must be (batch, heads, head_k_dim, head_v_dim) = ({}, {}, {}, {}), "
+                  "got {}",
+                  b, H, K, v.size(4), shape_of(state)));
 }
 
 // The delta rule's inputs over the expanded sequence of S * n sub-steps.
@@ -63,8 +68,7 @@ torch::Tensor last_substeps(const torch::Tensor& o, int64_t n) {
 
 DeltaRuleResult delta_product_naive(const torch::Tensor& q, const torch::Tensor& k,
                                     const torch::Tensor& v, const torch::Tensor& log_a,
-                                    const torch::Tensor& beta,
-                                    const torch::Tensor& initial_state) {
+                                    const torch::Tensor& beta, const torch::Tensor& initial_state) {
   check_delta_product_inputs(q, k, v, log_a, beta, initial_state);
   const int64_t b = q.size(0), S = q.size(1), n = k.size(2), H = q.size(2), K = q.size(3),
                 V = v.size(4);
@@ -80,7 +84,8 @@ DeltaRuleResult delta_product_naive(const torch::Tensor& q, const torch::Tensor&
       auto bb = bj.unsqueeze(-1).unsqueeze(-1);
       auto householder = eye - bb * kj.unsqueeze(-1).matmul(kj.unsqueeze(-2));
       M = householder.matmul(M);
-      W = householder.matmul(W) + bb * kj.unsqueeze(-1).matmul(v.select(1, t).select(1, j).unsqueeze(-2));
+      W = householder.matmul(W) +
+          bb * kj.unsqueeze(-1).matmul(v.select(1, t).select(1, j).unsqueeze(-2));
     }
     auto a = log_a.select(1, t).exp().unsqueeze(-1).unsqueeze(-1);
     state = a * M.matmul(state) + W;
@@ -93,7 +98,7 @@ DeltaRuleResult delta_product_step(const torch::Tensor& q, const torch::Tensor& 
                                    const torch::Tensor& v, const torch::Tensor& log_a,
                                    const torch::Tensor& beta, const torch::Tensor& state) {
   check_delta_product_inputs(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), log_a.unsqueeze(1),
-               beta.unsqueeze(1), state);
+                             beta.unsqueeze(1), state);
   DeltaRuleResult out{{}, state};
   for (int64_t j = 0; j < k.size(1); ++j)
     out = delta_rule_step(q, k.select(1, j), v.select(1, j),

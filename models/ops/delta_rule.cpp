@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <stdexcept>
 #include <vector>
 
 #include "models/ops/linear_recurrence.h"
@@ -27,10 +26,11 @@ void check_delta_rule_inputs(const torch::Tensor& q, const torch::Tensor& k, con
     require("delta_rule", t->sizes() == torch::IntArrayRef({b, S, H}),
             fmt::format("{} must be (batch, seq, heads) = ({}, {}, {}), got {}", name, b, S, H,
                         shape_of(*t)));
-  require("delta_rule", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(3)}),
-          fmt::format("the state must be (batch, heads, head_k_dim, head_v_dim) = ({}, {}, {}, {}), "
-                      "got {}",
-                      b, H, K, v.size(3), shape_of(state)));
+  require(
+      "delta_rule", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, K, v.size(3)}),
+      fmt::format("the state must be (batch, heads, head_k_dim, head_v_dim) = ({}, {}, {}, {}), "
+                  "got {}",
+                  b, H, K, v.size(3), shape_of(state)));
 }
 
 }  // namespace
@@ -39,7 +39,7 @@ DeltaRuleResult delta_rule_step(const torch::Tensor& q, const torch::Tensor& k,
                                 const torch::Tensor& v, const torch::Tensor& log_a,
                                 const torch::Tensor& beta, const torch::Tensor& state) {
   check_delta_rule_inputs(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), log_a.unsqueeze(1),
-               beta.unsqueeze(1), state);
+                          beta.unsqueeze(1), state);
   // a (I - b k k^T) S + b k v^T  =  S' + k u^T  with  S' = a S,  u = b (v - S'^T k).
   auto decayed = state.defined()
                      ? log_a.exp().unsqueeze(-1).unsqueeze(-1) * state
@@ -57,8 +57,8 @@ DeltaRuleResult delta_rule_recurrent(const torch::Tensor& q, const torch::Tensor
   std::vector<torch::Tensor> outs;
   torch::Tensor state = initial_state;
   for (int64_t t = 0; t < q.size(1); ++t) {
-    auto out = delta_rule_step(q.select(1, t), k.select(1, t), v.select(1, t),
-                               log_a.select(1, t), beta.select(1, t), state);
+    auto out = delta_rule_step(q.select(1, t), k.select(1, t), v.select(1, t), log_a.select(1, t),
+                               beta.select(1, t), state);
     outs.push_back(out.o);
     state = out.final_state;
   }
@@ -87,7 +87,7 @@ DeltaRuleResult delta_rule_chunked(const torch::Tensor& q, const torch::Tensor& 
   auto qc = chunks(q), kc = chunks(k), vc = chunks(v), bc = chunks(beta);
   auto la = chunks(log_a).squeeze(-1);  // (b, H, c, L)
   auto g = la.cumsum(-1).unsqueeze(-1);
-  auto decay = segsum(la).exp();        // [t, s] = e^{g_t - g_s}, zero for s > t
+  auto decay = segsum(la).exp();  // [t, s] = e^{g_t - g_s}, zero for s > t
 
   auto A = (bc * kc.matmul(kc.transpose(-1, -2)) * decay).tril(-1);
   auto rhs = torch::cat({bc * g.exp() * kc, bc * vc}, -1);

@@ -4,7 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <limits>
-#include <stdexcept>
 #include <vector>
 
 namespace m2b::models::ops {
@@ -17,8 +16,7 @@ torch::Tensor segsum(const torch::Tensor& a) {
   sizes.push_back(T);
   // rows[..., i, j] = a_i where i > j, so its cumsum down the rows is a_{j+1} + ... + a_i.
   auto rows = a.unsqueeze(-1).expand(sizes).masked_fill(strictly_lower.logical_not(), 0);
-  return rows.cumsum(-2).masked_fill(lower.logical_not(),
-                                     -std::numeric_limits<double>::infinity());
+  return rows.cumsum(-2).masked_fill(lower.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
 torch::Tensor pad_time(const torch::Tensor& t, int64_t length) {
@@ -35,7 +33,7 @@ std::string shape_of(const torch::Tensor& t) {
 }
 
 void require(const char* op, bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(std::string(op) + ": " + message);
+  TORCH_CHECK(ok, op, ": ", message);
 }
 
 }  // namespace m2b::models::ops

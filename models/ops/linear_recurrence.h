@@ -18,7 +18,7 @@ torch::Tensor pad_time(const torch::Tensor& t, int64_t length);
 // "(2, 16, 4, 8)", for the ops' shape errors.
 std::string shape_of(const torch::Tensor& t);
 
-// The ops' input checks: std::invalid_argument("<op>: <message>") unless ok.
+// The ops' input checks: TORCH_CHECK's c10::Error("<op>: <message>") unless ok.
 void require(const char* op, bool ok, const std::string& message);
 
 }  // namespace m2b::models::ops

@@ -41,47 +41,51 @@ torch::Tensor kernel_rows(const torch::Tensor& t) {
 void check_cuda_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& W, const torch::Tensor& f, const torch::Tensor& h0) {
   const auto dtype = q.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16)
-    throw std::invalid_argument("m2rnn_recurrence_cuda: dtype must be float32 or bfloat16, got " +
-                                std::string(c10::toString(dtype)));
+  TORCH_CHECK(dtype == torch::kFloat32 || dtype == torch::kBFloat16,
+              "m2rnn_recurrence_cuda: dtype must be float32 or bfloat16, got ", dtype);
   const std::pair<const char*, const torch::Tensor*> all[] = {{"q", &q}, {"k", &k}, {"v", &v},
                                                               {"W", &W}, {"f", &f}, {"h0", &h0}};
   const int64_t dims[] = {4, 4, 4, 3, 3, 4};
   for (int i = 0; i < 6; ++i) {
     const auto& [name, t] = all[i];
     if (!t->defined()) continue;
-    if (!t->is_cuda() || t->device() != q.device() || t->scalar_type() != dtype || t->dim() != dims[i])
-      throw std::invalid_argument(std::string("m2rnn_recurrence_cuda: ") + name + " must be a " +
-                                  std::to_string(dims[i]) + "-d " + c10::toString(dtype) +
-                                  " tensor on " + q.device().str() + ", got " + t->toString() +
-                                  " of " + std::to_string(t->dim()) + " dims on " + t->device().str());
+    TORCH_CHECK(t->is_cuda() && t->device() == q.device() && t->scalar_type() == dtype &&
+                    t->dim() == dims[i],
+                "m2rnn_recurrence_cuda: ", name, " must be a ", dims[i], "-d ", dtype,
+                " tensor on ", q.device().str(), ", got ", t->toString(), " of ", t->dim(),
+                " dims on ", t->device().str());
   }
 }
 
 M2rnnShape m2rnn_shape_of(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                    const torch::Tensor& W, const torch::Tensor& f) {
+                          const torch::Tensor& W, const torch::Tensor& f) {
   M2rnnShape s;
   s.B = q.size(0), s.S = q.size(1), s.Nq = q.size(2), s.K = q.size(3);
   s.Nk = k.size(2), s.Nv = v.size(2), s.V = v.size(3), s.Nw = W.size(0), s.Nf = f.size(2);
-  s.validate();
-  const bool consistent = k.size(0) == s.B && k.size(1) == s.S && k.size(3) == s.K && v.size(0) == s.B &&
-                          v.size(1) == s.S && W.size(1) == s.V && W.size(2) == s.V && f.size(0) == s.B &&
-                          f.size(1) == s.S;
-  if (!consistent)
-    throw std::invalid_argument("m2rnn_recurrence_cuda: inconsistent shapes q " + c10::str(q.sizes()) +
-                                ", k " + c10::str(k.sizes()) + ", v " + c10::str(v.sizes()) + ", W " +
-                                c10::str(W.sizes()) + ", f " + c10::str(f.sizes()) +
-                                "; expected (B,S,Nq,K), (B,S,Nk,K), (B,S,Nv,V), (Nw,V,V), (B,S,Nf)");
+  try {
+    s.validate();
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, "m2rnn_recurrence_cuda: ", e.what());
+  }
+  const bool consistent = k.size(0) == s.B && k.size(1) == s.S && k.size(3) == s.K &&
+                          v.size(0) == s.B && v.size(1) == s.S && W.size(1) == s.V &&
+                          W.size(2) == s.V && f.size(0) == s.B && f.size(1) == s.S;
+  TORCH_CHECK(consistent, "m2rnn_recurrence_cuda: inconsistent shapes q ", q.sizes(), ", k ",
+              k.sizes(), ", v ", v.sizes(), ", W ", W.sizes(), ", f ", f.sizes(),
+              "; expected (B,S,Nq,K), (B,S,Nk,K), (B,S,Nv,V), (Nw,V,V), (B,S,Nf)");
   return s;
 }
 
 template <typename T>
 M2rnnForward<T> forward_params(const M2rnnShape& s, const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v, const torch::Tensor& W, const torch::Tensor& f,
-                               const torch::Tensor& h0, const torch::Tensor& y, const torch::Tensor& h_final) {
+                               const torch::Tensor& v, const torch::Tensor& W,
+                               const torch::Tensor& f, const torch::Tensor& h0,
+                               const torch::Tensor& y, const torch::Tensor& h_final) {
   M2rnnForward<T> p{};
   p.shape = s;
-  auto strides = [](const torch::Tensor& t) { return SeqStrides{t.stride(0), t.stride(1), t.stride(2)}; };
+  auto strides = [](const torch::Tensor& t) {
+    return SeqStrides{t.stride(0), t.stride(1), t.stride(2)};
+  };
   p.q = ptr<T>(q), p.q_stride = strides(q);
   p.k = ptr<T>(k), p.k_stride = strides(k);
   p.v = ptr<T>(v), p.v_stride = strides(v);
@@ -93,11 +97,17 @@ M2rnnForward<T> forward_params(const M2rnnShape& s, const torch::Tensor& q, cons
   return p;
 }
 
-// Calls fn.template operator()<T>() with the kernels' element type of `dtype`.
+// Calls fn.template operator()<T>() with the kernels' element type of `dtype`. Every kernel call
+// goes through here: the kernels, torch-free, reject arguments with std::invalid_argument, which
+// leaves this op as a TORCH_CHECK error like the binding's own checks.
 template <typename Fn>
 void with_type(torch::ScalarType dtype, Fn&& fn) {
-  if (dtype == torch::kBFloat16) fn(kc::bf16{});
-  else fn(float{});
+  try {
+    if (dtype == torch::kBFloat16) fn(kc::bf16{});
+    else fn(float{});
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, e.what());
+  }
 }
 
 kc::M2rnnCudaOptions cuda_options(int64_t state_checkpoint_every) {
@@ -140,16 +150,17 @@ torch::Tensor run_forward(const M2rnnShape& s, const torch::Tensor& q, const tor
 class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
  public:
   // An absent h0 travels as nullopt: autograd functions take no undefined tensors.
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor q,
-                                                torch::Tensor k, torch::Tensor v, torch::Tensor W,
-                                                torch::Tensor f, const std::optional<torch::Tensor>& h0_given,
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                torch::Tensor q, torch::Tensor k, torch::Tensor v,
+                                                torch::Tensor W, torch::Tensor f,
+                                                const std::optional<torch::Tensor>& h0_given,
                                                 double grad_clip, bool cublas,
                                                 int64_t state_checkpoint_every) {
     const torch::Tensor h0 = h0_given.value_or(torch::Tensor());
     const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     torch::Tensor y, h_final;
-    const torch::Tensor saved =
-        run_forward(s, q, k, v, W, f, h0, cublas, cuda_options(state_checkpoint_every), true, y, h_final);
+    const torch::Tensor saved = run_forward(s, q, k, v, W, f, h0, cublas,
+                                            cuda_options(state_checkpoint_every), true, y, h_final);
     ctx->save_for_backward({q, k, v, W, f, h0, saved});
     ctx->saved_data["grad_clip"] = grad_clip;
     ctx->saved_data["cublas"] = cublas;
@@ -165,8 +176,8 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
     const bool cublas = ctx->saved_data["cublas"].toBool();
     const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
     const int64_t N = s.N();
-    const torch::Tensor dy = grads[0].defined() ? grads[0].contiguous()
-                                                : torch::zeros({s.B, s.S, N, s.V}, q.options());
+    const torch::Tensor dy =
+        grads[0].defined() ? grads[0].contiguous() : torch::zeros({s.B, s.S, N, s.V}, q.options());
     const torch::Tensor dh_final = grads[1].defined() ? grads[1].contiguous() : torch::Tensor();
     torch::Tensor dq = torch::empty({s.B, s.S, s.Nq, s.K}, q.options()),
                   dk = torch::empty({s.B, s.S, s.Nk, s.K}, q.options()),
@@ -189,7 +200,8 @@ class M2rnnFunction : public torch::autograd::Function<M2rnnFunction> {
         kc::m2rnn_cublas_backward<T>(p, ptr<float>(states), ws.data_ptr(), ws.numel(),
                                      at::cuda::getCurrentCUDABlasHandle(), stream);
       } else {
-        const kc::M2rnnCudaOptions o = cuda_options(ctx->saved_data["state_checkpoint_every"].toInt());
+        const kc::M2rnnCudaOptions o =
+            cuda_options(ctx->saved_data["state_checkpoint_every"].toInt());
         const torch::Tensor ws = bytes(kc::m2rnn_fused_backward_workspace_bytes<T>(s, o), q);
         kc::m2rnn_fused_backward<T>(p, o, ptr<float>(states), ws.data_ptr(), ws.numel(), stream);
       }
@@ -208,9 +220,10 @@ std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence_cuda(
   const c10::cuda::CUDAGuard guard(q.device());
   const torch::Tensor qc = kernel_rows(q), kc_ = kernel_rows(k), vc = kernel_rows(v),
                       Wc = W.contiguous(), hc = h0.defined() ? h0.contiguous() : h0;
-  const bool needs_grad = torch::GradMode::is_enabled() &&
-                          (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
-                           W.requires_grad() || f.requires_grad() || (h0.defined() && h0.requires_grad()));
+  const bool needs_grad =
+      torch::GradMode::is_enabled() &&
+      (q.requires_grad() || k.requires_grad() || v.requires_grad() || W.requires_grad() ||
+       f.requires_grad() || (h0.defined() && h0.requires_grad()));
   if (!needs_grad) {
     torch::Tensor y, h_final;
     run_forward(m2rnn_shape_of(qc, kc_, vc, Wc, f), qc, kc_, vc, Wc, f, hc, cublas,
@@ -229,9 +242,10 @@ bool m2rnn_cuda_supports(const torch::Tensor& q, const torch::Tensor& k, const t
   if (!q.is_cuda() || (dtype != torch::kFloat32 && dtype != torch::kBFloat16)) return false;
   try {
     const M2rnnShape s = m2rnn_shape_of(q, k, v, W, f);
-    with_type(dtype, [&](auto tag) { kc::m2rnn_fused_check<decltype(tag)>(s, kc::M2rnnCudaOptions{}); });
+    with_type(dtype,
+              [&](auto tag) { kc::m2rnn_fused_check<decltype(tag)>(s, kc::M2rnnCudaOptions{}); });
     return true;
-  } catch (const std::invalid_argument&) {
+  } catch (const c10::Error&) {
     return false;
   }
 }

@@ -25,8 +25,8 @@ M2rnnBackend parse_m2rnn_backend(const std::string& name) {
   const auto& names = m2rnn_backend_names();
   for (size_t i = 0; i < names.size(); ++i)
     if (names[i] == name) return static_cast<M2rnnBackend>(i);
-  throw std::invalid_argument(fmt::format("unknown M2RNN backend '{}' (valid: {})", name,
-                                          fmt::join(names, ", ")));
+  throw std::invalid_argument(
+      fmt::format("unknown M2RNN backend '{}' (valid: {})", name, fmt::join(names, ", ")));
 }
 
 std::string to_string(M2rnnBackend backend) {
@@ -43,11 +43,9 @@ std::string sizes_of(const Tensor& t) { return fmt::format("({})", fmt::join(t.s
 // Checks that the inputs fit together and returns their shape; the messages name the tensor.
 M2rnnShape check_m2rnn_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& W,
                               const Tensor& f, const Tensor& h0) {
-  auto fail = [](const std::string& what) {
-    throw std::invalid_argument("m2rnn_recurrence: " + what);
-  };
-  const std::pair<const char*, const Tensor*> named[] = {
-      {"q", &q}, {"k", &k}, {"v", &v}, {"W", &W}, {"f", &f}, {"h0", &h0}};
+  auto fail = [](const std::string& what) { TORCH_CHECK(false, "m2rnn_recurrence: ", what); };
+  const std::pair<const char*, const Tensor*> named[] = {{"q", &q}, {"k", &k}, {"v", &v},
+                                                         {"W", &W}, {"f", &f}, {"h0", &h0}};
   for (const auto& [name, t] : named) {
     if (!t->defined() && t != &h0) fail(fmt::format("{} is undefined", name));
     if (!t->defined()) continue;
@@ -60,8 +58,8 @@ M2rnnShape check_m2rnn_inputs(const Tensor& q, const Tensor& k, const Tensor& v,
   M2rnnShape s;
   s.B = q.size(0), s.S = q.size(1), s.Nq = q.size(2), s.K = q.size(3);
   if (k.dim() != 4 || k.size(0) != s.B || k.size(1) != s.S || k.size(3) != s.K)
-    fail(fmt::format("k must be (B, S, Nk, K) = ({}, {}, Nk, {}) as q gives, got {}", s.B, s.S,
-                     s.K, sizes_of(k)));
+    fail(fmt::format("k must be (B, S, Nk, K) = ({}, {}, Nk, {}) as q gives, got {}", s.B, s.S, s.K,
+                     sizes_of(k)));
   s.Nk = k.size(2);
   if (v.dim() != 4 || v.size(0) != s.B || v.size(1) != s.S)
     fail(fmt::format("v must be (B, S, Nv, V) = ({}, {}, Nv, V) as q gives, got {}", s.B, s.S,
@@ -100,8 +98,8 @@ std::pair<Tensor, Tensor> recurrence_reference(const M2rnnShape& s, const Tensor
   };
   const Tensor qn = per_head(q, s.Nq, 2), kn = per_head(k, s.Nk, 2), vn = per_head(v, s.Nv, 2);
   const Tensor Wn = per_head(W, s.Nw, 0), fn = per_head(f, s.Nf, 2);
-  Tensor H = h0.defined() ? h0.to(compute)
-                          : torch::zeros({s.B, N, s.K, s.V}, q.options().dtype(compute));
+  Tensor H =
+      h0.defined() ? h0.to(compute) : torch::zeros({s.B, N, s.K, s.V}, q.options().dtype(compute));
   std::vector<Tensor> ys;
   for (int64_t t = 0; t < s.S; ++t) {
     auto x = kn.select(1, t).unsqueeze(-1) * vn.select(1, t).unsqueeze(-2);  // k v^T (B,N,K,V)
@@ -201,8 +199,8 @@ KernelOutputs run_forward_kernel(const M2rnnShape& s, const KernelInputs& in, bo
   out.y = torch::empty({s.B, s.S, s.N(), s.V}, options);
   out.h_final = torch::empty({s.B, s.N(), s.K, s.V}, options);
   if (save_states) {
-    out.checkpoints = torch::empty(
-        {s.B, s.N(), kernels::m2rnn_cpu_checkpoint_count(s.S), s.K, s.V}, options);
+    out.checkpoints =
+        torch::empty({s.B, s.N(), kernels::m2rnn_cpu_checkpoint_count(s.S), s.K, s.V}, options);
     out.candidates = recycled_empty({s.B, s.N(), s.S, s.K, s.V}, options);
   }
   dispatch_float(in.q.scalar_type(), [&](auto zero) {
@@ -220,9 +218,8 @@ KernelOutputs run_forward_kernel(const M2rnnShape& s, const KernelInputs& in, bo
 class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
-                                                const Tensor& q, const Tensor& k,
-                                                const Tensor& v, const Tensor& W,
-                                                const Tensor& f,
+                                                const Tensor& q, const Tensor& k, const Tensor& v,
+                                                const Tensor& W, const Tensor& f,
                                                 const std::optional<Tensor>& h0_given,
                                                 double grad_clip) {
     // An undefined h0 travels as nullopt: autograd functions take no undefined tensors.
@@ -230,8 +227,7 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
     const M2rnnShape s = check_m2rnn_inputs(q, k, v, W, f, h0);
     const KernelInputs in(q, k, v, W, f, h0);
     KernelOutputs out = run_forward_kernel(s, in, /*save_states=*/true);
-    ctx->save_for_backward(
-        {in.q, in.k, in.v, in.W, in.f, in.h0, out.checkpoints, out.candidates});
+    ctx->save_for_backward({in.q, in.k, in.v, in.W, in.f, in.h0, out.checkpoints, out.candidates});
     ctx->saved_data["grad_clip"] = grad_clip;
     ctx->set_materialize_grads(false);
     return {out.y, out.h_final};
@@ -244,8 +240,8 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
     const Tensor &checkpoints = saved[6], &candidates = saved[7];
     const M2rnnShape s = check_m2rnn_inputs(in.q, in.k, in.v, in.W, in.f, in.h0);
     const auto options = in.q.options();
-    const Tensor dy = grads[0].defined() ? grads[0].contiguous()
-                                         : torch::zeros({s.B, s.S, s.N(), s.V}, options);
+    const Tensor dy =
+        grads[0].defined() ? grads[0].contiguous() : torch::zeros({s.B, s.S, s.N(), s.V}, options);
     const Tensor dh_final = grads[1].defined() ? grads[1].contiguous() : Tensor();
     const Tensor dq = torch::empty(in.q.sizes(), options), dk = torch::empty(in.k.sizes(), options),
                  dv = torch::empty(in.v.sizes(), options), dW = torch::empty(in.W.sizes(), options),
@@ -273,20 +269,17 @@ class M2rnnCpuFunction : public torch::autograd::Function<M2rnnCpuFunction> {
 std::pair<Tensor, Tensor> recurrence_cpu(const M2rnnShape& s, const Tensor& q, const Tensor& k,
                                          const Tensor& v, const Tensor& W, const Tensor& f,
                                          const Tensor& h0, double grad_clip) {
-  if (!q.device().is_cpu() ||
-      (q.scalar_type() != torch::kFloat32 && q.scalar_type() != torch::kFloat64))
-    throw std::invalid_argument(fmt::format(
-        "m2rnn_recurrence: backend cpu runs float32 and float64 tensors on the CPU, got {} on {} "
-        "(backend reference or auto runs any)",
-        c10::toString(q.scalar_type()), q.device().str()));
+  TORCH_CHECK(q.device().is_cpu() &&
+                  (q.scalar_type() == torch::kFloat32 || q.scalar_type() == torch::kFloat64),
+              "m2rnn_recurrence: backend cpu runs float32 and float64 tensors on the CPU, got ",
+              q.scalar_type(), " on ", q.device().str(), " (backend reference or auto runs any)");
   const bool needs_grad =
       torch::GradMode::is_enabled() &&
       (q.requires_grad() || k.requires_grad() || v.requires_grad() || W.requires_grad() ||
        f.requires_grad() || (h0.defined() && h0.requires_grad()));
   if (needs_grad) {
-    auto out = M2rnnCpuFunction::apply(q, k, v, W, f,
-                                       h0.defined() ? std::optional<Tensor>(h0) : std::nullopt,
-                                       grad_clip);
+    auto out = M2rnnCpuFunction::apply(
+        q, k, v, W, f, h0.defined() ? std::optional<Tensor>(h0) : std::nullopt, grad_clip);
     return {out[0], out[1]};
   }
   // Inference saves no states.
@@ -302,15 +295,13 @@ std::pair<Tensor, Tensor> recurrence_cuda(const Tensor& q, const Tensor& k, cons
   if (q.device().is_cuda())
     return m2rnn_recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend == M2rnnBackend::Cublas,
                                  state_checkpoint_every);
-  throw std::invalid_argument(fmt::format(
-      "m2rnn_recurrence: backend {} needs CUDA tensors, got tensors on {}", to_string(backend),
-      q.device().str()));
+  TORCH_CHECK(false, "m2rnn_recurrence: backend ", to_string(backend),
+              " needs CUDA tensors, got tensors on ", q.device().str());
 #else
   (void)k, (void)v, (void)W, (void)f, (void)h0, (void)grad_clip, (void)state_checkpoint_every;
-  throw std::invalid_argument(fmt::format(
-      "m2rnn_recurrence: backend {} needs a build with CUDA; this one has none (tensors on {}). "
-      "Use backend cpu, reference or auto",
-      to_string(backend), q.device().str()));
+  TORCH_CHECK(false, "m2rnn_recurrence: backend ", to_string(backend),
+              " needs a build with CUDA; this one has none (tensors on ", q.device().str(),
+              "). Use backend cpu, reference or auto");
 #endif
 }
 
@@ -341,8 +332,8 @@ std::pair<Tensor, Tensor> m2rnn_recurrence(const Tensor& q, const Tensor& k, con
     case M2rnnBackend::Reference: return recurrence_reference(s, q, k, v, W, f, h0, grad_clip);
     case M2rnnBackend::Cpu: return recurrence_cpu(s, q, k, v, W, f, h0, grad_clip);
     case M2rnnBackend::Cuda:
-    case M2rnnBackend::Cublas: return recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend,
-                                                          state_checkpoint_every);
+    case M2rnnBackend::Cublas:
+      return recurrence_cuda(q, k, v, W, f, h0, grad_clip, backend, state_checkpoint_every);
     case M2rnnBackend::Auto: break;
   }
   throw std::logic_error("m2rnn_recurrence: unresolved backend");

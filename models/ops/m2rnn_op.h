@@ -30,8 +30,8 @@ std::string to_string(M2rnnBackend backend);
 // state H_t (from y_t and from step t+1 together) to [-grad_clip, grad_clip] during backward;
 // grad_clip <= 0 disables it. The cuda backend saves the state every state_checkpoint_every
 // steps for its backward (fewer steps: more memory, a faster backward); the others ignore it.
-// Throws std::invalid_argument for inconsistent shapes, dtypes or devices, and for a backend that
-// cannot run these tensors.
+// Fails a TORCH_CHECK (c10::Error) for inconsistent shapes, dtypes or devices, and for a backend
+// that cannot run these tensors.
 std::pair<torch::Tensor, torch::Tensor> m2rnn_recurrence(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& W,
     const torch::Tensor& f, const torch::Tensor& h0, double grad_clip,

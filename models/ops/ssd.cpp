@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <stdexcept>
 #include <vector>
 
 #include "models/ops/linear_recurrence.h"
@@ -17,8 +16,9 @@ void check_ssd_inputs(const torch::Tensor& x, const torch::Tensor& a, const torc
   require("ssd", x.dim() == 4 && x.size(1) > 0,
           "x must be (batch, seq, heads, head_dim) with seq >= 1, got " + shape_of(x));
   const int64_t b = x.size(0), S = x.size(1), H = x.size(2), P = x.size(3);
-  require("ssd", a.sizes() == torch::IntArrayRef({b, S, H}),
-          fmt::format("a must be (batch, seq, heads) = ({}, {}, {}), got {}", b, S, H, shape_of(a)));
+  require(
+      "ssd", a.sizes() == torch::IntArrayRef({b, S, H}),
+      fmt::format("a must be (batch, seq, heads) = ({}, {}, {}), got {}", b, S, H, shape_of(a)));
   require("ssd", B.dim() == 4 && B.size(0) == b && B.size(1) == S,
           fmt::format("B must be (batch, seq, groups, d_state) with batch {} and seq {}, got {}", b,
                       S, shape_of(B)));
@@ -26,9 +26,10 @@ void check_ssd_inputs(const torch::Tensor& x, const torch::Tensor& a, const torc
           fmt::format("C must have the shape of B {}, got {}", shape_of(B), shape_of(C)));
   require("ssd", H % B.size(2) == 0,
           fmt::format("the groups of B and C ({}) must divide the heads of x ({})", B.size(2), H));
-  require("ssd", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, B.size(3), P}),
-          fmt::format("the state must be (batch, heads, d_state, head_dim) = ({}, {}, {}, {}), got {}",
-                      b, H, B.size(3), P, shape_of(state)));
+  require(
+      "ssd", !state.defined() || state.sizes() == torch::IntArrayRef({b, H, B.size(3), P}),
+      fmt::format("the state must be (batch, heads, d_state, head_dim) = ({}, {}, {}, {}), got {}",
+                  b, H, B.size(3), P, shape_of(state)));
 }
 
 // (..., G, N) -> (..., H, N): head h reads group h / (H / G).
@@ -70,17 +71,17 @@ SsdResult ssd_naive(const torch::Tensor& x, const torch::Tensor& a, const torch:
                     const torch::Tensor& C, const torch::Tensor& initial_state) {
   check_ssd_inputs(x, a, B, C, initial_state);
   const int64_t S = x.size(1), H = x.size(2);
-  auto Bh = expand_groups(B, H), Ch = expand_groups(C, H);   // (b, S, H, N)
-  auto decay = segsum(a.transpose(1, 2)).exp();              // (b, H, t, s)
+  auto Bh = expand_groups(B, H), Ch = expand_groups(C, H);  // (b, S, H, N)
+  auto decay = segsum(a.transpose(1, 2)).exp();             // (b, H, t, s)
   auto scores = torch::einsum("bthn,bshn->bhts", {Ch, Bh}) * decay;
   auto y = torch::einsum("bhts,bshp->bthp", {scores, x});
-  auto decay_to_end = decay.select(-2, S - 1);               // (b, H, s)
+  auto decay_to_end = decay.select(-2, S - 1);  // (b, H, s)
   auto final_state = torch::einsum("bhs,bshn,bshp->bhnp", {decay_to_end, Bh, x});
   if (initial_state.defined()) {
-    auto decay_from_start = a.cumsum(1).exp();               // (b, S, H)
+    auto decay_from_start = a.cumsum(1).exp();  // (b, S, H)
     y = y + torch::einsum("bthn,bhnp->bthp", {Ch, initial_state}) * decay_from_start.unsqueeze(-1);
-    final_state = final_state +
-                  decay_from_start.select(1, S - 1).unsqueeze(-1).unsqueeze(-1) * initial_state;
+    final_state =
+        final_state + decay_from_start.select(1, S - 1).unsqueeze(-1).unsqueeze(-1) * initial_state;
   }
   return {y, final_state};
 }
@@ -113,13 +114,13 @@ SsdResult ssd_chunked(const torch::Tensor& x, const torch::Tensor& a, const torc
   auto start = initial_state.defined() ? initial_state.view({b, 1, G, R, N, P})
                                        : chunk_states.new_zeros({b, 1, G, R, N, P});
   auto totals = torch::constant_pad_nd(a_cum.select(-1, L - 1), {1, 0}, 0);  // (b,g,r,1+c)
-  auto boundary_decay = segsum(totals).exp();                                 // (b,g,r,z,c)
-  auto states = torch::einsum("bgrzc,bcgrnp->bzgrnp",
-                              {boundary_decay, torch::cat({start, chunk_states}, 1)});
+  auto boundary_decay = segsum(totals).exp();                                // (b,g,r,z,c)
+  auto states =
+      torch::einsum("bgrzc,bcgrnp->bzgrnp", {boundary_decay, torch::cat({start, chunk_states}, 1)});
 
   // 4. What each chunk reads of the state at its start.
-  auto y_off = torch::einsum("bclgn,bcgrnp,bgrcl->bclgrp",
-                             {Cc, states.narrow(1, 0, nc), a_cum.exp()});
+  auto y_off =
+      torch::einsum("bclgn,bcgrnp,bgrcl->bclgrp", {Cc, states.narrow(1, 0, nc), a_cum.exp()});
   auto y = (y_diag + y_off).reshape({b, nc * L, H, P}).narrow(1, 0, S);
   return {y, states.select(1, nc).reshape({b, H, N, P})};
 }

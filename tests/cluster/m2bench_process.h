@@ -138,7 +138,8 @@ inline std::vector<fs::path> run_folders(const fs::path& suite_results) {
 inline std::vector<nlohmann::json> sessions(const fs::path& run) {
   std::vector<nlohmann::json> out;
   for (const nlohmann::json& line : metrics_lines(run))
-    if (line.value("kind", "") == "start" || line.value("kind", "") == "resume") out.push_back(line);
+    if (line.value("kind", "") == "start" || line.value("kind", "") == "resume")
+      out.push_back(line);
   return out;
 }
 

@@ -15,13 +15,15 @@
 namespace fs = std::filesystem;
 
 static int cluster(const std::string& action, const fs::path& dir) {
-  const std::string command = std::string(M2B_SLURM_CLUSTER) + " " + action + " '" + dir.string() + "'";
+  const std::string command =
+      std::string(M2B_SLURM_CLUSTER) + " " + action + " '" + dir.string() + "'";
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
 int main(int argc, char** argv) {
-  const fs::path dir = fs::temp_directory_path() / ("m2b_slurm_cluster_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("m2b_slurm_cluster_" + std::to_string(::getpid()));
   const int started = cluster("start", dir);
   std::error_code ignored;
   if (started != 0) {

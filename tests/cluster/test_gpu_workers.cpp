@@ -16,13 +16,14 @@ using Catch::Matchers::Contains;
 namespace {
 
 // Six tiny runs of about a second each.
-const std::string kSixRuns = tiny_suite("workers", "steps: 60, log_every: 10, eval_every: 1000, checkpoint_every: 20",
-                                        "grid:\n  model: [gru, att]\n  seed: [0, 1, 2]\n");
+const std::string kSixRuns =
+    tiny_suite("workers", "steps: 60, log_every: 10, eval_every: 1000, checkpoint_every: 20",
+               "grid:\n  model: [gru, att]\n  seed: [0, 1, 2]\n");
 
 // Two runs that train until stopped, with no checkpoint of their own before the end.
-const std::string kTwoLongRuns =
-    tiny_suite("long", "steps: 1000000, log_every: 5, eval_every: 10000000, checkpoint_every: 10000000",
-               "grid:\n  seed: [0, 1]\n");
+const std::string kTwoLongRuns = tiny_suite(
+    "long", "steps: 1000000, log_every: 5, eval_every: 10000000, checkpoint_every: 10000000",
+    "grid:\n  seed: [0, 1]\n");
 
 // The workers `run --gpus` announced: pid -> the CUDA_VISIBLE_DEVICES it was given.
 std::map<int64_t, std::string> announced_workers(const std::string& output) {
@@ -73,10 +74,10 @@ TEST_CASE("run --gpus places --per-gpu workers on each GPU, and they train every
 TEST_CASE("run --gpus all takes the GPUs CUDA_VISIBLE_DEVICES names", "[gpu_workers]") {
   ScratchDir dir("m2b_gpu_all");
   const fs::path suite = dir.write("workers.yaml", kSixRuns);
-  const Finished run = run_m2bench(
-      {"run", suite.string(), "--results", (dir.path() / "results").string(), "--gpus", "all",
-       "--threads", "1"},
-      dir.path() / "run.log", {"CUDA_VISIBLE_DEVICES=6,2"});
+  const Finished run =
+      run_m2bench({"run", suite.string(), "--results", (dir.path() / "results").string(), "--gpus",
+                   "all", "--threads", "1"},
+                  dir.path() / "run.log", {"CUDA_VISIBLE_DEVICES=6,2"});
   INFO(run.output);
   CHECK(run.status == 0);
   std::set<std::string> gpus;
@@ -107,9 +108,9 @@ TEST_CASE("SIGTERM to run --gpus stops every worker at a checkpoint, and status 
   ScratchDir dir("m2b_gpu_stop");
   const fs::path suite = dir.write("long.yaml", kTwoLongRuns);
   const fs::path results = dir.path() / "results";
-  M2bench run({"run", suite.string(), "--results", results.string(), "--gpus", "0,1", "--threads",
-               "1"},
-              dir.path() / "run.log");
+  M2bench run(
+      {"run", suite.string(), "--results", results.string(), "--gpus", "0,1", "--threads", "1"},
+      dir.path() / "run.log");
   // Both workers train once each run has logged a window.
   const auto logged = [&] {
     const auto runs = run_folders(results / "long");
@@ -127,8 +128,9 @@ TEST_CASE("SIGTERM to run --gpus stops every worker at a checkpoint, and status 
     CHECK(fs::exists(r / "checkpoint.pt"));
     CHECK_FALSE(fs::exists(r / "summary.json"));
   }
-  const Finished shown =
-      run_m2bench({"status", suite.string(), "--results", results.string()}, dir.path() / "status.log");
+  const Finished shown = run_m2bench({"status", suite.string(), "--results", results.string()},
+                                     dir.path() / "status.log");
   CHECK(shown.status == 0);
-  CHECK_THAT(shown.output, Contains("2 runs: 0 finished, 0 diverged, 0 training, 2 stopped, 0 missing"));
+  CHECK_THAT(shown.output,
+             Contains("2 runs: 0 finished, 0 diverged, 0 training, 2 stopped, 0 missing"));
 }

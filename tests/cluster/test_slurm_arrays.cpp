@@ -14,8 +14,9 @@ using Catch::Matchers::Contains;
 namespace {
 
 // Six tiny runs of a few hundred steps.
-const std::string kSixRuns = tiny_suite("array", "steps: 200, log_every: 20, eval_every: 100, checkpoint_every: 50",
-                                        "grid:\n  model: [gru, att]\n  seed: [0, 1, 2]\n");
+const std::string kSixRuns =
+    tiny_suite("array", "steps: 200, log_every: 20, eval_every: 100, checkpoint_every: 50",
+               "grid:\n  model: [gru, att]\n  seed: [0, 1, 2]\n");
 
 // One run long enough to be stopped mid-way, with no checkpoint of its own before the end: a
 // checkpoint on disk can only be the one SIGTERM made it write.
@@ -47,8 +48,8 @@ std::string submit(const fs::path& suite, const fs::path& results, int tasks, co
 
 // Waits until no task of the array is pending or running.
 void wait_until_done(const std::string& job, int seconds) {
-  const bool done = wait_for([&] { return shell("squeue -h -o %i -j " + job).find(job) == std::string::npos; },
-                             seconds);
+  const bool done = wait_for(
+      [&] { return shell("squeue -h -o %i -j " + job).find(job) == std::string::npos; }, seconds);
   INFO(shell("squeue; scontrol show job " + job));
   REQUIRE(done);
 }
@@ -104,16 +105,19 @@ TEST_CASE("a job array of 3 tasks trains a 6-run suite, each run once, to one pr
   }
 
   const fs::path single = dir.path() / "single";
-  const Finished one = run_m2bench({"run", suite.string(), "--results", single.string(), "--threads", "1"},
-                                   dir.path() / "single.log");
+  const Finished one =
+      run_m2bench({"run", suite.string(), "--results", single.string(), "--threads", "1"},
+                  dir.path() / "single.log");
   INFO(one.output);
   REQUIRE(one.status == 0);
   CHECK(table_cells(suite, shared, dir.path() / "table.log") ==
         table_cells(suite, single, dir.path() / "table.log"));
 }
 
-TEST_CASE("a task stopped by scancel --signal=TERM checkpoints, and a resubmission resumes the "
-          "run to the result of an unbroken one", "[slurm]") {
+TEST_CASE(
+    "a task stopped by scancel --signal=TERM checkpoints, and a resubmission resumes the "
+    "run to the result of an unbroken one",
+    "[slurm]") {
   ScratchDir dir("m2b_slurm_resume");
   const fs::path suite = dir.write("preempted.yaml", kOneLongRun);
   const fs::path shared = dir.path() / "shared";

@@ -71,10 +71,8 @@ TEST_CASE("a step replayed from CUDA graphs gives the eager step's losses over 1
     const double noise = worst_relative(eager, losses(mixer, false));
     const double worst = worst_relative(eager, graphed);
     INFO("graphs vs eager " << worst << ", eager vs eager " << noise);
-    if (noise == 0)
-      CHECK(worst == 0);  // bitwise
-    else
-      CHECK(worst <= std::max(1e-5, 10 * noise));
+    if (noise == 0) CHECK(worst == 0);  // bitwise
+    else CHECK(worst <= std::max(1e-5, 10 * noise));
     CHECK(eager.back() < eager.front());  // it learns: the comparison is not of two flat lines
   }
 }

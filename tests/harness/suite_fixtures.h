@@ -23,8 +23,7 @@ namespace m2b::test {
 inline void remove_tree(const std::filesystem::path& path) {
   try {
     m2b::remove_tree(path);
-  } catch (const std::filesystem::filesystem_error&) {
-  }
+  } catch (const std::filesystem::filesystem_error&) {}
 }
 
 class TempDir {

@@ -24,12 +24,15 @@ namespace {
 // numbers below are fixed: line 4 is the model, line 5 the task, line 7 the first train line.
 std::string suite_text(const std::string& model, const std::string& task,
                        const std::string& train_lines) {
+  // Not formatted: the suite's lines.
+  // clang-format off
   return "suite: t\n"
          "include: models.yaml\n"
          "defaults:\n"
          "  model: " + model + "\n"
          "  task: " + task + "\n"
          "  train:\n" + train_lines;
+  // clang-format on
 }
 
 struct Fixture {
@@ -55,8 +58,9 @@ TEST_CASE("an unknown key names its place and the valid keys", "[config]") {
             "target_accuracy, log_every, eval_every, checkpoint_every, device, precision, "
             "curriculum_steps, curriculum_start_length)");
   CHECK(f.error("suite: t\nmodles: {}\n") ==
-        f.file("s.yaml") + ":2:1: unknown key 'modles' (valid: suite, description, include, "
-                           "models, defaults, grid, overrides)");
+        f.file("s.yaml") +
+            ":2:1: unknown key 'modles' (valid: suite, description, include, "
+            "models, defaults, grid, overrides)");
   CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + "grid:\n  tsk.name: [s3]\n") ==
         f.file("s.yaml") + ":9:3: tsk.name: unknown key 'tsk' (valid: model, seed, task, train)");
 }
@@ -80,8 +84,9 @@ TEST_CASE("a value out of range states the valid range", "[config]") {
         f.file("s.yaml") + ":7:12: train.beta2: expected a number in [0, 1), got 1");
   CHECK(f.error(suite_text("att", "{name: s3, train_min_length: 9, train_max_length: 8}",
                            "    lr: 1\n")) ==
-        f.file("s.yaml") + ":5:59: task.train_max_length: expected train_max_length >= "
-                           "train_min_length, got [9, 8]");
+        f.file("s.yaml") +
+            ":5:59: task.train_max_length: expected train_max_length >= "
+            "train_min_length, got [9, 8]");
 }
 
 TEST_CASE("an unknown model lists the defined ones", "[config]") {
@@ -89,8 +94,9 @@ TEST_CASE("an unknown model lists the defined ones", "[config]") {
   CHECK(f.error(suite_text("nope", kTask, "    lr: 1\n")) ==
         f.file("s.yaml") + ":4:10: model: unknown model 'nope' (valid: att, bad_heads, gru)");
   CHECK(f.error("suite: t\ndefaults:\n  model: att\n  task: {name: s3}\n") ==
-        f.file("s.yaml") + ":3:10: model: unknown model 'att' (no models are defined; include "
-                           "experiments/models.yaml or add models:)");
+        f.file("s.yaml") +
+            ":3:10: model: unknown model 'att' (no models are defined; include "
+            "experiments/models.yaml or add models:)");
 }
 
 TEST_CASE("an unknown task lists the registered ones", "[config]") {
@@ -107,22 +113,25 @@ TEST_CASE("an unknown task lists the registered ones", "[config]") {
 TEST_CASE("task parameters and mixer options are checked against their specs", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", "{name: cyclic, params: {n: 1}}", "    lr: 1\n")) ==
-        f.file("s.yaml") + ":5:36: task.params.n: task cyclic: option 'n' must be an integer in "
-                           "[2, 256], got 1");
+        f.file("s.yaml") +
+            ":5:36: task.params.n: task cyclic: option 'n' must be an integer in "
+            "[2, 256], got 1");
   std::string inline_model = "{name: g, d_model: 8, layers: [{mixer: gru, hiden_size: 4}]}";
   CHECK(f.error(suite_text(inline_model, kTask, "    lr: 1\n")) ==
-        f.file("s.yaml") + ":4:54: model.layers[0].hiden_size: mixer gru: unknown option "
-                           "'hiden_size' (valid: hidden_size)");
+        f.file("s.yaml") +
+            ":4:54: model.layers[0].hiden_size: mixer gru: unknown option "
+            "'hiden_size' (valid: hidden_size)");
   CHECK_THAT(f.error(suite_text("{name: g, layers: [{mixer: gruu}]}", kTask, "    lr: 1\n")),
-             Catch::Matchers::StartsWith(f.file("s.yaml") +
-                                         ":4:37: model.layers[0].mixer: unknown mixer 'gruu' (valid: "));
+             Catch::Matchers::StartsWith(
+                 f.file("s.yaml") + ":4:37: model.layers[0].mixer: unknown mixer 'gruu' (valid: "));
 }
 
 TEST_CASE("a head count that does not divide the width points at the option", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("bad_heads", kTask, "    lr: 1\n")) ==
-        f.file("models.yaml") + ":15:20: model.layers[0].num_heads: mixer attention: num_heads "
-                                "(3) must divide d_model (64)");
+        f.file("models.yaml") +
+            ":15:20: model.layers[0].num_heads: mixer attention: num_heads "
+            "(3) must divide d_model (64)");
 }
 
 TEST_CASE("a bad include names the file it looked for", "[config]") {
@@ -136,8 +145,9 @@ TEST_CASE("a bad include names the file it looked for", "[config]") {
              Catch::Matchers::StartsWith(f.file("s.yaml") + ":2:24: include[1]: include loop: "));
   f.dir.write("more.yaml", "defaults: {seed: 1}\n");
   CHECK(f.error("suite: t\ninclude: more.yaml\n") ==
-        f.file("more.yaml") + ":1:1: unknown key 'defaults' (valid in an included file: include, "
-                              "models)");
+        f.file("more.yaml") +
+            ":1:1: unknown key 'defaults' (valid in an included file: include, "
+            "models)");
   f.dir.write("twice.yaml", "models:\n  att: {layers: [{mixer: gru}]}\n");
   CHECK(f.error("suite: t\ninclude: [models.yaml, twice.yaml]\n") ==
         f.file("twice.yaml") + ":2:3: models.att: model 'att' is defined twice (first at " +
@@ -153,8 +163,9 @@ TEST_CASE("broken YAML is reported with its position", "[config]") {
 TEST_CASE("bf16 and tf32 are refused on the CPU", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", kTask, "    device: cpu\n    precision: bf16\n")) ==
-        f.file("s.yaml") + ":8:16: train.precision: expected fp32 on device cpu (tf32 and bf16 "
-                           "need cuda), got bf16");
+        f.file("s.yaml") +
+            ":8:16: train.precision: expected fp32 on device cpu (tf32 and bf16 "
+            "need cuda), got bf16");
 }
 
 TEST_CASE("the canonical YAML fills in every default and reads back to the same run", "[config]") {
@@ -208,8 +219,7 @@ TEST_CASE("run ids follow the config, not the spelling or place of the file", "[
 TEST_CASE("every committed run config.yaml reads back to the id its folder is named by",
           "[config]") {
   // Fields added since (task bos, train.curriculum_*) must leave recorded run ids alone.
-  const fs::path results =
-      fs::path(__FILE__).parent_path().parent_path().parent_path() / "results";
+  const fs::path results = fs::path(__FILE__).parent_path().parent_path().parent_path() / "results";
   int configs = 0;
   for (const auto& entry : fs::recursive_directory_iterator(results)) {
     if (entry.path().filename() != "config.yaml") continue;
@@ -228,7 +238,8 @@ TEST_CASE("every committed run config.yaml reads back to the id its folder is na
 TEST_CASE("bos and the length curriculum enter the canonical YAML and the id only when set",
           "[config]") {
   Fixture f;
-  const auto plain = m2b::load_suite(f.dir.write("a.yaml", suite_text("att", kTask, "    lr: 1e-3\n")));
+  const auto plain =
+      m2b::load_suite(f.dir.write("a.yaml", suite_text("att", kTask, "    lr: 1e-3\n")));
   const std::string& yaml = plain.runs[0].canonical_yaml;
   CHECK(yaml.find("bos") == std::string::npos);
   CHECK(yaml.find("curriculum") == std::string::npos);
@@ -257,7 +268,8 @@ TEST_CASE("bos and the length curriculum enter the canonical YAML and the id onl
 
 TEST_CASE("a curriculum that starts longer than the training lengths end is refused", "[config]") {
   Fixture f;
-  CHECK(f.error(suite_text("att", kTask, "    curriculum_steps: 10\n    curriculum_start_length: 9\n")) ==
+  CHECK(f.error(suite_text("att", kTask,
+                           "    curriculum_steps: 10\n    curriculum_start_length: 9\n")) ==
         f.file("s.yaml") +
             ":8:30: train.curriculum_start_length: expected at most task.train_max_length (8), "
             "got 9");
@@ -276,11 +288,13 @@ TEST_CASE("a value quoted in an error is cut to a line", "[config]") {
 TEST_CASE("every size has an upper bound, stated in the error", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", "{name: s3, eval_lengths: [8, 100000000]}", "    lr: 1\n")) ==
-        f.file("s.yaml") + ":5:38: task.eval_lengths[1]: expected an integer in [1, 1000000], "
-                           "got 100000000");
+        f.file("s.yaml") +
+            ":5:38: task.eval_lengths[1]: expected an integer in [1, 1000000], "
+            "got 100000000");
   CHECK(f.error(suite_text("att", kTask, "    batch_size: 100000000\n")) ==
-        f.file("s.yaml") + ":7:17: train.batch_size: expected an integer in [1, 65536], got "
-                           "100000000");
+        f.file("s.yaml") +
+            ":7:17: train.batch_size: expected an integer in [1, 65536], got "
+            "100000000");
   CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + "  model.d_model: 1000000\n") ==
         f.file("s.yaml") + ":8:18: model.d_model: expected an integer in [1, 65536], got 1000000");
 }
@@ -293,8 +307,9 @@ TEST_CASE("a grid of too many combinations is refused before it is expanded", "[
                            hundred.substr(3) + "]\n  task.eval_examples: [" + hundred.substr(3) +
                            "]\n";
   CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + grid) ==
-        f.file("s.yaml") + ":9:3: grid: 980100 combinations (100 x 99 x 99), more than 10000 runs; "
-                           "shorten its lists or split the suite");
+        f.file("s.yaml") +
+            ":9:3: grid: 980100 combinations (100 x 99 x 99), more than 10000 runs; "
+            "shorten its lists or split the suite");
 }
 
 TEST_CASE("command-line errors are one line in the program's own style", "[config]") {
@@ -304,8 +319,8 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
     const auto result = m2bench_cli(args);
     INFO(result.err);
     CHECK(result.status == m2b::cli::kExitError);
-    CHECK_THAT(result.err, Catch::Matchers::StartsWith("m2bench: error: ") &&
-                               Catch::Matchers::Contains(what));
+    CHECK_THAT(result.err,
+               Catch::Matchers::StartsWith("m2bench: error: ") && Catch::Matchers::Contains(what));
     CHECK(result.err.find('\n') == result.err.size() - 1);  // one line
     CHECK(result.err.size() < 200);
   };
@@ -314,16 +329,18 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
           "--length: Value 1e20 not in range 1 to 1000000");
   refused({"run", suite, "--threads", "0"}, "--threads: Value 0 not in range 1 to 4096");
   refused({"plan"}, "suite is required");
-  refused({"tabel", "results/x"}, "unknown command 'tabel' (valid: version, tasks, data, models, "
-                                  "plan, run, status, slurm, table, plot)");
+  refused({"tabel", "results/x"},
+          "unknown command 'tabel' (valid: version, tasks, data, models, "
+          "plan, run, status, slurm, table, plot)");
 }
 
 TEST_CASE("a model of the suite that no run uses is checked too", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") +
                 "models:\n  spare: {d_model: abc, layers: [{mixer: gru}]}\n") ==
-        f.file("s.yaml") + ":9:20: models.spare.d_model: expected an integer in [1, 65536], got "
-                           "\"abc\"");
+        f.file("s.yaml") +
+            ":9:20: models.spare.d_model: expected an integer in [1, 65536], got "
+            "\"abc\"");
 }
 
 TEST_CASE("an include of a folder or a FIFO is refused, not read", "[config]") {

@@ -200,8 +200,7 @@ TEST_CASE("--only names a run of the suite, or the error lists them", "[end_to_e
 // One model, long enough to be stopped mid-way, with no checkpoint of its own before the end:
 // a checkpoint on disk can only be the one a stop wrote.
 static const std::string kLongSuite = m2b::test::tiny_suite(
-    "long",
-    "steps: 100000, log_every: 5, eval_every: 1000000, checkpoint_every: 1000000");
+    "long", "steps: 100000, log_every: 5, eval_every: 1000000, checkpoint_every: 1000000");
 
 // The child process of the next test: `m2bench run $M2B_TEST_SUITE --results $M2B_TEST_RESULTS`
 // through the program's own entry, exiting with its status. Hidden by its [.] tag.
@@ -277,8 +276,8 @@ TEST_CASE("m2bench run exits non-zero and lists the runs other processes still h
   const fs::path results = dir.path() / "results";
   auto claim = RunClaim::try_claim(run_dir(results, suite.runs[1]));  // held throughout
   REQUIRE(claim);
-  const auto result = m2bench_cli({"run", suite_file.string(), "--results", results.string(),
-                                   "--only", suite.runs[1].id});
+  const auto result = m2bench_cli(
+      {"run", suite_file.string(), "--results", results.string(), "--only", suite.runs[1].id});
   CHECK(result.status == 75);
   CHECK_THAT(result.err, Catch::Matchers::Contains("unfinished, held by other m2bench processes") &&
                              Catch::Matchers::Contains(suite.runs[1].id));
@@ -332,8 +331,10 @@ TEST_CASE("a run folder or run file that is a symbolic link is refused, nothing 
   CHECK(std::distance(fs::directory_iterator(secret.parent_path()), fs::directory_iterator{}) == 1);
 }
 
-TEST_CASE("a run that cannot fit in memory is refused before anything is written, naming what "
-          "to lower", "[end_to_end]") {
+TEST_CASE(
+    "a run that cannot fit in memory is refused before anything is written, naming what "
+    "to lower",
+    "[end_to_end]") {
   TempDir dir;
   std::string text = kTinySuite;
   // 1024 layers of width 65536: some 10^13 parameters, beyond any machine.

@@ -66,30 +66,34 @@ std::vector<m2b::ReferenceNumber> sample_references() {
 
 }  // namespace
 
-TEST_CASE("the markdown table shows mean ± std, diverged and missing runs and the paper", "[report]") {
-  auto tables = m2b::build_tables(sample_runs(), {m2b::Metric::accuracy, m2b::Metric::sequence_accuracy},
-                                  sample_references());
+TEST_CASE("the markdown table shows mean ± std, diverged and missing runs and the paper",
+          "[report]") {
+  auto tables = m2b::build_tables(
+      sample_runs(), {m2b::Metric::accuracy, m2b::Metric::sequence_accuracy}, sample_references());
   REQUIRE(tables.size() == 2);
   CHECK(tables[0].models == std::vector<std::string>{"m2rnn", "mamba2", "lstm"});
   CHECK(tables[0].references.size() == 2);  // s5's is for another task
   CHECK(tables[1].references.size() == 1);  // mamba2's speaks for accuracy only
   const std::string md = m2b::to_markdown({tables[0]});
-  CHECK_THAT(md, Catch::Matchers::StartsWith(
-                     "### s3: accuracy (training lengths 1-16)\n\n"
-                     "| model | 16 (train) | 64 |\n"
-                     "|---|---|---|\n"
-                     "| m2rnn | 1.000 ± 0.000 (n=3) | 0.900 ± 0.100 (n=3) |\n"
-                     "| m2rnn (paper) | unknown | 1.000 (perfect) |\n"
-                     "| mamba2 | 0.900 (n=1); diverged 1/3; missing 1/3 | 0.300 (n=1); diverged 1/3; "
-                     "missing 1/3 |\n"
-                     "| mamba2 (paper) | unknown | fails (no number) |\n"
-                     "| lstm | missing | missing |\n"));
+  CHECK_THAT(md,
+             Catch::Matchers::StartsWith(
+                 "### s3: accuracy (training lengths 1-16)\n\n"
+                 "| model | 16 (train) | 64 |\n"
+                 "|---|---|---|\n"
+                 "| m2rnn | 1.000 ± 0.000 (n=3) | 0.900 ± 0.100 (n=3) |\n"
+                 "| m2rnn (paper) | unknown | 1.000 (perfect) |\n"
+                 "| mamba2 | 0.900 (n=1); diverged 1/3; missing 1/3 | 0.300 (n=1); diverged 1/3; "
+                 "missing 1/3 |\n"
+                 "| mamba2 (paper) | unknown | fails (no number) |\n"
+                 "| lstm | missing | missing |\n"));
   const std::string seq = m2b::to_markdown({tables[1]});
-  CHECK_THAT(seq, Catch::Matchers::Contains("| m2rnn | 1.000 ± 0.000 (n=3) | 0.400 ± 0.100 (n=3) |\n"));
+  CHECK_THAT(seq,
+             Catch::Matchers::Contains("| m2rnn | 1.000 ± 0.000 (n=3) | 0.400 ± 0.100 (n=3) |\n"));
   CHECK_THAT(seq, Catch::Matchers::Contains("| mamba2 | 0.600 (n=1); diverged 1/3; missing 1/3 |"));
 }
 
-TEST_CASE("a run with every seed diverged says so, and lengths no run planned are marked", "[report]") {
+TEST_CASE("a run with every seed diverged says so, and lengths no run planned are marked",
+          "[report]") {
   std::vector<m2b::TableRun> runs = {run("gru", 0, m2b::RunState::diverged),
                                      run("gru", 1, m2b::RunState::diverged)};
   runs.push_back(run("rnn", 0, m2b::RunState::missing));
@@ -118,8 +122,10 @@ TEST_CASE("the latex table marks the training range and escapes names", "[report
   for (auto& r : runs) r.model += "_x";
   auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, sample_references());
   const std::string tex = m2b::to_latex(tables);
-  CHECK_THAT(tex, Catch::Matchers::Contains("\\begin{tabular}{lcc}\n\\toprule\nModel & 16$^\\dagger$ & 64 \\\\\n"));
-  CHECK_THAT(tex, Catch::Matchers::Contains("m2rnn\\_x & 1.000 $\\pm$ 0.000 (n=3) & 0.900 $\\pm$ 0.100 (n=3) \\\\\n"));
+  CHECK_THAT(tex, Catch::Matchers::Contains(
+                      "\\begin{tabular}{lcc}\n\\toprule\nModel & 16$^\\dagger$ & 64 \\\\\n"));
+  CHECK_THAT(tex, Catch::Matchers::Contains(
+                      "m2rnn\\_x & 1.000 $\\pm$ 0.000 (n=3) & 0.900 $\\pm$ 0.100 (n=3) \\\\\n"));
   CHECK_THAT(tex, Catch::Matchers::Contains("lstm\\_x & missing & missing \\\\\n"));
   // "m2rnn_x" is not the model "m2rnn": no paper row for it.
   CHECK_THAT(tex, !Catch::Matchers::Contains("(paper) &"));
@@ -129,8 +135,9 @@ TEST_CASE("a paper number at a length the table lacks is listed under it", "[rep
   auto runs = sample_runs();
   for (auto& r : runs) r.train_max_length = 8;  // 4x is 32: not evaluated
   auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, sample_references());
-  CHECK_THAT(m2b::to_markdown(tables),
-             Catch::Matchers::Contains("paper: m2rnn at 4x the training length (32): 1.000 (perfect)"));
+  CHECK_THAT(
+      m2b::to_markdown(tables),
+      Catch::Matchers::Contains("paper: m2rnn at 4x the training length (32): 1.000 (perfect)"));
 }
 
 TEST_CASE("tables are built from a results folder and written atomically", "[report]") {
@@ -171,10 +178,13 @@ TEST_CASE("the provenance lines count each code version, device and seed among t
   using nlohmann::json;
   const auto stamp = [](m2b::TableRun& r, const char* sha, bool dirty, const char* device,
                         const char* start, const char* finish) {
-    r.summary->provenance = {{"git_sha", sha},          {"git_dirty", dirty},
-                             {"device", device},        {"libtorch", "2.11.0"},
+    r.summary->provenance = {{"git_sha", sha},
+                             {"git_dirty", dirty},
+                             {"device", device},
+                             {"libtorch", "2.11.0"},
                              {"cuda", device[0] == 'N' ? json("13.0") : json()},
-                             {"seed", r.seed},          {"started_at", start},
+                             {"seed", r.seed},
+                             {"started_at", start},
                              {"finished_at", finish}};
     r.summary->wall_s = 90;
   };
@@ -182,8 +192,7 @@ TEST_CASE("the provenance lines count each code version, device and seed among t
         "2026-01-01T00:01:30Z");
   stamp(runs[1], "aaaaaaaaaaaaaaaa", false, "NVIDIA H100", "2026-01-01T00:02:00Z",
         "2026-01-01T00:03:30Z");
-  stamp(runs[2], "bbbbbbbbbbbbbbbb", true, "cpu", "2025-12-31T23:00:00Z",
-        "2025-12-31T23:01:30Z");
+  stamp(runs[2], "bbbbbbbbbbbbbbbb", true, "cpu", "2025-12-31T23:00:00Z", "2025-12-31T23:01:30Z");
   runs.resize(3);
   const auto lines = m2b::provenance_lines(runs);
   REQUIRE(lines.size() == 5);
@@ -211,8 +220,9 @@ TEST_CASE("reference numbers are read with their positions checked", "[report]")
   - {task: s3, model: m2rnn, metrics: [acc], length_ratio: 4, value: 1.0, claim: perfect}
 )");
   CHECK(m2b::test::config_error([&] { m2b::load_reference_numbers(bad); }) ==
-        bad.string() + ":2:40: references[0].metrics[0]: unknown metric 'acc' (valid: accuracy, "
-                       "sequence_accuracy)");
+        bad.string() +
+            ":2:40: references[0].metrics[0]: unknown metric 'acc' (valid: accuracy, "
+            "sequence_accuracy)");
   auto invented = dir.write("invented.yaml", R"(references:
   - {task: s3, model: m2rnn, metrics: [accuracy], length_ratio: 4, value: 1.2, claim: x}
 )");
@@ -220,9 +230,10 @@ TEST_CASE("reference numbers are read with their positions checked", "[report]")
              Catch::Matchers::EndsWith("expected a number in [0, 1] or unknown, got 1.2"));
 }
 
-TEST_CASE("the prefix accuracy table reads each run's curve at t, the curve's end past it, and "
-          "counts runs without curves as missing",
-          "[report][prefix_accuracy]") {
+TEST_CASE(
+    "the prefix accuracy table reads each run's curve at t, the curve's end past it, and "
+    "counts runs without curves as missing",
+    "[report][prefix_accuracy]") {
   auto runs = sample_runs();
   // m2rnn seeds 0 and 1 have curves of 16 and 64 points; seed 2 predates them.
   for (uint64_t seed : {0, 1}) {
@@ -242,14 +253,15 @@ TEST_CASE("the prefix accuracy table reads each run's curve at t, the curve's en
                      "|---|---|---|\n"
                      "| m2rnn | 1.000 ± 0.000 (n=2); missing 1/3 | 0.700 ± 0.141 (n=2); "
                      "missing 1/3 |\n"));
-  CHECK_THAT(m2b::to_csv(tables), Catch::Matchers::Contains("s3,1,16,prefix_accuracy@20,m2rnn,64,"));
-  CHECK_THROWS_AS(m2b::build_tables(runs, {m2b::Metric::prefix_accuracy}, {}), std::invalid_argument);
+  CHECK_THAT(m2b::to_csv(tables),
+             Catch::Matchers::Contains("s3,1,16,prefix_accuracy@20,m2rnn,64,"));
+  CHECK_THROWS_AS(m2b::build_tables(runs, {m2b::Metric::prefix_accuracy}, {}),
+                  std::invalid_argument);
 }
 
-TEST_CASE("Every metric has one row of the metric table, found by its name",
-          "[report][metrics]") {
-  for (m2b::Metric metric : {m2b::Metric::accuracy, m2b::Metric::sequence_accuracy,
-                             m2b::Metric::prefix_accuracy}) {
+TEST_CASE("Every metric has one row of the metric table, found by its name", "[report][metrics]") {
+  for (m2b::Metric metric :
+       {m2b::Metric::accuracy, m2b::Metric::sequence_accuracy, m2b::Metric::prefix_accuracy}) {
     const m2b::MetricInfo& info = m2b::metric_info(metric);
     CHECK(info.metric == metric);
     CHECK(m2b::parse_metric(info.name) == metric);
@@ -355,10 +367,10 @@ TEST_CASE("the folder form shows a diverged run as diverged at its planned lengt
   const auto runs = m2b::collect_runs(dir.path() / "results" / "store");
   REQUIRE(runs.size() == 4);
   const auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, {});
-  CHECK_THAT(m2b::to_markdown(tables),
-             Catch::Matchers::Contains(
-                 "| att | 1.000 (n=1); diverged 1/2 | 1.000 (n=1); diverged 1/2 |\n"
-                 "| gru | 0.625 ± 0.177 (n=2) | 0.625 ± 0.177 (n=2) |\n"));
+  CHECK_THAT(
+      m2b::to_markdown(tables),
+      Catch::Matchers::Contains("| att | 1.000 (n=1); diverged 1/2 | 1.000 (n=1); diverged 1/2 |\n"
+                                "| gru | 0.625 ± 0.177 (n=2) | 0.625 ± 0.177 (n=2) |\n"));
 }
 
 TEST_CASE("both forms of table give the same cells for the same store", "[report]") {
@@ -409,8 +421,10 @@ TEST_CASE("runs of an edited suite get rows of their own, named by the settings 
   CHECK(current[0].models == std::vector<std::string>{"att", "gru"});
 }
 
-TEST_CASE("a summary that is not its run's own, out of range or of an unknown status is named "
-          "and the other runs still print", "[report]") {
+TEST_CASE(
+    "a summary that is not its run's own, out of range or of an unknown status is named "
+    "and the other runs still print",
+    "[report]") {
   TempDir dir;
   const m2b::Suite suite = store_suite(dir);
   const fs::path root = dir.path() / "results";
@@ -424,8 +438,8 @@ TEST_CASE("a summary that is not its run's own, out of range or of an unknown st
     INFO(target);
     const m2b::SuiteTables made = m2b::write_suite_tables(target, root, std::nullopt);
     REQUIRE(made.source.problems.size() == 3);
-    const std::string problems = made.source.problems[0] + "\n" + made.source.problems[1] + "\n" +
-                                 made.source.problems[2];
+    const std::string problems =
+        made.source.problems[0] + "\n" + made.source.problems[1] + "\n" + made.source.problems[2];
     for (const fs::path& bad : {copied, too_high, running})
       CHECK_THAT(problems, Catch::Matchers::Contains((bad / "summary.json").string() + ": "));
     CHECK_THAT(problems, Catch::Matchers::Contains("it is the summary of run " + suite.runs[0].id));

@@ -68,9 +68,9 @@ TEST_CASE("a failed atomic write keeps the old file and says why", "[results]") 
   m2b::write_atomic(file, "old");
   fs::create_directories(dir.path() / "blocked");
   // A folder where the file should go: the rename must fail.
-  CHECK_THROWS_WITH(m2b::write_atomic(dir.path() / "blocked", "new"),
-                    Catch::Matchers::Contains("cannot replace") &&
-                        Catch::Matchers::Contains("blocked"));
+  CHECK_THROWS_WITH(
+      m2b::write_atomic(dir.path() / "blocked", "new"),
+      Catch::Matchers::Contains("cannot replace") && Catch::Matchers::Contains("blocked"));
   CHECK(read(file) == "old");
   CHECK(entries_in(dir.path()) == std::vector<std::string>{"blocked", "config.yaml"});
 }
@@ -176,8 +176,10 @@ TEST_CASE("prefix-accuracy curves read back as written, and a summary without th
   CHECK(old_back->eval[0].prefix_accuracy.empty());
 }
 
-TEST_CASE("a summary is trusted only when it is its run's own, with accuracies in [0, 1] and a "
-          "known status", "[results]") {
+TEST_CASE(
+    "a summary is trusted only when it is its run's own, with accuracies in [0, 1] and a "
+    "known status",
+    "[results]") {
   TempDir dir;
   m2b::RunConfig config;
   config.canonical_yaml = "suite: x\nseed: 1\n";
@@ -199,8 +201,10 @@ TEST_CASE("a summary is trusted only when it is its run's own, with accuracies i
   const std::string to_do = "; delete it to retrain the run";
   m2b::RunSummary other = s;
   other.id = "0123456789ab";  // copied from another run
-  CHECK(problem(other) == file + "it is the summary of run 0123456789ab, but config.yaml beside "
-                                 "it is run " + id + "'s" + to_do);
+  CHECK(problem(other) == file +
+                              "it is the summary of run 0123456789ab, but config.yaml beside "
+                              "it is run " +
+                              id + "'s" + to_do);
   m2b::RunSummary high = s;
   high.eval[1].sequence_accuracy = 7.5;
   CHECK(problem(high) == file + "sequence_accuracy at length 64 is 7.5, outside [0, 1]" + to_do);
@@ -225,9 +229,9 @@ TEST_CASE("what run writes is never written through a symbolic link", "[results]
   const fs::path run = dir.path() / "suite" / "run";
   fs::create_directories(run);
   fs::create_symlink(outside, run / "metrics.jsonl");
-  CHECK_THROWS_WITH(m2b::append_metrics(run, {{"step", 1}}),
-                    Catch::Matchers::Contains((run / "metrics.jsonl").string() +
-                                              " is a symbolic link"));
+  CHECK_THROWS_WITH(
+      m2b::append_metrics(run, {{"step", 1}}),
+      Catch::Matchers::Contains((run / "metrics.jsonl").string() + " is a symbolic link"));
   fs::create_symlink(outside, run / ".lock");
   CHECK_THROWS_WITH(m2b::RunClaim::try_claim(run),
                     Catch::Matchers::Contains((run / ".lock").string() + " is a symbolic link"));

@@ -63,8 +63,9 @@ TEST_CASE("with --requeue a task stopped by SIGTERM queues itself again", "[sbat
   job.requeue = true;
   const std::string script = m2b::sbatch_script(job);
   CHECK_THAT(script, Contains("#SBATCH --requeue\n"));
-  CHECK_THAT(script, Contains("if [ \"$status\" = 143 ]; then\n"
-                              "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\""));
+  CHECK_THAT(script,
+             Contains("if [ \"$status\" = 143 ]; then\n"
+                      "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\""));
 }
 
 TEST_CASE("a GPU task runs one worker per GPU slot and shares its CPUs among them as threads",
@@ -101,7 +102,8 @@ TEST_CASE("Slurm's time forms read as seconds; another form names the valid ones
                     Contains("--time 4h: not a Slurm time (valid: minutes, minutes:seconds"));
 }
 
-TEST_CASE("options Slurm would refuse or misread are refused, naming the option", "[sbatch_script]") {
+TEST_CASE("options Slurm would refuse or misread are refused, naming the option",
+          "[sbatch_script]") {
   CHECK(validation_error(sample_job()) == "no error");
   SlurmJob job = sample_job();
   job.partition = "gpu\n#SBATCH --account=other";
@@ -112,7 +114,8 @@ TEST_CASE("options Slurm would refuse or misread are refused, naming the option"
   job = sample_job();
   job.time = "2";
   job.grace_s = 180;
-  CHECK_THAT(validation_error(job), Contains("--time 2: a task must run longer than --grace (180 s)"));
+  CHECK_THAT(validation_error(job),
+             Contains("--time 2: a task must run longer than --grace (180 s)"));
   job = sample_job();
   job.results = "/shared/100% done";
   CHECK_THAT(validation_error(job), Contains("--results /shared/100% done: the tasks' log folder"));

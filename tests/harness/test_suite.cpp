@@ -75,8 +75,9 @@ overrides:
     set: {train.lr: 1}
 )");
   CHECK(config_error([&] { m2b::load_suite(path); }) ==
-        path.string() + ":5:25: train.steps: neither defaults nor grid set this key, so the "
-                        "override could never match");
+        path.string() +
+            ":5:25: train.steps: neither defaults nor grid set this key, so the "
+            "override could never match");
 }
 
 TEST_CASE("a grid key takes a non-empty list", "[suite]") {
@@ -150,8 +151,9 @@ overrides:
 TEST_CASE("nothing is written for a suite that fails validation", "[suite]") {
   TempDir dir;
   dir.write("models.yaml", kTestModels);
-  auto path = dir.write("s.yaml", "suite: t\ninclude: models.yaml\ndefaults: {model: att, "
-                                  "task.name: s3, train.lr: -1}\n");
+  auto path = dir.write("s.yaml",
+                        "suite: t\ninclude: models.yaml\ndefaults: {model: att, "
+                        "task.name: s3, train.lr: -1}\n");
   const fs::path results = dir.path() / "results";
   CHECK_THROWS_AS(m2b::write_suite_tables(path, results, std::nullopt), m2b::ConfigError);
   CHECK_FALSE(fs::exists(results));
@@ -159,7 +161,8 @@ TEST_CASE("nothing is written for a suite that fails validation", "[suite]") {
 
 TEST_CASE("every committed suite validates", "[suite]") {
   // The source tree, from this file's place in it.
-  const fs::path experiments = fs::path(__FILE__).parent_path().parent_path().parent_path() / "experiments";
+  const fs::path experiments =
+      fs::path(__FILE__).parent_path().parent_path().parent_path() / "experiments";
   int suites = 0;
   for (const auto& entry : fs::recursive_directory_iterator(experiments)) {
     if (entry.path().extension() != ".yaml" || entry.path().filename() == "models.yaml" ||

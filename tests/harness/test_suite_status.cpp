@@ -28,11 +28,14 @@ static void begin_run(const fs::path& results, const RunConfig& run, int64_t ste
   const fs::path dir = run_dir(results, run);
   write_config(dir, run);
   append_metrics(dir, {{"step", 0}, {"kind", "start"}});
-  append_metrics(dir, {{"step", step}, {"kind", "train"}, {"tokens_per_s", 1500.0}, {"wall_s", wall_s}});
+  append_metrics(dir,
+                 {{"step", step}, {"kind", "train"}, {"tokens_per_s", 1500.0}, {"wall_s", wall_s}});
 }
 
-TEST_CASE("status counts finished, training, stopped and missing runs, with a training run's "
-          "worker, step, pace and ETA, and the suite's ETA", "[suite_status]") {
+TEST_CASE(
+    "status counts finished, training, stopped and missing runs, with a training run's "
+    "worker, step, pace and ETA, and the suite's ETA",
+    "[suite_status]") {
   TempDir dir;
   const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
   const fs::path results = dir.path() / "results";
@@ -64,13 +67,16 @@ TEST_CASE("status counts finished, training, stopped and missing runs, with a tr
                             "): 4 runs: 1 finished, 0 diverged, 1 training, 1 stopped, 1 missing"));
   CHECK_THAT(text, Contains("training  [2/4] gru parity seed 1  " + suite.runs[1].id +
                             "  step 10/30  1.5k tok/s  ETA 4s  " + describe(this_worker())));
-  CHECK_THAT(text, Contains("stopped   [3/4] gru parity seed 2  " + suite.runs[2].id + "  step 20/30"));
+  CHECK_THAT(text,
+             Contains("stopped   [3/4] gru parity seed 2  " + suite.runs[2].id + "  step 20/30"));
   CHECK_THAT(text, Contains("missing   [4/4] gru parity seed 3  " + suite.runs[3].id));
   CHECK_THAT(text, Contains("suite ETA ") && Contains(" with 1 worker training"));
 }
 
-TEST_CASE("a run held on another host shows that host's worker, and is stalled once its "
-          "heartbeat stops", "[suite_status]") {
+TEST_CASE(
+    "a run held on another host shows that host's worker, and is stalled once its "
+    "heartbeat stops",
+    "[suite_status]") {
   TempDir dir;
   const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
   const fs::path results = dir.path() / "results";

@@ -53,9 +53,9 @@ TEST_CASE("a summary without a field that is not required loads with that field'
           "[results]") {
   TempDir dir;
   const json defaults = json(m2b::RunSummary{});
-  for (const char* key : {"steps", "diverged_at_step", "stopped_early", "wall_s", "tokens_per_s",
-                          "peak_memory_bytes", "train_min_length", "train_max_length",
-                          "provenance"}) {
+  for (const char* key :
+       {"steps", "diverged_at_step", "stopped_early", "wall_s", "tokens_per_s", "peak_memory_bytes",
+        "train_min_length", "train_max_length", "provenance"}) {
     INFO(key);
     json summary = committed_summary();
     summary.erase(key);

@@ -30,8 +30,7 @@ inline RunConfig tiny_run(const std::string& task = "parity", int64_t steps = 60
   run.task.eval_lengths = {8, 16};
   run.task.eval_examples = 32;
   run.task.eval_seed = 7;
-  run.model.vocab_size =
-      static_cast<int64_t>(tasks::make_task(task, {})->vocabulary().size());
+  run.model.vocab_size = static_cast<int64_t>(tasks::make_task(task, {})->vocabulary().size());
   run.model.d_model = 16;
   run.model.n_layers = 1;
   run.model.layers = {{"gru", {}}};

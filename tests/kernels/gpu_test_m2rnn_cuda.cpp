@@ -30,7 +30,8 @@ double bound(bool bf16, M2rnnMath math) {
 // Runs one backend forward + backward and returns the largest relative error; every error is
 // checked against `tol` and printed.
 template <typename T>
-double check_backend(const ProblemSpec& spec, Backend backend, M2rnnCudaOptions options, double tol) {
+double check_backend(const ProblemSpec& spec, Backend backend, M2rnnCudaOptions options,
+                     double tol) {
   const Problem<T> problem(spec);
   const auto ref = problem.oracle();
   // The test shapes are small enough for the naive loop, and these inputs (strided, shared heads)
@@ -67,8 +68,8 @@ double check_backend(const ProblemSpec& spec, Backend backend, M2rnnCudaOptions 
     worst = std::max(worst, err);
   }
   std::printf("%s %s K=%lld V=%lld S=%lld:%s\n", backend == Backend::fused ? "fused" : "cublas",
-              std::is_same_v<T, float> ? kc::to_string(options.math) : "bf16",
-              (long long)s.K, (long long)s.V, (long long)s.S, line.c_str());
+              std::is_same_v<T, float> ? kc::to_string(options.math) : "bf16", (long long)s.K,
+              (long long)s.V, (long long)s.S, line.c_str());
   INFO(line);
   return worst;
 }
@@ -97,9 +98,12 @@ TEST_CASE("fused kernels match the oracle for every supported K and V", "[gpu][m
       // S = 37 over checkpoints every 8 steps: five chunks, the last one partial.
       ProblemSpec spec = spec_of(2, 37, K, V, 3, ++seed);
       spec.grad_clip = 0.5;
-      check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8), bound(false, M2rnnMath::exact));
-      check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
-      check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
+      check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8),
+                           bound(false, M2rnnMath::exact));
+      check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
+                           bound(false, M2rnnMath::tensor));
+      check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
+                              bound(true, M2rnnMath::tensor));
     }
 }
 
@@ -107,8 +111,10 @@ TEST_CASE("fused kernels handle sequence lengths around the tile and chunk sizes
   uint64_t seed = 200;
   for (int64_t S : {1, 2, 7, 8, 9, 63, 64, 65, 130}) {
     const ProblemSpec spec = spec_of(1, S, 32, 16, 2, ++seed);
-    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 16), bound(false, M2rnnMath::exact));
-    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 64), bound(true, M2rnnMath::tensor));
+    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 16),
+                         bound(false, M2rnnMath::exact));
+    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 64),
+                            bound(true, M2rnnMath::tensor));
   }
 }
 
@@ -120,8 +126,10 @@ TEST_CASE("fused backward with recompute warps spans long chunks", "[gpu][m2rnn]
   for (const auto& [K, V] : {std::pair<int64_t, int64_t>{64, 64}, {128, 32}}) {
     ProblemSpec spec = spec_of(1, 75, K, V, 2, ++seed);
     spec.grad_clip = 0.5;
-    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 32), bound(false, M2rnnMath::tensor));
-    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 32), bound(true, M2rnnMath::tensor));
+    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 32),
+                         bound(false, M2rnnMath::tensor));
+    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 32),
+                            bound(true, M2rnnMath::tensor));
   }
 }
 
@@ -132,10 +140,10 @@ TEST_CASE("fused kernels share heads, take strided inputs, optional h0 and clip"
     double clip;
   };
   const Case cases[] = {
-      {1, 1, 5, 5, 5, true, true, true, 1.0},    // the lm400m pattern: q, k shared by all heads
-      {2, 4, 1, 2, 4, false, true, false, 0.0},  // every kind of sharing, no h0, no clipping
-      {4, 4, 4, 1, 2, true, false, true, 0.05},  // one W for all heads; clipping that bites
-      {3, 3, 3, 3, 3, false, false, false, 0.0}, // N = 3 chains per batch element
+      {1, 1, 5, 5, 5, true, true, true, 1.0},     // the lm400m pattern: q, k shared by all heads
+      {2, 4, 1, 2, 4, false, true, false, 0.0},   // every kind of sharing, no h0, no clipping
+      {4, 4, 4, 1, 2, true, false, true, 0.05},   // one W for all heads; clipping that bites
+      {3, 3, 3, 3, 3, false, false, false, 0.0},  // N = 3 chains per batch element
   };
   uint64_t seed = 300;
   for (const Case& c : cases) {
@@ -144,9 +152,12 @@ TEST_CASE("fused kernels share heads, take strided inputs, optional h0 and clip"
     s.Nq = c.Nq, s.Nk = c.Nk, s.Nv = c.Nv, s.Nw = c.Nw, s.Nf = c.Nf;
     spec.h0 = c.h0, spec.dh_final = c.dh_final, spec.fused_inputs = c.fused_inputs;
     spec.grad_clip = c.clip;
-    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8), bound(false, M2rnnMath::exact));
-    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
-    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
+    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8),
+                         bound(false, M2rnnMath::exact));
+    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
+                         bound(false, M2rnnMath::tensor));
+    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
+                            bound(true, M2rnnMath::tensor));
     check_backend<float>(spec, Backend::cublas, {}, 1e-5);
     check_backend<kc::bf16>(spec, Backend::cublas, {}, bound(true, M2rnnMath::tensor));
   }
@@ -158,8 +169,10 @@ TEST_CASE("tensor-core error per sequence length", "[gpu][m2rnn]") {
   for (int64_t S : {64, 256, 1024}) {
     ProblemSpec spec = spec_of(1, S, 64, 16, 2, ++seed);
     spec.grad_clip = 1.0;
-    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 64), bound(false, M2rnnMath::tensor));
-    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 64), bound(true, M2rnnMath::tensor));
+    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 64),
+                         bound(false, M2rnnMath::tensor));
+    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 64),
+                            bound(true, M2rnnMath::tensor));
   }
 }
 
@@ -175,12 +188,16 @@ TEST_CASE("unsupported shapes and options are rejected with the supported set", 
     return false;
   };
   auto shape = [](int64_t K, int64_t V) { return spec_of(1, 8, K, V, 1, 1).shape; };
-  CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(shape(48, 16), {}); }, "K in {16, 32, 64, 128}"));
-  CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(shape(64, 8), {}); }, "V in {16, 32, 64}"));
-  CHECK(rejected_with([&] { kc::m2rnn_fused_check<kc::bf16>(shape(64, 16), opts(M2rnnMath::exact, 64)); },
-                      "math = exact takes fp32"));
-  CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(shape(64, 16), opts(M2rnnMath::tensor, 7)); },
-                      "state_checkpoint_every = 7"));
+  CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(shape(48, 16), {}); },
+                      "K in {16, 32, 64, 128}"));
+  CHECK(
+      rejected_with([&] { kc::m2rnn_fused_check<float>(shape(64, 8), {}); }, "V in {16, 32, 64}"));
+  CHECK(rejected_with(
+      [&] { kc::m2rnn_fused_check<kc::bf16>(shape(64, 16), opts(M2rnnMath::exact, 64)); },
+      "math = exact takes fp32"));
+  CHECK(rejected_with(
+      [&] { kc::m2rnn_fused_check<float>(shape(64, 16), opts(M2rnnMath::tensor, 7)); },
+      "state_checkpoint_every = 7"));
   auto bad_heads = shape(16, 16);
   bad_heads.Nq = 3, bad_heads.Nv = 2;
   CHECK(rejected_with([&] { kc::m2rnn_fused_check<float>(bad_heads, {}); }, "must divide N"));
@@ -200,18 +217,24 @@ TEST_CASE("small shapes for compute-sanitizer", "[gpu][m2rnn][sanitize]") {
   ProblemSpec spec = spec_of(2, 11, 32, 16, 2, 500);
   spec.shape.Nq = 1;
   spec.grad_clip = 0.5;
-  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8), bound(false, M2rnnMath::exact));
-  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
-  check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
+  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8),
+                       bound(false, M2rnnMath::exact));
+  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
+                       bound(false, M2rnnMath::tensor));
+  check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
+                          bound(true, M2rnnMath::tensor));
   check_backend<kc::bf16>(spec, Backend::cublas, {}, bound(true, M2rnnMath::tensor));
   // K 64, V 16 (lm400m's head): two warps a chain, which meet in shared memory every round (the
   // dq, dk and dv, df buffers by the round's parity); k shared, so dk goes out by atomics.
   ProblemSpec two_warps = spec_of(2, 11, 64, 16, 2, 502);
   two_warps.shape.Nk = 1;
-  check_backend<kc::bf16>(two_warps, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
+  check_backend<kc::bf16>(two_warps, Backend::fused, opts(M2rnnMath::tensor, 8),
+                          bound(true, M2rnnMath::tensor));
   // K V = 4096: the forward whose warp pairs swap column halves through shared memory, and the
   // backward whose second warp group recomputes the states.
   const ProblemSpec wide = spec_of(1, 11, 64, 64, 1, 501);
-  check_backend<float>(wide, Backend::fused, opts(M2rnnMath::tensor, 8), bound(false, M2rnnMath::tensor));
-  check_backend<kc::bf16>(wide, Backend::fused, opts(M2rnnMath::tensor, 8), bound(true, M2rnnMath::tensor));
+  check_backend<float>(wide, Backend::fused, opts(M2rnnMath::tensor, 8),
+                       bound(false, M2rnnMath::tensor));
+  check_backend<kc::bf16>(wide, Backend::fused, opts(M2rnnMath::tensor, 8),
+                          bound(true, M2rnnMath::tensor));
 }

@@ -124,13 +124,15 @@ class Problem {
         for (int64_t t = 0; t < S; ++t)
           for (int64_t h = 0; h < heads(i); ++h)
             for (int64_t e = 0; e < width; ++e)
-              in_[index(i, b, t, h) + e] = rounded(i == 3 ? uf(rng) : u(rng) / std::sqrt(double(width)) * 2);
+              in_[index(i, b, t, h) + e] =
+                  rounded(i == 3 ? uf(rng) : u(rng) / std::sqrt(double(width)) * 2);
     }
     W_.resize(static_cast<size_t>(s.Nw * V * V));
     for (int64_t w = 0; w < s.Nw; ++w)
       for (int64_t l = 0; l < V; ++l)
         for (int64_t c = 0; c < V; ++c)
-          W_[(w * V + l) * V + c] = rounded((l == c ? 0.5 : 0.0) + u(rng) * 0.8 / std::sqrt(double(V)));
+          W_[(w * V + l) * V + c] =
+              rounded((l == c ? 0.5 : 0.0) + u(rng) * 0.8 / std::sqrt(double(V)));
     auto fill = [&](std::vector<double>& x, size_t n, double scale) {
       x.resize(n);
       for (auto& e : x) e = rounded(u(rng) * scale);
@@ -160,7 +162,8 @@ class Problem {
     auto& hf = r.out["h_final"];
     y.resize(static_cast<size_t>(B * S * N_ * V));
     hf.resize(static_cast<size_t>(B * N_ * K * V));
-    kernels::M2rnnForward<double> p = forward_view<double>(in_.data(), W_.data(), h0_.empty() ? nullptr : h0_.data());
+    kernels::M2rnnForward<double> p =
+        forward_view<double>(in_.data(), W_.data(), h0_.empty() ? nullptr : h0_.data());
     p.y = y.data();
     p.h_final = hf.data();
     p.checkpoints = checkpoints.data();
@@ -172,7 +175,8 @@ class Problem {
     g.grad_clip = spec_.grad_clip;
     g.dy = dy_.data();
     g.dh_final = dh_final_.empty() ? nullptr : dh_final_.data();
-    for (const char* name : {"dq", "dk", "dv", "dW", "df", "dh0"}) r.out[name].resize(grad_size(name));
+    for (const char* name : {"dq", "dk", "dv", "dW", "df", "dh0"})
+      r.out[name].resize(grad_size(name));
     g.dq = r.out["dq"].data();
     g.dk = r.out["dk"].data();
     g.dv = r.out["dv"].data();
@@ -190,8 +194,8 @@ class Problem {
     kernels::M2rnnForward<T> fwd;
     kernels::M2rnnBackward<T> bwd;
     std::map<std::string, const DeviceArray<T>*> outputs() const {
-      return {{"y", &y}, {"h_final", &h_final}, {"dq", &dq}, {"dk", &dk}, {"dv", &dv},
-              {"dW", &dW}, {"df", &df}, {"dh0", &dh0}};
+      return {{"y", &y},   {"h_final", &h_final}, {"dq", &dq}, {"dk", &dk},
+              {"dv", &dv}, {"dW", &dW},           {"df", &df}, {"dh0", &dh0}};
     }
     void poison() {
       for (auto& [name, a] : outputs()) const_cast<DeviceArray<T>*>(a)->poison();
@@ -211,8 +215,12 @@ class Problem {
     up(d.dh_final, dh_final_);
     d.y = DeviceArray<T>(static_cast<size_t>(s.B * s.S * N_ * s.V));
     d.h_final = DeviceArray<T>(static_cast<size_t>(s.B * N_ * s.K * s.V));
-    for (auto [a, name] : {std::pair{&d.dq, "dq"}, {&d.dk, "dk"}, {&d.dv, "dv"}, {&d.dW, "dW"},
-                           {&d.df, "df"}, {&d.dh0, "dh0"}})
+    for (auto [a, name] : {std::pair{&d.dq, "dq"},
+                           {&d.dk, "dk"},
+                           {&d.dv, "dv"},
+                           {&d.dW, "dW"},
+                           {&d.df, "df"},
+                           {&d.dh0, "dh0"}})
       *a = DeviceArray<T>(grad_size(name));
     d.fwd = forward_view<T>(d.in.get(), d.W.get(), h0_.empty() ? nullptr : d.h0.get());
     d.fwd.y = d.y.get();

@@ -86,13 +86,19 @@ Result<T> run(const Problem& pr, double grad_clip, Impl impl = Impl::cpu) {
   r.checkpoints.resize(B * N * m2rnn_cpu_checkpoint_count(S) * K * V);
   r.candidates.resize(B * N * S * K * V);
   M2rnnForward<T> fwd{s,
-                      q.data(), contiguous(s, s.Nq, K),
-                      k.data(), contiguous(s, s.Nk, K),
-                      v.data(), contiguous(s, s.Nv, V),
+                      q.data(),
+                      contiguous(s, s.Nq, K),
+                      k.data(),
+                      contiguous(s, s.Nk, K),
+                      v.data(),
+                      contiguous(s, s.Nv, V),
                       W.data(),
-                      f.data(), contiguous(s, s.Nf, 1),
+                      f.data(),
+                      contiguous(s, s.Nf, 1),
                       pr.with_h0 ? h0.data() : nullptr,
-                      r.y.data(), r.h_final.data(), r.checkpoints.data(),
+                      r.y.data(),
+                      r.h_final.data(),
+                      r.checkpoints.data(),
                       r.candidates.data()};
   if (impl == Impl::naive) m2rnn_forward_naive(fwd);
   else m2rnn_forward_cpu(fwd);
@@ -102,9 +108,9 @@ Result<T> run(const Problem& pr, double grad_clip, Impl impl = Impl::cpu) {
   r.dW.resize(W.size());
   r.df.resize(f.size());
   r.dh0.resize(h0.size());
-  M2rnnBackward<T> bwd{fwd,          grad_clip,    dy.data(),    dhf.data(),   r.dq.data(),
-                       r.dk.data(),  r.dv.data(),  r.dW.data(),  r.df.data(),
-                       pr.with_h0 ? r.dh0.data() : nullptr};
+  M2rnnBackward<T> bwd{
+      fwd,         grad_clip,   dy.data(),   dhf.data(),  r.dq.data(),
+      r.dk.data(), r.dv.data(), r.dW.data(), r.df.data(), pr.with_h0 ? r.dh0.data() : nullptr};
   if (impl == Impl::naive) m2rnn_backward_naive(bwd);
   else m2rnn_backward_cpu(bwd);
   return r;
@@ -322,13 +328,18 @@ TEST_CASE("M2RNN CPU reads strided q, k, v and f in place", "[m2rnn]") {
   auto with_head = [&](int64_t h) { return SeqStrides{fused_stride.b, fused_stride.s, h}; };
   std::vector<double> y(B * S * N * V), h_final(B * N * K * V);
   M2rnnForward<double> fwd{s,
-                           fused.data(), with_head(K),
-                           fused.data() + cq, with_head(K),
-                           fused.data() + cq + ck, with_head(V),
+                           fused.data(),
+                           with_head(K),
+                           fused.data() + cq,
+                           with_head(K),
+                           fused.data() + cq + ck,
+                           with_head(V),
                            pr.W.data(),
-                           fused.data() + cq + ck + cv, with_head(1),
+                           fused.data() + cq + ck + cv,
+                           with_head(1),
                            pr.h0.data(),
-                           y.data(), h_final.data()};
+                           y.data(),
+                           h_final.data()};
   m2rnn_forward_cpu(fwd);
   const Result<double> expected = run<double>(pr, 0);
   CHECK(max_abs_diff(y, expected.y) == 0.0);

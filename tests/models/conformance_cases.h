@@ -29,6 +29,8 @@ constexpr int64_t kBatch = 2;
 
 // Option sets tested besides the defaults.
 inline std::vector<OptionMap> option_variants(const std::string& mixer) {
+  // Not formatted: a variant's options stay together.
+  // clang-format off
   static const std::map<std::string, std::vector<OptionMap>> table = {
       {"attention",
        {{{"num_heads", int64_t{1}}},
@@ -61,6 +63,7 @@ inline std::vector<OptionMap> option_variants(const std::string& mixer) {
       {"gru", {{{"hidden_size", int64_t{8}}}}},
       {"lstm", {{{"hidden_size", int64_t{8}}}}},
   };
+  // clang-format on
   std::vector<OptionMap> out = {{}};
   auto it = table.find(mixer);
   if (it != table.end()) out.insert(out.end(), it->second.begin(), it->second.end());
@@ -90,10 +93,8 @@ inline std::vector<OptionMap> out_of_range_options(const MixerInfo& info) {
   std::vector<OptionMap> out = {{{"no_such_option", int64_t{1}}}};
   for (const auto& spec : info.options) {
     if (spec.type == OptionType::Int) {
-      if (std::isfinite(spec.min))
-        out.push_back({{spec.name, static_cast<int64_t>(spec.min) - 1}});
-      if (std::isfinite(spec.max))
-        out.push_back({{spec.name, static_cast<int64_t>(spec.max) + 1}});
+      if (std::isfinite(spec.min)) out.push_back({{spec.name, static_cast<int64_t>(spec.min) - 1}});
+      if (std::isfinite(spec.max)) out.push_back({{spec.name, static_cast<int64_t>(spec.max) + 1}});
       out.push_back({{spec.name, std::string("many")}});
     } else if (spec.type == OptionType::Float) {
       if (std::isfinite(spec.min)) out.push_back({{spec.name, spec.min - 1.0}});
@@ -173,46 +174,45 @@ void for_each_mixer_variant(Body body) {
 
 }  // namespace conformance
 
-TEST_CASE("Mixers map (B, S, D) to (B, S, D) and one token (B, D) to (B, D)",
-          "[conformance]") {
+TEST_CASE("Mixers map (B, S, D) to (B, S, D) and one token (B, D) to (B, D)", "[conformance]") {
   using namespace conformance;
-  for_each_mixer_variant([](const std::string& name, const MixerInfo&, const OptionMap& options,
-                            const Setup& s) {
-    auto mixer = build(name, options, s);
-    torch::NoGradGuard no_grad;
-    for (int64_t seq : {1, 2, 9}) {
-      auto y = mixer->forward(random_input(seq, s));
-      CHECK(y.sizes() == torch::IntArrayRef({kBatch, seq, kDModel}));
-      CHECK(y.scalar_type() == s.dtype);
-      CHECK(y.device().type() == s.device.type());  // cuda:0 is not equal to plain cuda
-      CHECK(torch::isfinite(y).all().item<bool>());
-    }
-    MixerState state;
-    auto y = mixer->step(random_input(1, s).select(1, 0), state);
-    CHECK(y.sizes() == torch::IntArrayRef({kBatch, kDModel}));
-    CHECK_FALSE(state.empty());
-  });
+  for_each_mixer_variant(
+      [](const std::string& name, const MixerInfo&, const OptionMap& options, const Setup& s) {
+        auto mixer = build(name, options, s);
+        torch::NoGradGuard no_grad;
+        for (int64_t seq : {1, 2, 9}) {
+          auto y = mixer->forward(random_input(seq, s));
+          CHECK(y.sizes() == torch::IntArrayRef({kBatch, seq, kDModel}));
+          CHECK(y.scalar_type() == s.dtype);
+          CHECK(y.device().type() == s.device.type());  // cuda:0 is not equal to plain cuda
+          CHECK(torch::isfinite(y).all().item<bool>());
+        }
+        MixerState state;
+        auto y = mixer->step(random_input(1, s).select(1, 0), state);
+        CHECK(y.sizes() == torch::IntArrayRef({kBatch, kDModel}));
+        CHECK_FALSE(state.empty());
+      });
 }
 
 TEST_CASE("Mixers are causal: changing token t changes no output before t", "[conformance]") {
   using namespace conformance;
-  for_each_mixer_variant([](const std::string& name, const MixerInfo&, const OptionMap& options,
-                            const Setup& s) {
-    auto mixer = build(name, options, s);
-    torch::NoGradGuard no_grad;
-    const int64_t seq = 8;
-    auto x = random_input(seq, s);
-    auto y = mixer->forward(x);
-    for (int64_t t : {0, 3, 7}) {
-      auto x2 = x.clone();
-      x2.select(1, t).add_(3.0 * torch::randn_like(x2.select(1, t)));
-      auto y2 = mixer->forward(x2);
-      INFO("changed token " << t);
-      if (t > 0) CHECK(max_diff(y.narrow(1, 0, t), y2.narrow(1, 0, t)) <= s.tol);
-      // The changed token does reach its own output: the mixer reads its input.
-      CHECK(max_diff(y.select(1, t), y2.select(1, t)) > 1e3 * s.tol);
-    }
-  });
+  for_each_mixer_variant(
+      [](const std::string& name, const MixerInfo&, const OptionMap& options, const Setup& s) {
+        auto mixer = build(name, options, s);
+        torch::NoGradGuard no_grad;
+        const int64_t seq = 8;
+        auto x = random_input(seq, s);
+        auto y = mixer->forward(x);
+        for (int64_t t : {0, 3, 7}) {
+          auto x2 = x.clone();
+          x2.select(1, t).add_(3.0 * torch::randn_like(x2.select(1, t)));
+          auto y2 = mixer->forward(x2);
+          INFO("changed token " << t);
+          if (t > 0) CHECK(max_diff(y.narrow(1, 0, t), y2.narrow(1, 0, t)) <= s.tol);
+          // The changed token does reach its own output: the mixer reads its input.
+          CHECK(max_diff(y.select(1, t), y2.select(1, t)) > 1e3 * s.tol);
+        }
+      });
 }
 
 TEST_CASE("Mixer forward equals token-by-token step", "[conformance]") {
@@ -239,56 +239,55 @@ TEST_CASE("Mixer forward equals token-by-token step", "[conformance]") {
 TEST_CASE("Mixer on a split sequence with carried state equals the whole sequence",
           "[conformance]") {
   using namespace conformance;
-  for_each_mixer_variant([](const std::string& name, const MixerInfo&, const OptionMap& options,
-                            const Setup& s) {
-    auto mixer = build(name, options, s);
-    torch::NoGradGuard no_grad;
-    const int64_t seq = 9;
-    auto x = random_input(seq, s);
-    auto whole = mixer->forward(x);
-    for (int64_t cut : {1, 2, 5, 8}) {
-      INFO("cut after " << cut << " tokens");
-      MixerState state;
-      auto first = mixer->forward(x.narrow(1, 0, cut), &state);
-      auto second = mixer->forward(x.narrow(1, cut, seq - cut), &state);
-      CHECK(max_diff(whole, torch::cat({first, second}, 1)) <= s.tol);
-      // Three pieces: the state carries more than once.
-      if (cut + 2 < seq) {
-        MixerState s3;
-        auto a = mixer->forward(x.narrow(1, 0, cut), &s3);
-        auto b = mixer->forward(x.narrow(1, cut, 2), &s3);
-        auto c = mixer->forward(x.narrow(1, cut + 2, seq - cut - 2), &s3);
-        CHECK(max_diff(whole, torch::cat({a, b, c}, 1)) <= s.tol);
-      }
-      // A prompt in parallel form, then generation token by token.
-      MixerState mixed;
-      auto prompt = mixer->forward(x.narrow(1, 0, cut), &mixed);
-      auto rest = step_by_step(*mixer, x.narrow(1, cut, seq - cut), mixed);
-      CHECK(max_diff(whole, torch::cat({prompt, rest}, 1)) <= s.tol);
-    }
-  });
+  for_each_mixer_variant(
+      [](const std::string& name, const MixerInfo&, const OptionMap& options, const Setup& s) {
+        auto mixer = build(name, options, s);
+        torch::NoGradGuard no_grad;
+        const int64_t seq = 9;
+        auto x = random_input(seq, s);
+        auto whole = mixer->forward(x);
+        for (int64_t cut : {1, 2, 5, 8}) {
+          INFO("cut after " << cut << " tokens");
+          MixerState state;
+          auto first = mixer->forward(x.narrow(1, 0, cut), &state);
+          auto second = mixer->forward(x.narrow(1, cut, seq - cut), &state);
+          CHECK(max_diff(whole, torch::cat({first, second}, 1)) <= s.tol);
+          // Three pieces: the state carries more than once.
+          if (cut + 2 < seq) {
+            MixerState s3;
+            auto a = mixer->forward(x.narrow(1, 0, cut), &s3);
+            auto b = mixer->forward(x.narrow(1, cut, 2), &s3);
+            auto c = mixer->forward(x.narrow(1, cut + 2, seq - cut - 2), &s3);
+            CHECK(max_diff(whole, torch::cat({a, b, c}, 1)) <= s.tol);
+          }
+          // A prompt in parallel form, then generation token by token.
+          MixerState mixed;
+          auto prompt = mixer->forward(x.narrow(1, 0, cut), &mixed);
+          auto rest = step_by_step(*mixer, x.narrow(1, cut, seq - cut), mixed);
+          CHECK(max_diff(whole, torch::cat({prompt, rest}, 1)) <= s.tol);
+        }
+      });
 }
 
-TEST_CASE("Mixer gradients are finite and reach every parameter and the input",
-          "[conformance]") {
+TEST_CASE("Mixer gradients are finite and reach every parameter and the input", "[conformance]") {
   using namespace conformance;
-  for_each_mixer_variant([](const std::string& name, const MixerInfo&, const OptionMap& options,
-                            const Setup& s) {
-    auto mixer = build(name, options, s);
-    auto x = random_input(6, s).requires_grad_(true);
-    auto weights = random_input(6, s, 2);
-    (mixer->forward(x) * weights).sum().backward();
-    REQUIRE(x.grad().defined());
-    CHECK(torch::isfinite(x.grad()).all().item<bool>());
-    CHECK(x.grad().abs().sum().item<double>() > 0);
-    for (const auto& item : mixer->named_parameters()) {
-      INFO("parameter " << item.key());
-      const auto& grad = item.value().grad();
-      REQUIRE(grad.defined());
-      CHECK(torch::isfinite(grad).all().item<bool>());
-      CHECK(grad.abs().sum().item<double>() > 0);
-    }
-  });
+  for_each_mixer_variant(
+      [](const std::string& name, const MixerInfo&, const OptionMap& options, const Setup& s) {
+        auto mixer = build(name, options, s);
+        auto x = random_input(6, s).requires_grad_(true);
+        auto weights = random_input(6, s, 2);
+        (mixer->forward(x) * weights).sum().backward();
+        REQUIRE(x.grad().defined());
+        CHECK(torch::isfinite(x.grad()).all().item<bool>());
+        CHECK(x.grad().abs().sum().item<double>() > 0);
+        for (const auto& item : mixer->named_parameters()) {
+          INFO("parameter " << item.key());
+          const auto& grad = item.value().grad();
+          REQUIRE(grad.defined());
+          CHECK(torch::isfinite(grad).all().item<bool>());
+          CHECK(grad.abs().sum().item<double>() > 0);
+        }
+      });
 }
 
 TEST_CASE("Mixers reject bad options with OptionError naming the option", "[conformance]") {

@@ -19,8 +19,8 @@ std::vector<torch::Tensor> results(const Op& op, const Leaves& inputs, const Lea
   Leaves leaves;
   for (const auto& t : inputs) leaves.push_back(t.detach().requires_grad_(true));
   auto [out, state] = op(leaves);
-  auto loss = (out * weights[0].to(out.options())).sum() +
-              (state * weights[1].to(state.options())).sum();
+  auto loss =
+      (out * weights[0].to(out.options())).sum() + (state * weights[1].to(state.options())).sum();
   std::vector<torch::Tensor> all = {out.detach(), state.detach()};
   for (auto& g : torch::autograd::grad({loss}, leaves)) all.push_back(g);
   return all;
@@ -59,9 +59,10 @@ TEST_CASE("ssd chunked and recurrent forms on CUDA match the float64 CPU recurre
                    torch::randn({b, H, N, P}, kF64)};
   Leaves weights = {torch::randn({b, S, H, P}, kF64), torch::randn({b, H, N, P}, kF64)};
   auto unpack = [](const SsdResult& r) { return std::pair{r.y, r.final_state}; };
-  check_on_cuda([&](const Leaves& l) { return unpack(ssd_chunked(l[0], l[1], l[2], l[3], 32, l[4])); },
-                [&](const Leaves& l) { return unpack(ssd_recurrent(l[0], l[1], l[2], l[3], l[4])); },
-                inputs, weights);
+  check_on_cuda(
+      [&](const Leaves& l) { return unpack(ssd_chunked(l[0], l[1], l[2], l[3], 32, l[4])); },
+      [&](const Leaves& l) { return unpack(ssd_recurrent(l[0], l[1], l[2], l[3], l[4])); }, inputs,
+      weights);
 }
 
 TEST_CASE("delta rule chunked and recurrent forms on CUDA match the float64 CPU recurrence",
@@ -70,8 +71,8 @@ TEST_CASE("delta rule chunked and recurrent forms on CUDA match the float64 CPU 
   const int64_t b = 2, S = 100, H = 4, K = 16, V = 32;
   auto unit = [](torch::Tensor t) { return t / t.norm(2, -1, true); };
   Leaves inputs = {unit(torch::randn({b, S, H, K}, kF64)), unit(torch::randn({b, S, H, K}, kF64)),
-                   torch::randn({b, S, H, V}, kF64), -torch::rand({b, S, H}, kF64),
-                   2 * torch::rand({b, S, H}, kF64), torch::randn({b, H, K, V}, kF64)};
+                   torch::randn({b, S, H, V}, kF64),       -torch::rand({b, S, H}, kF64),
+                   2 * torch::rand({b, S, H}, kF64),       torch::randn({b, H, K, V}, kF64)};
   Leaves weights = {torch::randn({b, S, H, V}, kF64), torch::randn({b, H, K, V}, kF64)};
   auto unpack = [](const DeltaRuleResult& r) { return std::pair{r.o, r.final_state}; };
   check_on_cuda(

@@ -3,7 +3,6 @@
 // rejected call.
 #include <torch/torch.h>
 
-#include <stdexcept>
 #include <string>
 
 namespace m2b::models::testing {
@@ -14,13 +13,13 @@ inline bool close(const torch::Tensor& a, const torch::Tensor& b, double tol = 1
   return a.sizes() == b.sizes() && torch::allclose(a, b, tol, tol);
 }
 
-// The message of the std::invalid_argument that f throws, or "" where it throws none.
+// The message of the TORCH_CHECK error (c10::Error) that f throws, or "" where it throws none.
 template <typename F>
 std::string error_of(F&& f) {
   try {
     f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
   }
   return "";
 }

@@ -32,11 +32,11 @@ DeltaProductInputs random_delta_product_inputs(int64_t S, int64_t n, bool with_s
     return t / t.norm(2, -1, true);
   };
   DeltaProductInputs in{unit({b, S, H, K}),
-            unit({b, S, n, H, K}),
-            torch::randn({b, S, n, H, V}, kF64),
-            -torch::rand({b, S, H}, kF64),
-            2 * torch::rand({b, S, n, H}, kF64),
-            {}};
+                        unit({b, S, n, H, K}),
+                        torch::randn({b, S, n, H, V}, kF64),
+                        -torch::rand({b, S, H}, kF64),
+                        2 * torch::rand({b, S, n, H}, kF64),
+                        {}};
   if (with_state) in.state = torch::randn({b, H, K, V}, kF64);
   return in;
 }
@@ -63,9 +63,10 @@ TEST_CASE("delta product naive form is the per-token product of Householder upda
     }
 }
 
-TEST_CASE("delta product recurrent and chunked forms equal the naive form, outputs and final "
-          "states",
-          "[delta_product]") {
+TEST_CASE(
+    "delta product recurrent and chunked forms equal the naive form, outputs and final "
+    "states",
+    "[delta_product]") {
   torch::manual_seed(1);
   for (int64_t n : {1, 2, 3})
     for (int64_t S : {1, 7, 16})
@@ -126,8 +127,9 @@ TEST_CASE("delta product with one reflection per token is the gated delta rule",
 TEST_CASE("delta product rejects bad shapes and chunk sizes, naming what was wrong",
           "[delta_product]") {
   auto in = random_delta_product_inputs(6, 2, true);
-  CHECK(error_of([&] { delta_product_chunked(in.q, in.k, in.v, in.log_a, in.beta, 0); })
-            .find("chunk must be >= 1") != std::string::npos);
+  CHECK(error_of([&] {
+          delta_product_chunked(in.q, in.k, in.v, in.log_a, in.beta, 0);
+        }).find("chunk must be >= 1") != std::string::npos);
   CHECK(error_of([&] {
           delta_product_recurrent(in.q, in.k.select(2, 0), in.v, in.log_a, in.beta);
         }).find("k must be (batch, seq, householder, heads, head_k_dim)") != std::string::npos);
@@ -156,15 +158,15 @@ TEST_CASE("gated_deltaproduct over several chunks equals its split and stepped f
     }
 }
 
-TEST_CASE("gated_deltaproduct with num_householder 1 computes gated_deltanet with the same "
-          "parameters",
-          "[delta_product][gated_deltaproduct]") {
+TEST_CASE(
+    "gated_deltaproduct with num_householder 1 computes gated_deltanet with the same "
+    "parameters",
+    "[delta_product][gated_deltaproduct]") {
   using namespace m2b::models;
   for (bool negative : {false, true}) {
     CAPTURE(negative);
-    const std::map<std::string, m2b::OptionValue> shared = {{"chunk_size", int64_t{4}},
-                                                            {"num_heads", int64_t{2}},
-                                                            {"negative_eigenvalues", negative}};
+    const std::map<std::string, m2b::OptionValue> shared = {
+        {"chunk_size", int64_t{4}}, {"num_heads", int64_t{2}}, {"negative_eigenvalues", negative}};
     auto product_options = shared;
     product_options["num_householder"] = int64_t{1};
     torch::manual_seed(0);
@@ -195,11 +197,11 @@ TEST_CASE("gated_deltaproduct with num_householder 1 computes gated_deltanet wit
   }
 }
 
-TEST_CASE("gated_deltaproduct rejects a head count that does not divide d_model unless "
-          "head_k_dim is set",
-          "[delta_product][gated_deltaproduct]") {
-  auto [key, message] =
-      mixer_option_error("gated_deltaproduct", 32, {{"num_heads", int64_t{3}}});
+TEST_CASE(
+    "gated_deltaproduct rejects a head count that does not divide d_model unless "
+    "head_k_dim is set",
+    "[delta_product][gated_deltaproduct]") {
+  auto [key, message] = mixer_option_error("gated_deltaproduct", 32, {{"num_heads", int64_t{3}}});
   CHECK(key == "num_heads");
   CHECK(message.find("num_heads (3) must divide d_model (32)") != std::string::npos);
   CHECK(mixer_option_error("gated_deltaproduct", 32,

@@ -23,14 +23,19 @@ struct DeltaRuleInputs {
 };
 
 // Unit-norm q and k as the layer gives them; decays in (e^-1, 1]; b in (0, 2).
-DeltaRuleInputs random_delta_rule_inputs(int64_t S, bool with_state, torch::TensorOptions opts = kF64) {
+DeltaRuleInputs random_delta_rule_inputs(int64_t S, bool with_state,
+                                         torch::TensorOptions opts = kF64) {
   const int64_t b = 2, H = 3, K = 4, V = 5;
   auto unit = [&](std::initializer_list<int64_t> sizes) {
     auto t = torch::randn(sizes, opts);
     return t / t.norm(2, -1, true);
   };
-  DeltaRuleInputs in{unit({b, S, H, K}), unit({b, S, H, K}), torch::randn({b, S, H, V}, opts),
-            -torch::rand({b, S, H}, opts), 2 * torch::rand({b, S, H}, opts), {}};
+  DeltaRuleInputs in{unit({b, S, H, K}),
+                     unit({b, S, H, K}),
+                     torch::randn({b, S, H, V}, opts),
+                     -torch::rand({b, S, H}, opts),
+                     2 * torch::rand({b, S, H}, opts),
+                     {}};
   if (with_state) in.state = torch::randn({b, H, K, V}, opts);
   return in;
 }
@@ -84,8 +89,7 @@ TEST_CASE("delta rule chunked gradients equal the recurrence's", "[delta_rule]")
       return torch::autograd::grad({loss}, leaves);
     };
     auto ref = grads_of(delta_rule_recurrent(in.q, in.k, in.v, in.log_a, in.beta, in.state));
-    auto chunked =
-        grads_of(delta_rule_chunked(in.q, in.k, in.v, in.log_a, in.beta, 4, in.state));
+    auto chunked = grads_of(delta_rule_chunked(in.q, in.k, in.v, in.log_a, in.beta, 4, in.state));
     for (size_t i = 0; i < leaves.size(); ++i) {
       CAPTURE(S, i);
       CHECK(close(chunked[i], ref[i]));
@@ -93,30 +97,33 @@ TEST_CASE("delta rule chunked gradients equal the recurrence's", "[delta_rule]")
   }
 }
 
-TEST_CASE("delta rule chunked form stays accurate in float32 under strong decay over long "
-          "sequences",
-          "[delta_rule]") {
+TEST_CASE(
+    "delta rule chunked form stays accurate in float32 under strong decay over long "
+    "sequences",
+    "[delta_rule]") {
   torch::manual_seed(3);
   auto in = random_delta_rule_inputs(256, true);
   in.log_a = in.log_a * 20;  // down to e^-20 per step: cumulative sums reach -2500
   auto ref = delta_rule_recurrent(in.q, in.k, in.v, in.log_a, in.beta, in.state);
   auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };
-  auto chunked = delta_rule_chunked(f32(in.q), f32(in.k), f32(in.v), f32(in.log_a),
-                                    f32(in.beta), 64, f32(in.state));
+  auto chunked = delta_rule_chunked(f32(in.q), f32(in.k), f32(in.v), f32(in.log_a), f32(in.beta),
+                                    64, f32(in.state));
   REQUIRE(torch::isfinite(chunked.o).all().item<bool>());
   CHECK(torch::allclose(chunked.o.to(torch::kFloat64), ref.o, 1e-4, 1e-4));
   CHECK(torch::allclose(chunked.final_state.to(torch::kFloat64), ref.final_state, 1e-4, 1e-4));
 }
 
-TEST_CASE("delta rule rejects bad shapes and chunk sizes, naming what was wrong",
-          "[delta_rule]") {
+TEST_CASE("delta rule rejects bad shapes and chunk sizes, naming what was wrong", "[delta_rule]") {
   auto in = random_delta_rule_inputs(6, true);
-  CHECK(error_of([&] { delta_rule_chunked(in.q, in.k, in.v, in.log_a, in.beta, 0); })
-            .find("chunk must be >= 1") != std::string::npos);
-  CHECK(error_of([&] { delta_rule_recurrent(in.q, in.k.narrow(3, 0, 3), in.v, in.log_a, in.beta); })
-            .find("k must have the shape of q (2, 6, 3, 4), got (2, 6, 3, 3)") != std::string::npos);
-  CHECK(error_of([&] { delta_rule_recurrent(in.q, in.k, in.v, in.log_a, in.beta.narrow(2, 0, 1)); })
-            .find("beta must be (batch, seq, heads) = (2, 6, 3), got (2, 6, 1)") !=
+  CHECK(error_of([&] {
+          delta_rule_chunked(in.q, in.k, in.v, in.log_a, in.beta, 0);
+        }).find("chunk must be >= 1") != std::string::npos);
+  CHECK(error_of([&] {
+          delta_rule_recurrent(in.q, in.k.narrow(3, 0, 3), in.v, in.log_a, in.beta);
+        }).find("k must have the shape of q (2, 6, 3, 4), got (2, 6, 3, 3)") != std::string::npos);
+  CHECK(error_of([&] {
+          delta_rule_recurrent(in.q, in.k, in.v, in.log_a, in.beta.narrow(2, 0, 1));
+        }).find("beta must be (batch, seq, heads) = (2, 6, 3), got (2, 6, 1)") !=
         std::string::npos);
   CHECK(error_of([&] {
           delta_rule_chunked(in.q, in.k, in.v, in.log_a, in.beta, 4, in.state.narrow(3, 0, 2));
@@ -137,9 +144,10 @@ TEST_CASE("gated_deltanet over several chunks equals its split and stepped forms
   }
 }
 
-TEST_CASE("gated_deltanet rejects a head count that does not divide d_model unless head_k_dim "
-          "is set",
-          "[delta_rule][gated_deltanet]") {
+TEST_CASE(
+    "gated_deltanet rejects a head count that does not divide d_model unless head_k_dim "
+    "is set",
+    "[delta_rule][gated_deltanet]") {
   auto [key, message] = mixer_option_error("gated_deltanet", 32, {{"num_heads", int64_t{3}}});
   CHECK(key == "num_heads");
   CHECK(message.find("num_heads (3) must divide d_model (32)") != std::string::npos);

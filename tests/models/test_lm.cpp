@@ -46,12 +46,15 @@ TEST_CASE("LanguageModel maps tokens to logits over the vocabulary", "[lm]") {
 }
 
 TEST_CASE("A shorter layers list repeats to build a hybrid", "[lm]") {
-  LanguageModel model(small_config({{"gru", {}}, {"gru", {}}, {"attention", {{"num_heads", int64_t{2}}}}}, 6));
+  LanguageModel model(
+      small_config({{"gru", {}}, {"gru", {}}, {"attention", {{"num_heads", int64_t{2}}}}}, 6));
   auto params = model->named_parameters();
-  for (int i : {0, 1, 3, 4}) CHECK(params.contains("block" + std::to_string(i) + ".mixer.rnn.weight_hh_l0"));
+  for (int i : {0, 1, 3, 4})
+    CHECK(params.contains("block" + std::to_string(i) + ".mixer.rnn.weight_hh_l0"));
   for (int i : {2, 5}) CHECK(params.contains("block" + std::to_string(i) + ".mixer.qkv.weight"));
   CHECK_FALSE(params.contains("block6.mlp.down.weight"));
-  CHECK(model->forward(torch::zeros({2, 4}, torch::kLong)).sizes() == torch::IntArrayRef({2, 4, 11}));
+  CHECK(model->forward(torch::zeros({2, 4}, torch::kLong)).sizes() ==
+        torch::IntArrayRef({2, 4, 11}));
 }
 
 TEST_CASE("Tied embeddings use the embedding matrix as the head", "[lm]") {

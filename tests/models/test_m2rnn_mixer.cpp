@@ -78,8 +78,10 @@ TEST_CASE("M2RNN mixer computes the documented layer from its parameters", "[m2r
 }
 
 TEST_CASE("M2RNN mixer starts from W = I, D = 1 and the decay gate's ranges", "[m2rnn]") {
-  auto mixer = build({{"num_v_heads", int64_t{8}}, {"num_w_heads", int64_t{8}},
-                      {"num_f_heads", int64_t{8}}, {"num_g_heads", int64_t{8}}});
+  auto mixer = build({{"num_v_heads", int64_t{8}},
+                      {"num_w_heads", int64_t{8}},
+                      {"num_f_heads", int64_t{8}},
+                      {"num_g_heads", int64_t{8}}});
   auto params = mixer->named_parameters();
   const int64_t V = 16;
   CHECK(torch::equal(params["W"], torch::eye(V, torch::kFloat64).repeat({8, 1, 1})));
@@ -119,8 +121,7 @@ TEST_CASE("M2RNN mixer options are checked by name", "[m2rnn]") {
   CHECK(option_error_key({{"num_g_heads", int64_t{8}}}) ==
         "num_g_heads: mixer m2rnn: num_g_heads (8) must divide N = 4, the largest of the q, k, v, "
         "w and f head counts");
-  CHECK(option_error_key({{"a_init_min", 5.0}, {"a_init_max", 2.0}}).rfind("a_init_min: ", 0) ==
-        0);
+  CHECK(option_error_key({{"a_init_min", 5.0}, {"a_init_max", 2.0}}).rfind("a_init_min: ", 0) == 0);
   CHECK(option_error_key({{"backend", std::string("gpu")}}).rfind("backend: ", 0) == 0);
   CHECK(option_error_key({}, 0).rfind("d_model: ", 0) == 0);
   CHECK(option_error_key(kShared) == "accepted");

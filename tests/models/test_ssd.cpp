@@ -23,10 +23,13 @@ struct SsdInputs {
 
 // a in [-1, 0): real Mamba-2 log decays -exp(A_log) dt are of this order at initialisation.
 SsdInputs random_ssd_inputs(int64_t S, int64_t heads, int64_t groups, bool with_state,
-                     torch::TensorOptions opts = kF64) {
+                            torch::TensorOptions opts = kF64) {
   const int64_t b = 2, P = 3, N = 5;
-  SsdInputs in{torch::randn({b, S, heads, P}, opts), -torch::rand({b, S, heads}, opts),
-            torch::randn({b, S, groups, N}, opts), torch::randn({b, S, groups, N}, opts), {}};
+  SsdInputs in{torch::randn({b, S, heads, P}, opts),
+               -torch::rand({b, S, heads}, opts),
+               torch::randn({b, S, groups, N}, opts),
+               torch::randn({b, S, groups, N}, opts),
+               {}};
   if (with_state) in.state = torch::randn({b, heads, N, P}, opts);
   return in;
 }
@@ -107,17 +110,21 @@ TEST_CASE("ssd rejects bad shapes and chunk sizes, naming what was wrong", "[ssd
   CHECK(error_of([&] { ssd_chunked(in.x, in.a, in.B, in.C, 0); }).find("chunk must be >= 1") !=
         std::string::npos);
   auto three_groups = torch::randn({2, 6, 3, 5}, kF64);
-  CHECK(error_of([&] { ssd_naive(in.x, in.a, three_groups, three_groups); })
-            .find("groups of B and C (3) must divide the heads of x (4)") != std::string::npos);
-  CHECK(error_of([&] { ssd_naive(in.x, in.a.narrow(1, 0, 5), in.B, in.C); })
-            .find("a must be (batch, seq, heads) = (2, 6, 4), got (2, 5, 4)") != std::string::npos);
-  CHECK(error_of([&] { ssd_naive(in.x, in.a, in.B, in.C, in.state.narrow(2, 0, 4)); })
-            .find("the state must be") != std::string::npos);
+  CHECK(error_of([&] {
+          ssd_naive(in.x, in.a, three_groups, three_groups);
+        }).find("groups of B and C (3) must divide the heads of x (4)") != std::string::npos);
+  CHECK(error_of([&] {
+          ssd_naive(in.x, in.a.narrow(1, 0, 5), in.B, in.C);
+        }).find("a must be (batch, seq, heads) = (2, 6, 4), got (2, 5, 4)") != std::string::npos);
+  CHECK(error_of([&] {
+          ssd_naive(in.x, in.a, in.B, in.C, in.state.narrow(2, 0, 4));
+        }).find("the state must be") != std::string::npos);
 }
 
 TEST_CASE("mamba2 over several chunks equals its split and stepped forms", "[ssd][mamba2]") {
   check_chunked_mixer_matches_step(
-      "mamba2", 16, {{"chunk_size", int64_t{3}}, {"head_dim", int64_t{8}}, {"d_state", int64_t{4}}});
+      "mamba2", 16,
+      {{"chunk_size", int64_t{3}}, {"head_dim", int64_t{8}}, {"d_state", int64_t{4}}});
 }
 
 TEST_CASE("mamba2 rejects a head_dim that does not divide the inner width", "[ssd][mamba2]") {

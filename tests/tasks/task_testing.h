@@ -28,7 +28,8 @@ inline Token id_of(const Task& task, const std::string& word) {
 inline Example example_from_text(const Task& task, const std::string& inputs,
                                  const std::string& answers) {
   const auto in = words_of(inputs), out = words_of(answers);
-  if (in.size() != out.size()) throw std::invalid_argument("test: inputs and answers differ in size");
+  if (in.size() != out.size())
+    throw std::invalid_argument("test: inputs and answers differ in size");
   Example ex;
   for (size_t i = 0; i < in.size(); ++i) {
     ex.inputs.push_back(id_of(task, in[i]));

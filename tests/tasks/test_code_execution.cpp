@@ -16,19 +16,20 @@ TEST_CASE("code execution prints the values the program computes", "[code_execut
   // a = 3; b = a + 4 (7); a += b (10 mod 10 = 0); swap a b (a 7, b 0); c = a (7).
   const char* program =
       "a = 3 - - print a  b = a + 4 print b  a += b - - print a  swap a b - - print b  c = a - - print c";
-  const char* answers =
-      ". . . . . . 3  . . . . . . 7  . . . . . . 0  . . . . . . 0  . . . . . . 7";
+  const char* answers = ". . . . . . 3  . . . . . . 7  . . . . . . 0  . . . . . . 0  . . . . . . 7";
   CHECK_NOTHROW(task->check(example_from_text(*task, program, answers)));
   CHECK(message_of<TaskError>([&] {
           task->check(example_from_text(
-              *task, program, ". . . . . . 3  . . . . . . 7  . . . . . . 0  . . . . . . 0  . . . . . . 0"));
+              *task, program,
+              ". . . . . . 3  . . . . . . 7  . . . . . . 0  . . . . . . 0  . . . . . . 0"));
         }) == "code_execution: position 34: target is '0', expected '7'");
   CHECK(message_of<TaskError>([&] {
           task->check(example_from_text(*task, "a = b + - print a", ". . . . . . 0"));
         }) == "code_execution: position 4: expected a constant 0..9, got '-'");
-  CHECK(message_of<TaskError>([&] {
-          task->check(example_from_text(*task, "a = 1 - - - -", ". . . . . . ."));
-        }) == "code_execution: position 5: expected 'print' (the last statement always has one), got '-'");
+  CHECK(
+      message_of<TaskError>(
+          [&] { task->check(example_from_text(*task, "a = 1 - - - -", ". . . . . . .")); }) ==
+      "code_execution: position 5: expected 'print' (the last statement always has one), got '-'");
 }
 
 TEST_CASE("code execution examples pass their checker at every length", "[code_execution]") {
@@ -61,11 +62,12 @@ TEST_CASE("code execution draws statements, variables and values evenly", "[code
     for (int64_t step = 0; step < length; ++step) {
       const int64_t at = 7 * step;
       const auto& v = task->vocabulary();
-      const std::string kind = v[ex.inputs[at]] == "swap" ? "swap"
+      const std::string kind = v[ex.inputs[at]] == "swap"     ? "swap"
                                : v[ex.inputs[at + 1]] == "+=" ? "accumulate"
                                : v[ex.inputs[at + 3]] == "+"  ? "add"
-                               : std::isdigit(static_cast<unsigned char>(v[ex.inputs[at + 2]][0])) ? "set"
-                                                                                                   : "copy";
+                               : std::isdigit(static_cast<unsigned char>(v[ex.inputs[at + 2]][0]))
+                                   ? "set"
+                                   : "copy";
       ++kinds[kind];
       if (ex.scored[at + 6]) {
         ++printed[v[ex.inputs[at + 6]]];
@@ -92,12 +94,18 @@ TEST_CASE("code execution without swap never swaps", "[code_execution]") {
 }
 
 TEST_CASE("code execution rejects bad parameters with clear messages", "[code_execution]") {
-  CHECK(message_of<TaskError>([] { make_task("code_execution", {{"variables", int64_t{1}}}); }) ==
-        "code_execution: swap=true needs variables >= 2 (got variables 1); set swap=false or add variables");
-  CHECK(message_of<m2b::OptionError>([] { make_task("code_execution", {{"modulus", int64_t{0}}}); }) ==
-        "task code_execution: option 'modulus' must be an integer in [2, 100], got 0");
-  CHECK(message_of<m2b::OptionError>([] { make_task("code_execution", {{"variables", int64_t{27}}}); }) ==
-        "task code_execution: option 'variables' must be an integer in [1, 26], got 27");
-  CHECK(message_of<m2b::OptionError>([] { make_task("code_execution", {{"swap", std::string("yes")}}); }) ==
-        "task code_execution: option 'swap' must be true or false, got yes");
+  CHECK(
+      message_of<TaskError>([] {
+        make_task("code_execution", {{"variables", int64_t{1}}});
+      }) ==
+      "code_execution: swap=true needs variables >= 2 (got variables 1); set swap=false or add variables");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("code_execution", {{"modulus", int64_t{0}}});
+        }) == "task code_execution: option 'modulus' must be an integer in [2, 100], got 0");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("code_execution", {{"variables", int64_t{27}}});
+        }) == "task code_execution: option 'variables' must be an integer in [1, 26], got 27");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("code_execution", {{"swap", std::string("yes")}});
+        }) == "task code_execution: option 'swap' must be true or false, got yes");
 }

@@ -27,17 +27,21 @@ TEST_CASE("entity tracking answers follow the operations", "[entity_tracking]") 
               *task, kInputs, ". . . .  . . . . b2  . . . . empty  . . . . .  . . . . b1"));
         }) == "entity_tracking: position 8: target is 'b2', expected 'b0'");
   CHECK(message_of<TaskError>([&] {
-          task->check(example_from_text(
-              *task, "o0 b2 o1 b0  move o0 b0 where o0",  ". . . .  . . . . b0"));
+          task->check(
+              example_from_text(*task, "o0 b2 o1 b0  move o0 b0 where o0", ". . . .  . . . . b0"));
         }) == "entity_tracking: position 6: b0 is not empty");
   CHECK(message_of<TaskError>([&] {
-          task->check(example_from_text(*task, "o0 b2 o1 b0  put o0 b1 where o0", ". . . .  . . . . b1"));
+          task->check(
+              example_from_text(*task, "o0 b2 o1 b0  put o0 b1 where o0", ". . . .  . . . . b1"));
         }) == "entity_tracking: position 4: 'put' of o0, which is in a box");
+  CHECK(
+      message_of<TaskError>([&] {
+        task->check(example_from_text(*task, "o0 b2 o1 b0  swap b0 b2 - -", ". . . .  . . . . ."));
+      }) ==
+      "entity_tracking: position 7: expected a query (where, what: the last step always has one), got '-'");
   CHECK(message_of<TaskError>([&] {
-          task->check(example_from_text(*task, "o0 b2 o1 b0  swap b0 b2 - -", ". . . .  . . . . ."));
-        }) == "entity_tracking: position 7: expected a query (where, what: the last step always has one), got '-'");
-  CHECK(message_of<TaskError>([&] {
-          task->check(example_from_text(*task, "o0 b2 o1 b2  swap b0 b2 where o0", ". . . .  . . . . b0"));
+          task->check(
+              example_from_text(*task, "o0 b2 o1 b2  swap b0 b2 where o0", ". . . .  . . . . b0"));
         }) == "entity_tracking: position 3: box b2 assigned twice");
 }
 
@@ -64,7 +68,8 @@ TEST_CASE("entity tracking examples pass their checker at every length", "[entit
 }
 
 TEST_CASE("entity tracking draws operations and queries as documented", "[entity_tracking]") {
-  auto task = make_task("entity_tracking", {{"boxes", int64_t{5}}, {"objects", int64_t{3}}, {"query_prob", 0.25}});
+  auto task = make_task("entity_tracking",
+                        {{"boxes", int64_t{5}}, {"objects", int64_t{3}}, {"query_prob", 0.25}});
   std::map<std::string, int> ops, queries, answers;
   Rng rng(9);
   const int64_t length = 100, examples = 40;
@@ -104,20 +109,31 @@ TEST_CASE("entity tracking with query_prob 0 scores only the last step", "[entit
 }
 
 TEST_CASE("entity tracking rejects bad parameters with clear messages", "[entity_tracking]") {
-  CHECK(message_of<m2b::OptionError>([] { make_task("entity_tracking", {{"boxes", int64_t{0}}}); }) ==
-        "task entity_tracking: option 'boxes' must be an integer in [1, 256], got 0");
-  CHECK(message_of<TaskError>([] {
-          make_task("entity_tracking", {{"boxes", int64_t{5}}, {"objects", int64_t{7}}});
-        }) == "entity_tracking: objects (7) must not exceed boxes (5): each box holds at most one object");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("entity_tracking", {{"boxes", int64_t{0}}});
+        }) == "task entity_tracking: option 'boxes' must be an integer in [1, 256], got 0");
+  CHECK(
+      message_of<TaskError>([] {
+        make_task("entity_tracking", {{"boxes", int64_t{5}}, {"objects", int64_t{7}}});
+      }) ==
+      "entity_tracking: objects (7) must not exceed boxes (5): each box holds at most one object");
   CHECK(message_of<TaskError>([] {
           make_task("entity_tracking", {{"boxes", int64_t{1}}, {"objects", int64_t{1}}});
-        }) == "entity_tracking: swap=true needs boxes >= 2 (got boxes 1); set swap=false or add boxes");
+        }) ==
+        "entity_tracking: swap=true needs boxes >= 2 (got boxes 1); set swap=false or add boxes");
   CHECK(message_of<TaskError>([] {
-          make_task("entity_tracking", {{"boxes", int64_t{3}}, {"objects", int64_t{3}}, {"swap", false}, {"remove", false}});
-        }) == "entity_tracking: with swap=false, remove=false and objects == boxes (3) no operation is "
-              "possible; enable swap or remove, or use fewer objects than boxes");
-  CHECK(message_of<m2b::OptionError>([] { make_task("entity_tracking", {{"query_prob", 1.5}}); }) ==
-        "task entity_tracking: option 'query_prob' must be a number in [0, 1], got 1.5");
-  CHECK(message_of<m2b::OptionError>([] { make_task("entity_tracking", {{"colours", int64_t{2}}}); }) ==
-        "task entity_tracking: unknown option 'colours' (valid: boxes, objects, query_prob, swap, remove)");
+          make_task(
+              "entity_tracking",
+              {{"boxes", int64_t{3}}, {"objects", int64_t{3}}, {"swap", false}, {"remove", false}});
+        }) ==
+        "entity_tracking: with swap=false, remove=false and objects == boxes (3) no operation is "
+        "possible; enable swap or remove, or use fewer objects than boxes");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("entity_tracking", {{"query_prob", 1.5}});
+        }) == "task entity_tracking: option 'query_prob' must be a number in [0, 1], got 1.5");
+  CHECK(
+      message_of<m2b::OptionError>([] {
+        make_task("entity_tracking", {{"colours", int64_t{2}}});
+      }) ==
+      "task entity_tracking: unknown option 'colours' (valid: boxes, objects, query_prob, swap, remove)");
 }

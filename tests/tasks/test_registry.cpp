@@ -37,10 +37,12 @@ TEST_CASE("tasks register themselves once each and are listed by name", "[regist
 TEST_CASE("unknown tasks and parameters are named with what is valid", "[registry]") {
   CHECK(message_of<TaskError>([] { make_task("s4", {}); }) ==
         "unknown task 's4' (valid: a5, code_execution, cyclic, entity_tracking, parity, s3, s5)");
-  CHECK(message_of<m2b::OptionError>([] { make_task("cyclic", {{"n", int64_t{0}}}); }) ==
-        "task cyclic: option 'n' must be an integer in [2, 256], got 0");
-  CHECK(message_of<m2b::OptionError>([] { make_task("s3", {{"n", int64_t{3}}}); }) ==
-        "task s3: unknown option 'n' (valid: bos)");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("cyclic", {{"n", int64_t{0}}});
+        }) == "task cyclic: option 'n' must be an integer in [2, 256], got 0");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("s3", {{"n", int64_t{3}}});
+        }) == "task s3: unknown option 'n' (valid: bos)");
 }
 
 TEST_CASE("every task's examples pass its checker, from length 1 to far past training",
@@ -90,17 +92,20 @@ TEST_CASE("examples are pinned by seed and differ between seeds", "[registry]") 
 }
 
 TEST_CASE("command-line parameters are typed by the task's schema", "[registry]") {
-  const auto params = parse_task_params("entity_tracking", {"boxes=4", "query_prob=0.25", "swap=false"});
+  const auto params =
+      parse_task_params("entity_tracking", {"boxes=4", "query_prob=0.25", "swap=false"});
   CHECK(std::get<int64_t>(params.at("boxes")) == 4);
   CHECK(std::get<double>(params.at("query_prob")) == 0.25);
   CHECK(std::get<bool>(params.at("swap")) == false);
   CHECK(resolve_task_params("entity_tracking", params).get_int("objects") == 3);
-  CHECK(message_of<m2b::OptionError>([] { make_task("cyclic", parse_task_params("cyclic", {"n=abc"})); }) ==
-        "task cyclic: option 'n' must be an integer in [2, 256], got abc");
+  CHECK(message_of<m2b::OptionError>([] {
+          make_task("cyclic", parse_task_params("cyclic", {"n=abc"}));
+        }) == "task cyclic: option 'n' must be an integer in [2, 256], got abc");
   CHECK(message_of<TaskError>([] { parse_task_params("cyclic", {"n"}); }) ==
         "task cyclic: parameter 'n' is not name=value");
-  CHECK(message_of<TaskError>([] { parse_task_params("cyclic", {"n=3", "n=4"}); }) ==
-        "task cyclic: parameter 'n' given twice");
+  CHECK(message_of<TaskError>([] {
+          parse_task_params("cyclic", {"n=3", "n=4"});
+        }) == "task cyclic: parameter 'n' given twice");
   CHECK(message_of<TaskError>([] { parse_task_params("nope", {}); }) ==
         "unknown task 'nope' (valid: a5, code_execution, cyclic, entity_tracking, parity, s3, s5)");
 }
@@ -115,9 +120,13 @@ TEST_CASE("typed text reads the same on the command line as in a suite file", "[
   CHECK(parse_option_value(OptionType::Bool, "True") == OptionValue{true});
   CHECK(parse_option_value(OptionType::String, "12") == OptionValue{std::string("12")});
   // Text that is not of the type stays as given, for resolve_options to quote.
-  for (const auto& [type, text] : std::vector<std::pair<OptionType, std::string>>{
-           {OptionType::Int, "1.5"}, {OptionType::Int, "1e3"}, {OptionType::Float, "inf"},
-           {OptionType::Float, "0.5x"}, {OptionType::Bool, "1"}, {OptionType::Bool, "yes"}})
+  for (const auto& [type, text] :
+       std::vector<std::pair<OptionType, std::string>>{{OptionType::Int, "1.5"},
+                                                       {OptionType::Int, "1e3"},
+                                                       {OptionType::Float, "inf"},
+                                                       {OptionType::Float, "0.5x"},
+                                                       {OptionType::Bool, "1"},
+                                                       {OptionType::Bool, "yes"}})
     CHECK(parse_option_value(type, text) == OptionValue{text});
   CHECK(message_of<m2b::OptionError>([] { make_task("s3", parse_task_params("s3", {"bos=1"})); }) ==
         "task s3: option 'bos' must be true or false, got 1");
@@ -132,7 +141,8 @@ TEST_CASE("every task's checker rejects any single changed target", "[registry]"
     for (size_t pos = 0; pos < ex.targets.size(); ++pos) {
       INFO(info.name << " position " << pos);
       Example wrong = ex;
-      wrong.targets[pos] = (wrong.targets[pos] + 1 + static_cast<Token>(rng.below(vocab - 1))) % vocab;
+      wrong.targets[pos] =
+          (wrong.targets[pos] + 1 + static_cast<Token>(rng.below(vocab - 1))) % vocab;
       CHECK(contains(message_of<TaskError>([&] { task->check(wrong); }),
                      info.name + ": position " + std::to_string(pos) + ": "));
     }

@@ -11,16 +11,21 @@ using namespace m2b::tasks::testing;
 
 TEST_CASE("length splits validate their bounds", "[split]") {
   CHECK_NOTHROW(LengthSplit{2, 64, {64, 128, 256, 512}}.validate());
-  CHECK(message_of<TaskError>([] { LengthSplit{8, 4, {16}}.validate(); }) ==
-        "length split: train_min (8) must not exceed train_max (4)");
-  CHECK(message_of<TaskError>([] { LengthSplit{0, 4, {16}}.validate(); }) ==
-        "length split: train_min must be at least 1, got 0");
-  CHECK(message_of<TaskError>([] { LengthSplit{1, 4, {}}.validate(); }) ==
-        "length split: eval_lengths is empty; give at least one evaluation length");
-  CHECK(message_of<TaskError>([] { LengthSplit{1, 4, {8, 0}}.validate(); }) ==
-        "length split: eval_lengths must be at least 1, got 8, 0");
-  CHECK(message_of<TaskError>([] { LengthSplit{1, 4, {8, 16, 8}}.validate(); }) ==
-        "length split: eval_lengths has duplicates: 8, 16, 8");
+  CHECK(message_of<TaskError>([] {
+          LengthSplit{8, 4, {16}}.validate();
+        }) == "length split: train_min (8) must not exceed train_max (4)");
+  CHECK(message_of<TaskError>([] {
+          LengthSplit{0, 4, {16}}.validate();
+        }) == "length split: train_min must be at least 1, got 0");
+  CHECK(message_of<TaskError>([] {
+          LengthSplit{1, 4, {}}.validate();
+        }) == "length split: eval_lengths is empty; give at least one evaluation length");
+  CHECK(message_of<TaskError>([] {
+          LengthSplit{1, 4, {8, 0}}.validate();
+        }) == "length split: eval_lengths must be at least 1, got 8, 0");
+  CHECK(message_of<TaskError>([] {
+          LengthSplit{1, 4, {8, 16, 8}}.validate();
+        }) == "length split: eval_lengths has duplicates: 8, 16, 8");
 }
 
 TEST_CASE("training lengths cover the training range uniformly", "[split]") {
@@ -76,8 +81,9 @@ TEST_CASE("batches stack examples row-major", "[split]") {
     }
   }
   Rng more(8);
-  CHECK(message_of<TaskError>([&] { stack({task->sample(2, more), task->sample(3, more)}); }) ==
-        "stack: example 1 has 21 tokens, example 0 has 14");
+  CHECK(message_of<TaskError>([&] {
+          stack({task->sample(2, more), task->sample(3, more)});
+        }) == "stack: example 1 has 21 tokens, example 0 has 14");
   CHECK(message_of<TaskError>([&] { make_batch(*task, 4, 0, more); }) ==
         "code_execution: batch rows must be >= 1, got 0");
 }

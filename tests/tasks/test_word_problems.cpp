@@ -39,9 +39,12 @@ std::vector<std::vector<int>> running_positions(const std::vector<std::string>& 
 }  // namespace
 
 TEST_CASE("groups have the right orders, identities and associative tables", "[word_problem]") {
-  for (const auto& [group, order] : std::vector<std::pair<Group, int64_t>>{
-           {symmetric_group(3), 6}, {symmetric_group(5), 120}, {alternating_group(5), 60},
-           {cyclic_group(7), 7}, {cyclic_group(2), 2}}) {
+  for (const auto& [group, order] :
+       std::vector<std::pair<Group, int64_t>>{{symmetric_group(3), 6},
+                                              {symmetric_group(5), 120},
+                                              {alternating_group(5), 60},
+                                              {cyclic_group(7), 7},
+                                              {cyclic_group(2), 2}}) {
     INFO(group.name);
     REQUIRE(group.order() == order);
     std::vector<int> identity(group.degree());
@@ -56,7 +59,8 @@ TEST_CASE("groups have the right orders, identities and associative tables", "[w
         for (int32_t c = 0; c < order; c += 3)
           REQUIRE(group.compose(group.compose(a, b), c) == group.compose(a, group.compose(b, c)));
   }
-  CHECK(symmetric_group(3).names == std::vector<std::string>{"012", "021", "102", "120", "201", "210"});
+  CHECK(symmetric_group(3).names ==
+        std::vector<std::string>{"012", "021", "102", "120", "201", "210"});
   CHECK(alternating_group(5).names[0] == "01234");
 }
 
@@ -101,9 +105,11 @@ TEST_CASE("targets match moving the points through the permutations one at a tim
 }
 
 TEST_CASE("cyclic and parity targets are running sums", "[word_problem]") {
-  for (const auto& [name, n] : std::vector<std::pair<std::string, int64_t>>{{"cyclic", 7}, {"parity", 2}}) {
-    auto task = make_task(name, name == "cyclic" ? std::map<std::string, m2b::OptionValue>{{"n", int64_t{7}}}
-                                                 : std::map<std::string, m2b::OptionValue>{});
+  for (const auto& [name, n] :
+       std::vector<std::pair<std::string, int64_t>>{{"cyclic", 7}, {"parity", 2}}) {
+    auto task = make_task(name, name == "cyclic"
+                                    ? std::map<std::string, m2b::OptionValue>{{"n", int64_t{7}}}
+                                    : std::map<std::string, m2b::OptionValue>{});
     Rng rng(3);
     const Example ex = task->sample(200, rng);
     int64_t sum = 0;
@@ -155,9 +161,10 @@ TEST_CASE("the word-problem checker rejects corrupted examples", "[word_problem]
         "s5: position 2: input id 120 outside the vocabulary [0, 120)");
 }
 
-TEST_CASE("with bos a word problem starts with an unscored <bos>, then the same elements and "
-          "products",
-          "[word_problem][bos]") {
+TEST_CASE(
+    "with bos a word problem starts with an unscored <bos>, then the same elements and "
+    "products",
+    "[word_problem][bos]") {
   for (const char* name : {"s3", "parity"}) {
     INFO(name);
     auto plain = make_task(name, {});
