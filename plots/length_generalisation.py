@@ -15,9 +15,9 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, group_key, length_axis,
-                          mark_training_range, model_style, per_seed_values, plt, read_csv, save,
-                          shared_legend, too_many_lines)
+from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, length_axis,
+                          mark_training_range, model_style, per_seed_table, plt, read_table_groups,
+                          save, shared_legend, too_many_lines)
 from matplotlib.lines import Line2D  # noqa: E402
 
 DODGE = 0.13  # models side by side at a length, within ± this many octaves
@@ -117,13 +117,7 @@ def main():
     parser.add_argument("--table", required=True, help="results/<suite>/table.csv")
     parser.add_argument("--out-dir", required=True, help="where the PNG and PDF go")
     args = parser.parse_args()
-    table = pathlib.Path(args.table)
-    rows = read_csv(table)
-    runs_csv = table.parent / "runs.csv"
-    runs = read_csv(runs_csv) if runs_csv.exists() else []
-    groups = collections.OrderedDict()
-    for r in rows:
-        groups.setdefault(group_key(r), []).append(r)
+    groups, runs = read_table_groups(args.table)
     drawn = crowded = 0
     for key, group in groups.items():
         if not any(r["mean"] != "" for r in group):
@@ -133,12 +127,7 @@ def main():
         if too_many_lines("length_generalisation", key, {r["model"] for r in group}):
             crowded += 1
             continue
-        group_runs = [run for run in runs if group_key(run) == key]
-        seeds = {}
-        for metric in PER_LENGTH_METRICS:
-            for (model, length), values in per_seed_values(table.parent, group_runs,
-                                                           metric).items():
-                seeds[(metric, model, length)] = values
+        seeds = per_seed_table(pathlib.Path(args.table).parent, runs, key)
         plot_group(key, group, seeds, args.out_dir)
         drawn += 1
     if drawn == 0 and crowded == 0:

@@ -174,6 +174,27 @@ def per_seed_values(results_dir, runs, metric):
     return values
 
 
+def read_table_groups(table):
+    """A table.csv's rows per (task, training range), in table order, and the suite's runs
+    (runs.csv beside it; none where it is missing)."""
+    table = pathlib.Path(table)
+    runs_csv = table.parent / "runs.csv"
+    runs = read_csv(runs_csv) if runs_csv.exists() else []
+    groups = {}
+    for r in read_csv(table):
+        groups.setdefault(group_key(r), []).append(r)
+    return groups, runs
+
+
+def per_seed_table(results_dir, runs, key):
+    """{(metric, model, length): [value per seed]} of one group, for the per-length metrics."""
+    group_runs = [run for run in runs if group_key(run) == key]
+    return {(metric, model, length): values
+            for metric in PER_LENGTH_METRICS
+            for (model, length), values in per_seed_values(results_dir, group_runs,
+                                                           metric).items()}
+
+
 def length_axis(ax, lengths, pad=0.3):
     """Log-2 x axis from the first to the last evaluated length, ticked at those lengths only."""
     ax.set_xscale("log", base=2)

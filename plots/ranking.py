@@ -10,13 +10,12 @@ number at that length a dotted line. The ranking length is the shortest evaluate
 Usage: ranking.py --table results/<suite>/table.csv --out-dir plots/<suite> [--length L]
 """
 import argparse
-import collections
 import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, group_key, model_style,
-                          per_seed_values, plt, read_csv, save)
+from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, model_style,
+                          per_seed_table, plt, read_table_groups, save)
 
 EXTRAPOLATION = 4  # the paper's claim is about 4x the training length
 
@@ -95,13 +94,7 @@ def main():
     parser.add_argument("--length", type=int,
                         help="rank at this evaluation length (default: the first at 4x)")
     args = parser.parse_args()
-    table = pathlib.Path(args.table)
-    rows = read_csv(table)
-    runs_csv = table.parent / "runs.csv"
-    runs = read_csv(runs_csv) if runs_csv.exists() else []
-    groups = collections.OrderedDict()
-    for r in rows:
-        groups.setdefault(group_key(r), []).append(r)
+    groups, runs = read_table_groups(args.table)
     drawn = 0
     for key, group in groups.items():
         lengths = {int(r["length"]) for r in group}
@@ -115,11 +108,7 @@ def main():
             print(f"ranking: {key[0]} (training lengths {key[1]}-{key[2]}): no finished runs at "
                   f"length {length} yet, no figure")
             continue
-        group_runs = [run for run in runs if group_key(run) == key]
-        seeds = {}
-        for metric in PER_LENGTH_METRICS:
-            for (model, at), values in per_seed_values(table.parent, group_runs, metric).items():
-                seeds[(metric, model, at)] = values
+        seeds = per_seed_table(pathlib.Path(args.table).parent, runs, key)
         plot_group(key, group, seeds, length, args.out_dir)
         drawn += 1
     if drawn == 0:
