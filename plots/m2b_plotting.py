@@ -174,16 +174,20 @@ def per_seed_values(results_dir, runs, metric):
     return values
 
 
+def groups_of(rows):
+    """Rows of table.csv or runs.csv per (task, training range), in their order."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(group_key(r), []).append(r)
+    return groups
+
+
 def read_table_groups(table):
-    """A table.csv's rows per (task, training range), in table order, and the suite's runs
-    (runs.csv beside it; none where it is missing)."""
+    """A table.csv's rows per (task, training range), and the suite's runs (runs.csv beside it;
+    none where it is missing)."""
     table = pathlib.Path(table)
     runs_csv = table.parent / "runs.csv"
-    runs = read_csv(runs_csv) if runs_csv.exists() else []
-    groups = {}
-    for r in read_csv(table):
-        groups.setdefault(group_key(r), []).append(r)
-    return groups, runs
+    return groups_of(read_csv(table)), read_csv(runs_csv) if runs_csv.exists() else []
 
 
 def per_seed_table(results_dir, runs, key):

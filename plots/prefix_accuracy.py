@@ -17,7 +17,7 @@ import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, TRAINING_RANGE_COLOUR, TRAINING_RANGE_FILL, figure_stem,
-                          group_key, model_style, plt, read_csv, read_summary, save, shared_legend,
+                          groups_of, model_style, plt, read_csv, read_summary, save, shared_legend,
                           too_many_lines)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
@@ -99,9 +99,7 @@ def main():
     args = parser.parse_args()
     results = pathlib.Path(args.results)
     runs = read_csv(results / "runs.csv")
-    groups = collections.OrderedDict()
-    for run in runs:
-        groups.setdefault(group_key(run), []).append(run)
+    groups = groups_of(runs)
     crowded = [key for key, group in groups.items()
                if too_many_lines("prefix_accuracy", key, {run["model"] for run in group})]
     drawn = sum(plot_group(key, group, results, args.out_dir) for key, group in groups.items()

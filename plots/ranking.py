@@ -33,14 +33,15 @@ def ranked_models(rows, length):
     return sorted(means, key=lambda m: (-means[m], m))
 
 
-def style_of(model):
-    """A search's row is `<variant> key=value ...`: the rows of one variant share its colour."""
-    return model_style(model.split(" ")[0])
+def variant_of(model):
+    """A search's row is `<variant> key=value ...`: its rows share the variant's colour and paper
+    number."""
+    return model.split(" ")[0]
 
 
-def plot_group(key, rows, seeds, length, out_dir):
+def plot_group(key, rows, models, seeds, length, out_dir):
+    """`models`: the rows to draw, best first (ranked_models)."""
     task, lo, hi = key
-    models = ranked_models(rows, length)
     metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]
     cell = {(r["metric"], r["model"]): r for r in rows if int(r["length"]) == length}
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 3.4,
@@ -49,7 +50,7 @@ def plot_group(key, rows, seeds, length, out_dir):
     y = {model: i for i, model in enumerate(reversed(models))}
     for ax, metric in zip(axes[0], metrics):
         for model in models:
-            style = style_of(model)
+            style = model_style(variant_of(model))
             r = cell.get((metric, model))
             if r is None or r["mean"] == "":
                 continue
@@ -61,7 +62,7 @@ def plot_group(key, rows, seeds, length, out_dir):
                     markersize=6.5, color=style["color"], markeredgecolor="white",
                     markeredgewidth=0.6)
         # A paper number belongs to a model, not to each of its search rows: one line per number.
-        paper = sorted({(r["model"].split(" ")[0], float(r["paper_value"])) for r in rows
+        paper = sorted({(variant_of(r["model"]), float(r["paper_value"])) for r in rows
                         if r["metric"] == metric and int(r["length"]) == length
                         and r["paper_value"] != ""})
         for base, value in paper:
@@ -104,12 +105,13 @@ def main():
                   f"{', '.join(map(str, sorted(lengths)))}", file=sys.stderr)
             return 2
         length = args.length if args.length is not None else ranking_length(lengths, key[2])
-        if not ranked_models(group, length):
+        models = ranked_models(group, length)
+        if not models:
             print(f"ranking: {key[0]} (training lengths {key[1]}-{key[2]}): no finished runs at "
                   f"length {length} yet, no figure")
             continue
         seeds = per_seed_table(pathlib.Path(args.table).parent, runs, key)
-        plot_group(key, group, seeds, length, args.out_dir)
+        plot_group(key, group, models, seeds, length, args.out_dir)
         drawn += 1
     if drawn == 0:
         print("ranking: nothing to plot yet")

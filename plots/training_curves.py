@@ -14,7 +14,7 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (figure_stem, group_key, model_style, plt, read_csv, save, shared_legend,
+from m2b_plotting import (figure_stem, groups_of, model_style, plt, read_csv, save, shared_legend,
                           too_many_lines)
 from matplotlib.lines import Line2D  # noqa: E402
 
@@ -103,9 +103,7 @@ def main():
     args = parser.parse_args()
     results = pathlib.Path(args.results)
     runs = read_csv(results / "runs.csv")
-    groups = collections.OrderedDict()
-    for run in runs:
-        groups.setdefault(group_key(run), []).append(run)
+    groups = groups_of(runs)
     drawn = crowded = 0
     for key, group in groups.items():
         with_metrics = [r for r in group if read_train_lines(results / r["id"] / "metrics.jsonl")]
