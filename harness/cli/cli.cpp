@@ -11,6 +11,7 @@
 
 #include "common/options.h"
 #include "harness/cli/cli.h"
+#include "harness/train/error_text.h"
 
 namespace m2b::cli {
 
@@ -59,7 +60,7 @@ int run_cli(int argc, const char* const* argv) {
     return kExitError;
   } catch (const std::exception& e) {
     // Errors reach the user as one line naming what was wrong and what is valid.
-    std::cerr << "m2bench: error: " << e.what() << "\n";
+    std::cerr << "m2bench: error: " << error_text(e) << "\n";
     return kExitError;
   }
   return 0;

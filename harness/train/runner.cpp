@@ -14,10 +14,9 @@
 #include <random>
 #include <stdexcept>
 
-#include <c10/util/Exception.h>
-
 #include "harness/results/results.h"
 #include "harness/train/compute.h"
+#include "harness/train/error_text.h"
 #include "harness/train/progress.h"
 #include "harness/train/run_claim.h"
 #include "harness/train/trainer.h"
@@ -190,9 +189,7 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
         outcome = Outcome::trained;
         ++(summary->status == "diverged" ? report.diverged : report.finished);
       } catch (const std::exception& e) {
-        // A failed TORCH_CHECK (c10::Error) appends a C++ backtrace to what(); one line without.
-        const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
-        const std::string what = torch_error ? torch_error->what_without_backtrace() : e.what();
+        const std::string what = error_text(e);
         outcome = Outcome::failed;
         report.failures.push_back(fmt::format("{}: {}", run.id, what));
         out << label << "  failed: " << what << "\n";

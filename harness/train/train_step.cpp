@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "harness/train/error_text.h"
+
 #ifdef M2BENCH_HAVE_CUDA
 #include <ATen/autocast_mode.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -179,7 +181,7 @@ void TrainStep::capture(Captured& slot) {
     (void)cudaGetLastError();  // an invalidated capture leaves its error behind
     graphs_ = false;
     graphs_off_ = fmt::format("the step could not be captured in a CUDA graph ({})",
-                              std::string(e.what()).substr(0, 200));
+                              error_text(e).substr(0, 200));
   }
   at::autocast::set_autocast_cache_enabled(cache);
 #else

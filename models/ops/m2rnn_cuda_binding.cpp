@@ -57,16 +57,24 @@ void check_cuda_inputs(const torch::Tensor& q, const torch::Tensor& k, const tor
   }
 }
 
+// Runs fn; the kernels and their shape checks, torch-free, reject arguments with
+// std::invalid_argument, which leaves this op as a TORCH_CHECK error (`prefix` and the message)
+// like the binding's own checks.
+template <typename Fn>
+void torch_checked(const char* prefix, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, prefix, e.what());
+  }
+}
+
 M2rnnShape m2rnn_shape_of(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                           const torch::Tensor& W, const torch::Tensor& f) {
   M2rnnShape s;
   s.B = q.size(0), s.S = q.size(1), s.Nq = q.size(2), s.K = q.size(3);
   s.Nk = k.size(2), s.Nv = v.size(2), s.V = v.size(3), s.Nw = W.size(0), s.Nf = f.size(2);
-  try {
-    s.validate();
-  } catch (const std::invalid_argument& e) {
-    TORCH_CHECK(false, "m2rnn_recurrence_cuda: ", e.what());
-  }
+  torch_checked("m2rnn_recurrence_cuda: ", [&] { s.validate(); });
   const bool consistent = k.size(0) == s.B && k.size(1) == s.S && k.size(3) == s.K &&
                           v.size(0) == s.B && v.size(1) == s.S && W.size(1) == s.V &&
                           W.size(2) == s.V && f.size(0) == s.B && f.size(1) == s.S;
@@ -98,16 +106,13 @@ M2rnnForward<T> forward_params(const M2rnnShape& s, const torch::Tensor& q, cons
 }
 
 // Calls fn.template operator()<T>() with the kernels' element type of `dtype`. Every kernel call
-// goes through here: the kernels, torch-free, reject arguments with std::invalid_argument, which
-// leaves this op as a TORCH_CHECK error like the binding's own checks.
+// goes through here.
 template <typename Fn>
 void with_type(torch::ScalarType dtype, Fn&& fn) {
-  try {
+  torch_checked("", [&] {
     if (dtype == torch::kBFloat16) fn(kc::bf16{});
     else fn(float{});
-  } catch (const std::invalid_argument& e) {
-    TORCH_CHECK(false, e.what());
-  }
+  });
 }
 
 kc::M2rnnCudaOptions cuda_options(int64_t state_checkpoint_every) {
