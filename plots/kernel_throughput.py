@@ -8,7 +8,9 @@ scripts/gpu-check.sh runs it) and writes, for the GPU it ran on (e.g. h100):
                               bytes of saved state
   plots/kernels/<gpu>.{png,pdf} ns per step, fused vs cuBLAS vs the anchor, per shape and pass
                               (the style and colours of plots/m2b_plotting.py)
-Usage: kernel_throughput.py BENCH_JSON [--root REPO_ROOT]
+Usage: kernel_throughput.py BENCH_JSON [--anchor ANCHOR_JSON] [--root REPO_ROOT]
+  --anchor  the anchor measured in the same device call (scripts/gpu-check.sh's anchor step
+            writes anchor.json); without it, the H100 anchor below
 """
 import argparse
 import json
@@ -36,12 +38,36 @@ TARGET_SPEEDUP = 3.0
 PASSES = {"fwd": "forward", "fwd_bwd": "forward+backward"}
 
 
+DTYPES = {"torch.bfloat16": "bf16", "torch.float32": "fp32"}
+
+
+def measured_anchor(path, rows):
+    """ANCHORS, source and label from anchor.json: the anchor script's rows (shape names such as
+    lm400m-fp32 or wide-V64: the benchmark's shape before the dash) with the versions it ran
+    under. Refuses an anchor whose sequence length differs from the benchmark's."""
+    doc = json.loads(path.read_text())
+    steps = {r["shape"]: r["S"] for r in rows}
+    anchors = {}
+    for a in doc["rows"]:
+        if a.get("backend") != "triton":
+            continue
+        if "error" in a:
+            raise SystemExit(f"{path}: the anchor failed at {a['shape']}: {a['error']}")
+        shape, dtype = a["shape"].split("-")[0], DTYPES[a["dtype"]]
+        if shape in steps and steps[shape] != a["S"]:
+            raise SystemExit(f"{path}: anchor {a['shape']} has S={a['S']}, the benchmark S={steps[shape]}")
+        anchors[(shape, dtype)] = {"fwd": a["fwd_ms"], "fwd_bwd": a["fwdbwd_ms"]}
+    source = (f"the authors' Triton kernel, timed on the same {doc['device_name']} in the same call "
+              f"({doc['date']}) with PyTorch {doc['torch']} and Triton {doc['triton']}")
+    return anchors, source, "anchor: authors' Triton kernel, same GPU"
+
+
 def gpu_slug(device_name):
     m = re.search(r"\b([A-Z]\d{2,3})\b", device_name)
     return m.group(1).lower() if m else re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")
 
 
-def load_rows(bench):
+def load_rows(bench, anchors):
     rows = []
     for b in bench["benchmarks"]:
         if b.get("aggregate_name") != "median":
@@ -61,7 +87,7 @@ def load_rows(bench):
     for r in rows:
         cublas = by_key.get((r["shape"], r["dtype"], "cublas", r["pass"]))
         r["speedup_vs_cublas"] = cublas["ms"] / r["ms"] if cublas else None
-        anchor = ANCHORS.get((r["shape"], r["dtype"]), {}).get(r["pass"])
+        anchor = anchors.get((r["shape"], r["dtype"]), {}).get(r["pass"])
         r["anchor_ms"] = anchor
         r["speedup_vs_anchor"] = anchor / r["ms"] if anchor else None
     return rows
@@ -82,7 +108,7 @@ def missing_cases(rows):
     return [f"{s}/{d}/{b}/{PASSES[p]}" for s, d, b in cases for p in PASSES if (s, d, b, p) not in have]
 
 
-def markdown(rows, prov):
+def markdown(rows, prov, anchor_source):
     missing = missing_cases(rows)
     ck_note = ""
     if any(r["backend"].startswith("fused_ck") for r in rows):
@@ -95,7 +121,7 @@ def markdown(rows, prov):
         f"timings, one call each, after a warm-up), git {prov['git_sha']}, {prov['date']}, "
         f"driver {prov['cuda_driver_version']}, CUDA runtime {prov['cuda_runtime_version']}, "
         f"input seed {prov['seed']}. q and k shared by all heads, gradient clipping 1.0. "
-        f"Anchor: {ANCHOR_SOURCE}. "
+        f"Anchor: {anchor_source}. "
         f"Target: {TARGET_SPEEDUP:g}x the anchor. fused = tensor cores (bf16 mma for bf16, tf32 for fp32); "
         f"{ck_note}fused_exact = fp32 FMA, no tensor cores.",
         "",
@@ -118,26 +144,26 @@ def markdown(rows, prov):
     return "\n".join(lines) + "\n"
 
 
-def figure(rows, prov, out_dir, stem):
+def figure(rows, prov, anchors, anchor_label, out_dir, stem):
     shapes = list(dict.fromkeys((r["shape"], r["dtype"]) for r in rows))
     present = {r["backend"] for r in rows}
     backends = [b for b in BACKEND_STYLES if b in present] + sorted(present - set(BACKEND_STYLES))
     fig, axes = plt.subplots(1, len(PASSES), figsize=(11.6, 4.2), sharey=True, layout="constrained")
     for ax, pas in zip(axes, PASSES):
         series = {b: {} for b in backends}
-        series[ANCHOR_LABEL] = {}
+        series[anchor_label] = {}
         for i, (shape, dtype) in enumerate(shapes):
             for r in rows:
                 if (r["shape"], r["dtype"], r["pass"]) == (shape, dtype, pas):
                     series[r["backend"]][i] = r["ns_per_step"]
-            anchor = ANCHORS.get((shape, dtype), {}).get(pas)
+            anchor = anchors.get((shape, dtype), {}).get(pas)
             if anchor:
                 steps = next(r["S"] for r in rows if r["shape"] == shape)
-                series[ANCHOR_LABEL][i] = anchor * 1e6 / steps
+                series[anchor_label][i] = anchor * 1e6 / steps
         width = 0.8 / len(series)
         for j, (name, vals) in enumerate(series.items()):
             xs = [i + (j - (len(series) - 1) / 2) * width for i in vals]
-            if name == ANCHOR_LABEL:
+            if name == anchor_label:
                 ax.bar(xs, list(vals.values()), width, facecolor="white",
                        edgecolor=REFERENCE_COLOUR, linewidth=1.2, hatch="///")
             else:
@@ -158,7 +184,7 @@ def figure(rows, prov, out_dir, stem):
     axes[0].set_ylabel("ns per time step (lower is better)")
     handles = [Patch(color=backend_colour(b), label=b) for b in backends]
     handles.append(Patch(facecolor="white", edgecolor=REFERENCE_COLOUR, hatch="///",
-                         label=ANCHOR_LABEL.replace(": ", ":\n")))
+                         label=anchor_label.replace(": ", ":\n")))
     handles.append(Patch(color="none", label="above fused: its\nspeed-up over the anchor"))
     shared_legend(fig, handles)
     fig.suptitle(f"M2RNN recurrence on {prov['device_name']} (git {prov['git_sha'][:12]})")
@@ -168,6 +194,7 @@ def figure(rows, prov, out_dir, stem):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench_json", type=pathlib.Path)
+    ap.add_argument("--anchor", type=pathlib.Path)
     ap.add_argument("--root", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent.parent)
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
@@ -175,17 +202,21 @@ def main():
     prov = {k: ctx.get(k, "unknown") for k in
             ("git_sha", "date", "device_name", "sm_count", "cuda_driver_version", "cuda_runtime_version", "seed")}
     prov["host_name"] = ctx.get("host_name")
-    rows = load_rows(bench)
+    anchors, anchor_source, anchor_label = ANCHORS, ANCHOR_SOURCE, ANCHOR_LABEL
+    if args.anchor:
+        anchors, anchor_source, anchor_label = measured_anchor(args.anchor, load_rows(bench, {}))
+    rows = load_rows(bench, anchors)
     if not rows:
         raise SystemExit(f"{args.bench_json}: no median aggregates (run with --benchmark_repetitions > 1)")
     slug = gpu_slug(prov["device_name"])
     out = args.root / "results" / "kernels"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{slug}.json").write_text(json.dumps(
-        {"provenance": prov, "anchors_ms": {f"{s}/{d}": v for (s, d), v in ANCHORS.items()},
+        {"provenance": prov, "anchor_source": anchor_source,
+         "anchors_ms": {f"{s}/{d}": v for (s, d), v in anchors.items()},
          "target_speedup_vs_anchor": TARGET_SPEEDUP, "rows": rows}, indent=1) + "\n")
-    (out / f"{slug}.md").write_text(markdown(rows, prov))
-    figure(rows, prov, args.root / "plots" / "kernels", slug)
+    (out / f"{slug}.md").write_text(markdown(rows, prov, anchor_source))
+    figure(rows, prov, anchors, anchor_label, args.root / "plots" / "kernels", slug)
     print(f"wrote results/kernels/{slug}.json and .md")
 
 

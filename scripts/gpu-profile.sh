@@ -5,15 +5,19 @@
 #   M2B_PROFILE_CASES  space-separated benchmark names (bench_m2rnn_kernels --benchmark_list_tests),
 #                      default: lm400m and statetrack forward, lm400m and wide forward+backward, fused backend
 #   M2B_PROFILE_TOP    how many SASS lines to list per kernel (default 40)
+#   M2B_BENCH_BIN      a bench_m2rnn_kernels that runs here (scripts/gpu-check.sh passes its
+#                      prebuilt one); the build is skipped
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-profile-out}"
 mkdir -p "$out"
 tmp="$(mktemp -d)"
 cases="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd m2rnn/statetrack/fp32/fused/fwd m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}"
-bench_bin="$build/bench/bench_m2rnn_kernels"
+bench_bin="${M2B_BENCH_BIN:-$build/bench/bench_m2rnn_kernels}"
 
-m2b_gpu_configure "$out" && m2b_gpu_build "$out" bench_m2rnn_kernels || exit 1
+if [ -z "${M2B_BENCH_BIN:-}" ]; then
+  m2b_gpu_configure "$out" && m2b_gpu_build "$out" bench_m2rnn_kernels || exit 1
+fi
 
 for c in $cases; do
   tag="${c//\//_}"

@@ -8,6 +8,7 @@ Usage: test_figures.py [--python PYTHON]  (default: this Python; it needs matplo
 """
 import argparse
 import hashlib
+import json
 import pathlib
 import subprocess
 import sys
@@ -105,11 +106,36 @@ def ranking_failures():
     return failures
 
 
+def anchor_failures(python):
+    """With --anchor, speed-ups are over the anchor measured in the same call (the fixture's
+    statetrack: 3.0 ms forward+backward), and an anchor of another sequence length is refused."""
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="m2b-anchor-") as tmp:
+        tmp = pathlib.Path(tmp)
+        script, bench = PLOTS / "kernel_throughput.py", FIXTURE / "h200_statetrack_bench.json"
+        subprocess.run([python, script, bench, "--anchor", FIXTURE / "h200_anchor.json",
+                        "--root", tmp], check=True, stdout=subprocess.DEVNULL)
+        doc = json.loads((tmp / "results" / "kernels" / "h200.json").read_text())
+        if "same NVIDIA H200" not in doc["anchor_source"]:
+            failures.append(f"anchor source: {doc['anchor_source']}")
+        for r in doc["rows"]:
+            if r["pass"] == "fwd_bwd" and abs(r["speedup_vs_anchor"] - 3.0 / r["ms"]) > 1e-9:
+                failures.append(f"{r['backend']} speed-up {r['speedup_vs_anchor']} is not over 3.0 ms")
+        other = json.loads((FIXTURE / "h200_anchor.json").read_text())
+        other["rows"][0]["S"] = 512
+        (tmp / "other.json").write_text(json.dumps(other))
+        run = subprocess.run([python, script, bench, "--anchor", tmp / "other.json", "--root", tmp],
+                             capture_output=True, text=True)
+        if run.returncode == 0 or "S=512, the benchmark S=256" not in run.stderr:
+            failures.append(f"an anchor of S=512 was not refused: {run.stderr.strip()}")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
-    failures = paper_ring_failures() + ranking_failures()
+    failures = paper_ring_failures() + ranking_failures() + anchor_failures(args.python)
     with tempfile.TemporaryDirectory(prefix="m2b-figures-") as tmp:
         out = pathlib.Path(tmp)
         draw(args.python, out)
