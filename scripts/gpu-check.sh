@@ -35,7 +35,7 @@ bench_bin="$build/bench/bench_m2rnn_kernels"
 
 loads() { [ -x "$1" ] && ! ldd "$1" | grep -q "not found"; }
 if [ -n "${M2B_PREBUILT:-}" ]; then
-  export LD_LIBRARY_PATH="$M2B_PREBUILT:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$M2B_PREBUILT:$torch_prefix/../../lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   if loads "$M2B_PREBUILT/kernels_gpu_tests" && loads "$M2B_PREBUILT/bench_m2rnn_kernels"; then
     test_bin="$M2B_PREBUILT/kernels_gpu_tests"
     bench_bin="$M2B_PREBUILT/bench_m2rnn_kernels"
