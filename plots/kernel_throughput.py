@@ -58,7 +58,8 @@ def measured_anchor(path, rows):
             raise SystemExit(f"{path}: anchor {a['shape']} has S={a['S']}, the benchmark S={steps[shape]}")
         anchors[(shape, dtype)] = {"fwd": a["fwd_ms"], "fwd_bwd": a["fwdbwd_ms"]}
     source = (f"the authors' Triton kernel, timed on the same {doc['device_name']} in the same call "
-              f"({doc['date']}) with PyTorch {doc['torch']} and Triton {doc['triton']}")
+              f"({doc['date']}) with PyTorch {doc['torch']} and Triton {doc['triton']}; its forward "
+              f"runs under no_grad, saving no states, while ours saves its checkpoints")
     return anchors, source, "anchor: authors' Triton kernel, same GPU"
 
 

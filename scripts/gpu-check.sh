@@ -5,9 +5,10 @@
 # to $OUT (default ./gpu-check-out) with every log packed in logs.tar.gz (the device tool returns
 # at most 8 files); the last lines printed are a short summary.
 #   M2B_STEPS        which of "build test sanitize bench anchor profile" to run (default: the first
-#                    four). anchor: ../shared's xma_kernel_anchor.py, carried in .peers (see
-#                    results/kernels/README.md), right after the benchmark in the same call;
-#                    profile: scripts/gpu-profile.sh on the fused backward at the three shapes
+#                    four). anchor: the authors' kernel timed right after the benchmark, by
+#                    .peers/xma_kernel_anchor.py where a .peers folder was carried
+#                    (docs/gpu-kernels.md); profile: scripts/gpu-profile.sh on the fused
+#                    backward at the three shapes
 #   M2B_PREBUILT     a folder holding kernels_gpu_tests and bench_m2rnn_kernels built
 #                    elsewhere (and any shared libraries they need); used when they load here.
 #                    Its other <concern>_gpu_tests programs run in the test step too.
