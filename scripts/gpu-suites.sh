@@ -5,8 +5,9 @@
 # at the deadline resumes from its checkpoint at the next call on the same (still warm) machine,
 # whose results root is kept, and elsewhere when its checkpoint came back (see the packing below).
 # $OUT gets few files (the device tool returns at most 8): results.tar.gz (the results
-# root; unpack it into results/paper/ or wherever the suites' results live), logs.tar.gz, and
-# the short logs of the build and checks.
+# root; unpack it into results/paper/ or wherever the suites' results live), the stopped runs'
+# checkpoints in parts (checkpoints.tar.gz.N, see the packing below), logs.tar.gz, and the short
+# logs of the build and checks.
 #   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
 #   M2B_PROCS       m2bench worker processes per GPU (`m2bench run --gpus all --per-gpu`,
 #                   default 8); each uses 1 CPU thread
@@ -29,6 +30,8 @@
 #                   the GPU at once instead of taking turns (it is stopped at the end)
 #   M2B_GRAPHS      0 to train with `--no-cuda-graphs`
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
+#   M2B_CHECKPOINT_PARTS  how many files of 15 MiB the stopped runs' checkpoints may take
+#                   (default 4; fewer where the checks' logs take files too)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-suites-out}"
@@ -124,13 +127,26 @@ for suite in $suites; do
   "$m2bench" plan "$suite" --results "$work/results" | tail -1
   grep -h "failed:" "$work/logs/$name.log" | sed 's/^\[gpu [^]]*\] //' | sort | uniq -c | head -5
 done
-# With the stopped runs' checkpoints where they fit in one returned file (16 MiB), so that the
-# next sitting resumes them; without, what a sitting leaves unfinished is trained again from the
-# start at the next one.
-tar -czf "$out/results.tar.gz" -C "$work/results" .
-if [ "$(stat -c %s "$out/results.tar.gz")" -gt $(( 15 * 1024 * 1024 )) ]; then
-  echo "== checkpoints left out: they do not fit in one returned file"
-  tar -czf "$out/results.tar.gz" --exclude='checkpoint*' -C "$work/results" .
+# The results without checkpoints, and beside them the checkpoints of the runs that the deadline
+# stopped (no summary.json), so that the next sitting resumes them instead of training them again
+# from the start: checkpoints.tar.gz, split into parts of 15 MiB where it is larger (the device
+# tool returns files of 16 MiB at most, 8 files and 64 MiB in all), at most M2B_CHECKPOINT_PARTS
+# of them (default 4). Rejoin them into the results root with
+#   cat checkpoints.tar.gz.* | tar -xz -C results/paper
+tar -czf "$out/results.tar.gz" --exclude='checkpoint*' -C "$work/results" .
+stopped=()
+while IFS= read -r ck; do
+  [ -f "$(dirname "$work/results/$ck")/summary.json" ] || stopped+=("$ck")
+done < <(cd "$work/results" && find . -name 'checkpoint*' -type f | sort)
+if [ ${#stopped[@]} -gt 0 ]; then
+  tar -czf - -C "$work/results" "${stopped[@]}" | split -b 15M -d -a 1 - "$out/checkpoints.tar.gz."
+  parts=$(ls "$out"/checkpoints.tar.gz.* | wc -l)
+  if [ "$parts" -gt "${M2B_CHECKPOINT_PARTS:-4}" ]; then
+    rm -f "$out"/checkpoints.tar.gz.*
+    echo "== checkpoints of ${#stopped[@]} stopped runs left out: $parts parts of 15 MiB are too many"
+  else
+    echo "== checkpoints of ${#stopped[@]} stopped runs in $parts part(s): checkpoints.tar.gz.*"
+  fi
 fi
 tar -czf "$out/logs.tar.gz" -C "$work/logs" .
 echo "== done in $(( $(date +%s) - start )) s"
