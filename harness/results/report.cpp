@@ -371,6 +371,20 @@ static std::string title(const Table& t) {
                      t.train_min_length, t.train_max_length);
 }
 
+// The paper rows that follow row `row`: the references to its model, once per table, after the
+// first row that names the model (a grid gives one model many rows; one paper row says it all).
+static std::vector<const ReferenceNumber*> references_after(const Table& t, size_t row) {
+  std::vector<const ReferenceNumber*> out;
+  for (const ReferenceNumber& ref : t.references) {
+    if (!names_model(t.models[row], ref.model)) continue;
+    bool named_before =
+        std::any_of(t.models.begin(), t.models.begin() + row,
+                    [&](const std::string& m) { return names_model(m, ref.model); });
+    if (!named_before) out.push_back(&ref);
+  }
+  return out;
+}
+
 // References whose length is not a column of the table, so that they are not lost either.
 static std::vector<std::string> unplaced_references(const Table& t) {
   std::vector<std::string> out;
@@ -406,11 +420,10 @@ std::string to_markdown(const std::vector<Table>& tables) {
       for (const Cell& cell : t.cells[row])
         out += fmt::format(" {} |", cell_text(cell, Format::markdown));
       out += "\n";
-      for (const ReferenceNumber& ref : t.references) {
-        if (!names_model(t.models[row], ref.model)) continue;
-        out += fmt::format("| {} (paper) |", ref.model);
+      for (const ReferenceNumber* ref : references_after(t, row)) {
+        out += fmt::format("| {} (paper) |", ref->model);
         for (int64_t length : t.lengths)
-          out += fmt::format(" {} |", reference_text(t, ref, length));
+          out += fmt::format(" {} |", reference_text(t, *ref, length));
         out += "\n";
       }
     }
@@ -483,11 +496,10 @@ std::string to_latex(const std::vector<Table>& tables) {
       out += latex_escape(t.models[row]);
       for (const Cell& cell : t.cells[row]) out += " & " + cell_text(cell, Format::latex);
       out += " \\\\\n";
-      for (const ReferenceNumber& ref : t.references) {
-        if (!names_model(t.models[row], ref.model)) continue;
-        out += latex_escape(ref.model) + " (paper)";
+      for (const ReferenceNumber* ref : references_after(t, row)) {
+        out += latex_escape(ref->model) + " (paper)";
         for (int64_t length : t.lengths)
-          out += " & " + latex_escape(reference_text(t, ref, length));
+          out += " & " + latex_escape(reference_text(t, *ref, length));
         out += " \\\\\n";
       }
     }

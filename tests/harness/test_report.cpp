@@ -92,6 +92,25 @@ TEST_CASE("the markdown table shows mean ± std, diverged and missing runs and t
   CHECK_THAT(seq, Catch::Matchers::Contains("| mamba2 | 0.600 (n=1); diverged 1/3; missing 1/3 |"));
 }
 
+TEST_CASE("a model's paper row comes once, after its first grid row", "[report]") {
+  auto runs = sample_runs();
+  for (auto& r : runs)
+    if (r.model == "m2rnn") r.model += r.seed == 0 ? " train.lr=0.01" : " train.lr=0.03";
+  auto tables = m2b::build_tables(runs, {m2b::Metric::accuracy}, sample_references());
+  const std::string md = m2b::to_markdown(tables);
+  CHECK_THAT(md, Catch::Matchers::Contains("| m2rnn train.lr=0.01 | 1.000 (n=1) | 1.000 (n=1) |\n"
+                                           "| m2rnn (paper) | unknown | 1.000 (perfect) |\n"
+                                           "| m2rnn train.lr=0.03 |"));
+  const std::string tex = m2b::to_latex(tables);
+  for (const std::string& text : {md, tex}) {
+    size_t paper_rows = 0;
+    for (size_t at = text.find("m2rnn (paper)"); at != std::string::npos;
+         at = text.find("m2rnn (paper)", at + 1))
+      ++paper_rows;
+    CHECK(paper_rows == 1);
+  }
+}
+
 TEST_CASE("a run with every seed diverged says so, and lengths no run planned are marked",
           "[report]") {
   std::vector<m2b::TableRun> runs = {run("gru", 0, m2b::RunState::diverged),
