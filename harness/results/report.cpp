@@ -66,7 +66,7 @@ static std::string read_text(const fs::path& path) {
 // evaluation lengths). Read plainly rather than validated: results written by an older build
 // must still be listed even if an option was renamed since.
 static TableRun run_from_config(const fs::path& dir) {
-  const fs::path path = dir / "config.yaml";
+  const fs::path path = dir / run_files::kConfig;
   TableRun run;
   run.config = read_text(path);
   config::Located root = config::parse_yaml(run.config, path.string());
@@ -89,7 +89,8 @@ static TableRun run_from_config(const fs::path& dir) {
 // .fresh-<id> staging, .old-<id>), and with a run's config or summary.
 static bool may_hold_run(const fs::directory_entry& entry) {
   return entry.is_directory() && entry.path().filename().string().rfind('.', 0) != 0 &&
-         (fs::exists(entry.path() / "summary.json") || fs::exists(entry.path() / "config.yaml"));
+         (fs::exists(entry.path() / run_files::kSummary) ||
+          fs::exists(entry.path() / run_files::kConfig));
 }
 
 std::vector<TableRun> collect_runs(const fs::path& suite_results_dir,
@@ -104,7 +105,7 @@ std::vector<TableRun> collect_runs(const fs::path& suite_results_dir,
     if (unreadable && !problem.empty()) unreadable->push_back(problem);
   };
   for (const fs::path& dir : dirs) {
-    if (!fs::exists(dir / "config.yaml")) {  // a summary alone: read_stored_run says why not
+    if (!fs::exists(dir / run_files::kConfig)) {  // a summary alone: read_stored_run says why not
       leave_out(read_stored_run(dir).problem);
       continue;
     }

@@ -143,7 +143,7 @@ void write_atomic(const fs::path& path, const std::string& content) {
 }
 
 void write_config(const fs::path& dir, const RunConfig& run) {
-  write_atomic(dir / "config.yaml", run.canonical_yaml);
+  write_atomic(dir / run_files::kConfig, run.canonical_yaml);
 }
 
 static std::string read_file(const fs::path& path) {
@@ -164,7 +164,7 @@ static std::string summary_problem(const RunSummary& s, const fs::path& dir) {
       if (!(value >= 0 && value <= 1))  // also NaN
         return fmt::format("{} at length {} is {}, outside [0, 1]", name, e.length, value);
   // The run id is the hash of the config: a summary copied in from another run names another.
-  const fs::path config = dir / "config.yaml";
+  const fs::path config = dir / run_files::kConfig;
   if (fs::exists(config) && run_id(read_file(config)) != s.id)
     return fmt::format("it is the summary of run {}, but config.yaml beside it is run {}'s",
                        excerpt(s.id), run_id(read_file(config)));
@@ -176,7 +176,7 @@ static std::string summary_problem(const RunSummary& s, const fs::path& dir) {
 }
 
 std::optional<RunSummary> read_summary(const fs::path& dir) {
-  fs::path path = dir / "summary.json";
+  fs::path path = dir / run_files::kSummary;
   if (!fs::exists(path)) return std::nullopt;
   RunSummary summary;
   try {
@@ -195,7 +195,7 @@ std::optional<RunSummary> read_summary(const fs::path& dir) {
 }
 
 void write_summary(const fs::path& dir, const RunSummary& summary) {
-  write_atomic(dir / "summary.json", json(summary).dump(2) + "\n");
+  write_atomic(dir / run_files::kSummary, json(summary).dump(2) + "\n");
 }
 
 // Whole lines only: a last line without its newline is a torn write. A line that does not parse
@@ -231,7 +231,7 @@ void append_metrics(const fs::path& dir, const json& line) {
   if (!line.is_object())
     throw std::invalid_argument("append_metrics: a metrics line must be a JSON object");
   fs::create_directories(dir);
-  fs::path path = dir / "metrics.jsonl";
+  fs::path path = dir / run_files::kMetrics;
   int fd = open_for_writing(path, O_RDWR);
   try {
     off_t size = ::lseek(fd, 0, SEEK_END);
@@ -250,18 +250,18 @@ void append_metrics(const fs::path& dir, const json& line) {
 }
 
 std::vector<json> read_metrics(const fs::path& dir) {
-  fs::path path = dir / "metrics.jsonl";
+  fs::path path = dir / run_files::kMetrics;
   if (!fs::exists(path)) return {};
   return parse_metrics(read_file(path));
 }
 
 StoredRun read_stored_run(const fs::path& dir) {
   StoredRun out;
-  const fs::path path = dir / "summary.json";
+  const fs::path path = dir / run_files::kSummary;
   try {
     out.summary = read_summary(dir);
     // The trainer writes config.yaml first: a summary without one was put there by hand.
-    if (out.summary && !fs::exists(dir / "config.yaml"))
+    if (out.summary && !fs::exists(dir / run_files::kConfig))
       fail_summary(path, "there is no config.yaml beside it to say which run it is");
     if (out.summary && out.summary->id != dir.filename().string())
       fail_summary(path, fmt::format("it is the summary of run {}, but its folder is named {} (a "
@@ -275,7 +275,7 @@ StoredRun read_stored_run(const fs::path& dir) {
   }
   if (out.summary)
     out.state = out.summary->status == "diverged" ? RunState::diverged : RunState::finished;
-  else out.state = fs::exists(dir / "config.yaml") ? RunState::started : RunState::missing;
+  else out.state = fs::exists(dir / run_files::kConfig) ? RunState::started : RunState::missing;
   return out;
 }
 
@@ -308,7 +308,7 @@ int open_for_writing(const fs::path& path, int flags) {
 
 void refuse_links(const fs::path& run_dir) {
   if (fs::is_symlink(run_dir)) fail_link(run_dir);
-  for (const char* name : {"config.yaml", "metrics.jsonl", "summary.json", "checkpoint.pt"})
+  for (const char* name : run_files::kAll)
     if (fs::is_symlink(run_dir / name)) fail_link(run_dir / name);
 }
 

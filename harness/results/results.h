@@ -25,6 +25,15 @@
 
 namespace m2b {
 
+// The files of a run folder (above), named once for every reader and writer.
+namespace run_files {
+inline constexpr const char* kConfig = "config.yaml";
+inline constexpr const char* kMetrics = "metrics.jsonl";
+inline constexpr const char* kSummary = "summary.json";
+inline constexpr const char* kCheckpoint = "checkpoint.pt";
+inline constexpr const char* kAll[] = {kConfig, kMetrics, kSummary, kCheckpoint};
+}  // namespace run_files
+
 struct EvalResult {
   int64_t length = 0;
   double accuracy = 0;           // over scored tokens

@@ -15,7 +15,7 @@ namespace m2b {
 
 namespace fs = std::filesystem;
 
-fs::path checkpoint_path(const fs::path& run_dir) { return run_dir / "checkpoint.pt"; }
+fs::path checkpoint_path(const fs::path& run_dir) { return run_dir / run_files::kCheckpoint; }
 
 // The counters as named scalars, so the archive reads back by name whatever their order.
 template <typename Visit>

@@ -123,7 +123,7 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
   auto done = [&](const fs::path& dir) {
     const StoredRun stored = read_stored_run(dir);
     if (stored.state == RunState::invalid) throw BadSummary(stored.problem);
-    return stored.summary && (!began || fs::last_write_time(dir / "summary.json") > *began);
+    return stored.summary && (!began || fs::last_write_time(dir / run_files::kSummary) > *began);
   };
   std::ostream null_stream(nullptr);
   std::ostream& out = options.out ? *options.out : null_stream;

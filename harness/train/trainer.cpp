@@ -42,11 +42,11 @@ static std::string utc_now() {
 // Metrics lines past the checkpoint belong to a session that died after it: the resumed run
 // writes them again. Also cuts a torn last line.
 static void keep_metrics_through(const fs::path& run_dir, int64_t step) {
-  if (!fs::exists(run_dir / "metrics.jsonl")) return;
+  if (!fs::exists(run_dir / run_files::kMetrics)) return;
   std::string kept;
   for (const json& line : read_metrics(run_dir))
     if (line.value("step", int64_t{0}) <= step) kept += line.dump() + "\n";
-  write_atomic(run_dir / "metrics.jsonl", kept);
+  write_atomic(run_dir / run_files::kMetrics, kept);
 }
 
 static json provenance(const RunConfig& run, const Compute& compute,
