@@ -16,8 +16,8 @@ import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, length_axis,
-                          mark_training_range, model_style, per_seed_table, plt, read_table_groups,
-                          save, shared_legend, too_many_lines)
+                          lines_to_draw, mark_training_range, model_style, per_seed_table, plt,
+                          read_table_groups, save, shared_legend)
 from matplotlib.lines import Line2D  # noqa: E402
 
 DODGE = 0.13  # models side by side at a length, within ± this many octaves
@@ -37,7 +37,7 @@ def paper_x(length, model, shift, models_with_paper_value):
     return length * (1.0 if models_with_paper_value == 1 else shift[model])
 
 
-def plot_group(key, rows, seeds, out_dir):
+def plot_group(key, rows, seeds, out_dir, subset="", style_of=model_style):
     task, lo, hi = key
     metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -52,7 +52,7 @@ def plot_group(key, rows, seeds, out_dir):
         length_axis(ax, lengths, pad=DODGE + 0.17)
         range_handle = mark_training_range(ax, lo, hi, half_width=DODGE + 0.07)
         for model in models:
-            style = model_style(model)
+            style = style_of(model)
             colour = style["color"]
             cells = sorted((r for r in rows if r["metric"] == metric and r["model"] == model),
                            key=lambda r: int(r["length"]))
@@ -91,9 +91,10 @@ def plot_group(key, rows, seeds, out_dir):
         ax.set_xlabel("evaluation length")
         ax.set_ylabel(METRIC_TITLES[metric])
         ax.set_title(METRIC_TITLES[metric])
-    fig.suptitle(f"{task}: accuracy vs length, trained on lengths {lo}-{hi}")
+    title = f"{task}: accuracy vs length, trained on lengths {lo}-{hi}"
+    fig.suptitle(f"{title}\n{subset}" if subset else title)
 
-    handles = [Line2D([], [], label=m, **{k: v for k, v in model_style(m).items()},
+    handles = [Line2D([], [], label=m, **{k: v for k, v in style_of(m).items()},
                       markersize=6, markeredgecolor="white", markeredgewidth=0.6)
                for m in models]
     if most_seeds > 1:
@@ -118,19 +119,21 @@ def main():
     parser.add_argument("--out-dir", required=True, help="where the PNG and PDF go")
     args = parser.parse_args()
     groups, runs = read_table_groups(args.table)
-    drawn = crowded = 0
+    drawn = 0
     for key, group in groups.items():
         if not any(r["mean"] != "" for r in group):
             print(f"length_generalisation: {key[0]} (training lengths {key[1]}-{key[2]}): no "
                   "finished runs yet, no figure")
             continue
-        if too_many_lines("length_generalisation", key, {r["model"] for r in group}):
-            crowded += 1
+        models, subset, style_of = lines_to_draw(
+            "length_generalisation", key, {r["model"] for r in group}, group)
+        if not models:
             continue
         seeds = per_seed_table(pathlib.Path(args.table).parent, runs, key)
-        plot_group(key, group, seeds, args.out_dir)
+        plot_group(key, [r for r in group if r["model"] in models], seeds, args.out_dir, subset,
+                   style_of)
         drawn += 1
-    if drawn == 0 and crowded == 0:
+    if drawn == 0:
         print("length_generalisation: nothing to plot yet")
     return 0
 

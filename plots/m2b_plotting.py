@@ -117,19 +117,53 @@ def figure_stem(kind, key):
 
 
 # A figure with one line per model stops being readable past this many models (a recipe search has
-# dozens); the line figures then leave the group out and plots/ranking.py ranks the rows instead.
+# dozens); the line figures then draw the best of them, and plots/ranking.py ranks every row.
 MAX_LINES = 12
+EXTRAPOLATION = 4  # the paper's claim is about 4x the training length
 
 
-def too_many_lines(script, key, models):
-    """True, with a note saying where to look instead, when a group has more models than one
-    figure of lines can tell apart."""
+def ranking_length(lengths, longest_trained):
+    """The shortest length at least 4x the training range, else the longest there is."""
+    far = [length for length in sorted(lengths) if length >= EXTRAPOLATION * longest_trained]
+    return far[0] if far else max(lengths)
+
+
+def ranked_models(rows, length):
+    """The models of table rows with a result at `length`, best mean token accuracy first (ties by
+    name)."""
+    means = {r["model"]: float(r["mean"]) for r in rows
+             if r["metric"] == "accuracy" and int(r["length"]) == length and r["mean"] != ""}
+    return sorted(means, key=lambda m: (-means[m], m))
+
+
+# Colours of the rows of a crowded group (lines_to_draw), by rank: names of search rows are not in
+# MODEL_STYLES, and a colour from the name would repeat among twelve.
+RANKED_COLOURS = ["#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#882255", "#44AA99",
+                  "#999933", "#AA4499", "#000000", "#E69F00", "#0072B2"]
+
+
+def lines_to_draw(script, key, models, table_rows):
+    """The models of a group that a figure of lines draws, a line for its title, and their style
+    (a function of the model): all of them in model_style, or past MAX_LINES the MAX_LINES best by
+    token accuracy at the ranking length, in the order of the ranking figure and coloured by rank,
+    so that a recipe search still shows its leaders' curves."""
+    models = set(models)
     if len(models) <= MAX_LINES:
-        return False
+        return models, "", model_style
+    lengths = {int(r["length"]) for r in table_rows}
+    length = ranking_length(lengths, key[2]) if lengths else None
+    best = [m for m in ranked_models(table_rows, length) if m in models][:MAX_LINES]
+    if not best:
+        print(f"{script}: {key[0]} (training lengths {key[1]}-{key[2]}): {len(models)} models are "
+              f"too many lines for one figure, and no table ranks them yet: no figure")
+        return set(), "", model_style
+    note = f"the {len(best)} best of {len(models)} rows by token accuracy at length {length}"
     print(f"{script}: {key[0]} (training lengths {key[1]}-{key[2]}): {len(models)} models are too "
-          f"many lines for one figure (at most {MAX_LINES}); {figure_stem('ranking', key)} ranks "
-          "them")
-    return True
+          f"many lines for one figure; it draws {note} ({figure_stem('ranking', key)} ranks them "
+          "all)")
+    ranked = {m: {"color": RANKED_COLOURS[i], "marker": "o", "linestyle": "-"}
+              for i, m in enumerate(best)}
+    return set(best), note, ranked.__getitem__
 
 
 def model_style(model):

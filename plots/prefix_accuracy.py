@@ -17,8 +17,8 @@ import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, TRAINING_RANGE_COLOUR, TRAINING_RANGE_FILL, figure_stem,
-                          groups_of, model_style, plt, read_csv, read_summary, save, shared_legend,
-                          too_many_lines)
+                          groups_of, lines_to_draw, model_style, plt, read_csv, read_summary,
+                          read_table_groups, save, shared_legend)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -37,7 +37,7 @@ def mean_curve(curves):
     return [sum(c[i] for c in curves) / len(curves) for i in range(width)]
 
 
-def plot_group(key, runs, results, out_dir):
+def plot_group(key, runs, results, out_dir, subset="", style_of=model_style):
     task, lo, hi = key
     curves = collections.defaultdict(lambda: collections.defaultdict(list))  # [length][model]
     models = list(dict.fromkeys(run["model"] for run in runs))
@@ -61,7 +61,7 @@ def plot_group(key, runs, results, out_dir):
             if not model_curves:
                 continue
             most_seeds = max(most_seeds, len(model_curves))
-            style = model_style(model)
+            style = style_of(model)
             if len(model_curves) > 1:
                 for curve in model_curves:
                     ax.plot(range(1, len(curve) + 1), curve, color=style["color"],
@@ -78,8 +78,8 @@ def plot_group(key, runs, results, out_dir):
     note = f"{task}: {METRIC_TITLES['prefix_accuracy']}, trained on lengths {lo}-{hi}"
     if without:
         note += f" ({without} finished run{'s' if without > 1 else ''} recorded no curve)"
-    fig.suptitle(note)
-    handles = [Line2D([], [], color=model_style(m)["color"], linestyle=model_style(m)["linestyle"],
+    fig.suptitle(f"{note}\n{subset}" if subset else note)
+    handles = [Line2D([], [], color=style_of(m)["color"], linestyle=style_of(m)["linestyle"],
                       linewidth=2.0, label=m)
                for m in models if any(m in curves[length] for length in lengths)]
     handles.append(Line2D([], [], color="0.3", linewidth=2.0,
@@ -99,12 +99,15 @@ def main():
     args = parser.parse_args()
     results = pathlib.Path(args.results)
     runs = read_csv(results / "runs.csv")
-    groups = groups_of(runs)
-    crowded = [key for key, group in groups.items()
-               if too_many_lines("prefix_accuracy", key, {run["model"] for run in group})]
-    drawn = sum(plot_group(key, group, results, args.out_dir) for key, group in groups.items()
-                if key not in crowded)
-    if drawn == 0 and not crowded:
+    table = results / "table.csv"
+    tables = read_table_groups(table)[0] if table.exists() else {}
+    drawn = 0
+    for key, group in groups_of(runs).items():
+        models, subset, style_of = lines_to_draw(
+            "prefix_accuracy", key, {run["model"] for run in group}, tables.get(key, []))
+        drawn += plot_group(key, [run for run in group if run["model"] in models], results,
+                            args.out_dir, subset, style_of)
+    if drawn == 0:
         print("prefix_accuracy: no finished run has a prefix curve yet, no figure")
     return 0
 

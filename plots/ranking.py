@@ -15,22 +15,8 @@ import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, model_style,
-                          per_seed_table, plt, read_table_groups, save)
-
-EXTRAPOLATION = 4  # the paper's claim is about 4x the training length
-
-
-def ranking_length(lengths, longest_trained):
-    """The shortest length at least 4x the training range, else the longest there is."""
-    far = [length for length in sorted(lengths) if length >= EXTRAPOLATION * longest_trained]
-    return far[0] if far else max(lengths)
-
-
-def ranked_models(rows, length):
-    """The models with a result at `length`, best mean token accuracy first (ties by name)."""
-    means = {r["model"]: float(r["mean"]) for r in rows
-             if r["metric"] == "accuracy" and int(r["length"]) == length and r["mean"] != ""}
-    return sorted(means, key=lambda m: (-means[m], m))
+                          per_seed_table, plt, ranked_models, ranking_length, read_table_groups,
+                          save)
 
 
 def variant_of(model):

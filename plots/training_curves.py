@@ -14,8 +14,8 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (figure_stem, groups_of, model_style, plt, read_csv, save, shared_legend,
-                          too_many_lines)
+from m2b_plotting import (figure_stem, groups_of, lines_to_draw, model_style, plt, read_csv,
+                          read_table_groups, save, shared_legend)
 from matplotlib.lines import Line2D  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def mean_curve(curves, field, geometric=False):
     return steps, out
 
 
-def plot_group(key, runs, results, out_dir):
+def plot_group(key, runs, results, out_dir, subset="", style_of=model_style):
     task, lo, hi = key
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11.6, 4.2), layout="constrained")
     by_model = collections.OrderedDict()
@@ -63,7 +63,7 @@ def plot_group(key, runs, results, out_dir):
     most_seeds = max(len(curves) for curves in by_model.values())
     handles = []
     for model, curves in by_model.items():
-        style = model_style(model)
+        style = style_of(model)
         for lines in curves:
             steps = [line["step"] for line in lines]
             kw = dict(color=style["color"], linestyle=style["linestyle"], linewidth=0.8,
@@ -85,7 +85,8 @@ def plot_group(key, runs, results, out_dir):
     for ax in (loss_ax, acc_ax):
         ax.set_xlabel("step")
         ax.set_xlim(left=0)
-    fig.suptitle(f"{task}: training, lengths {lo}-{hi}")
+    title = f"{task}: training, lengths {lo}-{hi}"
+    fig.suptitle(f"{title}\n{subset}" if subset else title)
     if most_seeds > 1:
         handles.append(Line2D([], [], color="0.3", linewidth=2,
                               label=f"thick: mean of {most_seeds} seeds until\n"
@@ -103,20 +104,23 @@ def main():
     args = parser.parse_args()
     results = pathlib.Path(args.results)
     runs = read_csv(results / "runs.csv")
-    groups = groups_of(runs)
-    drawn = crowded = 0
-    for key, group in groups.items():
+    table = results / "table.csv"
+    tables = read_table_groups(table)[0] if table.exists() else {}
+    drawn = 0
+    for key, group in groups_of(runs).items():
         with_metrics = [r for r in group if read_train_lines(results / r["id"] / "metrics.jsonl")]
         if not with_metrics:
             print(f"training_curves: {key[0]} (training lengths {key[1]}-{key[2]}): no metrics "
                   "yet, no figure")
             continue
-        if too_many_lines("training_curves", key, {r["model"] for r in with_metrics}):
-            crowded += 1
+        models, subset, style_of = lines_to_draw(
+            "training_curves", key, {r["model"] for r in with_metrics}, tables.get(key, []))
+        if not models:
             continue
-        plot_group(key, with_metrics, results, args.out_dir)
+        plot_group(key, [r for r in with_metrics if r["model"] in models], results, args.out_dir,
+                   subset, style_of)
         drawn += 1
-    if drawn == 0 and crowded == 0:
+    if drawn == 0:
         print("training_curves: nothing to plot yet")
     return 0
 

@@ -87,7 +87,8 @@ def paper_ring_failures():
 
 def ranking_failures():
     """The ranking length is the first evaluated length at 4x the training range, else the
-    longest; a group of more models than MAX_LINES is left out of the line figures."""
+    longest; of a group of more models than MAX_LINES, the line figures draw the MAX_LINES best by
+    token accuracy there."""
     sys.path.insert(0, str(PLOTS))
     import m2b_plotting
     import ranking
@@ -99,10 +100,19 @@ def ranking_failures():
             failures.append(f"ranking length of {lengths} trained to {longest}: {got}, want {want}")
     key = ("s3", 2, 16)
     many = [f"m{i}" for i in range(m2b_plotting.MAX_LINES + 1)]
-    if not m2b_plotting.too_many_lines("test", key, many):
-        failures.append(f"{len(many)} models are not too many lines")
-    if m2b_plotting.too_many_lines("test", key, many[:-1]):
-        failures.append(f"{len(many) - 1} models are too many lines")
+    rows = [{"metric": "accuracy", "length": length, "model": m, "mean": str(i / 100)}
+            for i, m in enumerate(many) for length in (16, 64)]
+    models, note, style_of = m2b_plotting.lines_to_draw("test", key, many, rows)
+    if models != set(many[1:]) or "the 12 best of 13 rows" not in note or "length 64" not in note:
+        failures.append(f"13 models: drawn {sorted(models)} with note {note!r}, want all but m0")
+    if len({style_of(m)["color"] for m in models}) != len(models):
+        failures.append("the 12 best rows do not each have their own colour")
+    models, note, _ = m2b_plotting.lines_to_draw("test", key, many[:-1], rows)
+    if models != set(many[:-1]) or note:
+        failures.append(f"12 models: drawn {sorted(models)} with note {note!r}, want all")
+    models, _, _ = m2b_plotting.lines_to_draw("test", key, many, [])
+    if models:
+        failures.append(f"13 models and no table: drawn {sorted(models)}, want none")
     return failures
 
 
