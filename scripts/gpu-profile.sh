@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build the kernel benchmark and profile chosen fused kernels with
 # Nsight Compute (hardware counters, clocks left alone): per kernel the summary sections and the
-# SASS lines where warps stall most. One text report per case goes to $OUT (default ./gpu-profile-out).
+# SASS lines where warps stall most. One text report per case goes to $OUT (default ./gpu-profile-out),
+# with every SASS line's counts beside it (<case>.sass.csv.gz).
 #   M2B_PROFILE_CASES  space-separated benchmark names (bench_m2rnn_kernels --benchmark_list_tests),
 #                      default: lm400m and statetrack forward, lm400m and wide forward+backward, fused backend
 #   M2B_PROFILE_TOP    how many SASS lines to list per kernel (default 40)
@@ -36,6 +37,9 @@ for c in $cases; do
     head -c 3000 "$tmp/sass.csv"; echo
     python3 "$root/scripts/ncu_stalls.py" "$tmp/sass.csv" "${M2B_PROFILE_TOP:-40}" 2>&1
   } >"$out/$tag.txt"
+  # Every SASS line's counts (the text keeps the top lines only), for attributing instructions
+  # and stalls to the kernel's phases afterwards.
+  gzip -c "$tmp/sass.csv" >"$out/$tag.sass.csv.gz"
   rm -f "$out/$tag.ncu-rep"
   echo "== $c"
   grep -E "Duration|Registers Per|Achieved Occupancy|Issue Slots Busy|Executed Ipc A|No Eligible" "$out/$tag.txt" | head -20
