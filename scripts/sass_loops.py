@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The loops of a compiled CUDA kernel, from its SASS, without a GPU: for each backward branch
+(a loop body from its target to the branch) its instruction count, tensor-core (HMMA), tanh/exp
+(MUFU) and barrier (BAR) instructions, and the source lines most of its instructions come from.
+A loop that runs once per time step gives that step's instruction stream, which the dynamic
+counts of a profile (scripts/gpu-profile.sh) can then be split by.
+
+Usage: sass_loops.py OBJECT_OR_CUBIN KERNEL_REGEX [--top N]
+  OBJECT_OR_CUBIN  a .o built with -lineinfo (nvcc ... -lineinfo -c x.cu) or a .cubin
+  KERNEL_REGEX     matched against the mangled kernel names; the first match is read
+Needs cuobjdump and nvdisasm: from the CUDA toolkit, or where it lacks them,
+`.venv/bin/pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm` (they land in the venv's
+nvidia/cu13/bin, which is searched too).
+"""
+import argparse
+import collections
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tool(name):
+    found = shutil.which(name) or shutil.which(name, path="/usr/local/cuda/bin")
+    if found:
+        return found
+    for candidate in sorted(ROOT.glob(f".venv/lib/python3*/site-packages/nvidia/cu*/bin/{name}")):
+        return str(candidate)
+    sys.exit(f"sass_loops: {name} not found (see the usage: pip install nvidia-cuda-{name})")
+
+
+def instructions(sass):
+    """[(text, (file, line))] of one kernel's SASS, and {label: index of its next instruction}."""
+    out, labels, where = [], {}, ("?", 0)
+    for line in sass.splitlines():
+        if m := re.match(r'\s*//## File "(.*)", line (\d+)', line):
+            where = (pathlib.Path(m.group(1)).name, int(m.group(2)))
+        elif m := re.match(r"\s*(\.L_x_\d+):", line):
+            labels[m.group(1)] = len(out)
+        elif m := re.match(r"\s*/\*[0-9a-f]{4,}\*/\s+(.*?)\s*;", line):
+            out.append((m.group(1), where))
+    return out, labels
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("binary", type=pathlib.Path)
+    parser.add_argument("kernel")
+    parser.add_argument("--top", type=int, default=3, help="source lines listed per loop")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = args.binary
+        if cubin.suffix != ".cubin":
+            subprocess.run([tool("cuobjdump"), "-xelf", "all", str(args.binary.resolve())],
+                           cwd=tmp, check=True, capture_output=True)
+            cubins = sorted(pathlib.Path(tmp).glob("*.cubin"))
+            if not cubins:
+                sys.exit(f"sass_loops: {args.binary} holds no cubin")
+            cubin = cubins[0]
+        sass = subprocess.run([tool("nvdisasm"), "-g", "-c", str(cubin)], check=True,
+                              capture_output=True, text=True).stdout
+    kernels = re.split(r"\n(?=\.text\.)", sass)
+    chosen = [k for k in kernels if k.startswith(".text.") and re.search(args.kernel, k.split(":")[0])]
+    if not chosen:
+        sys.exit(f"sass_loops: no kernel matches {args.kernel!r}")
+    body = chosen[0].split("\n\t.section", 1)[0]
+    print(chosen[0].split(":")[0][len(".text."):])
+    code, labels = instructions(body)
+    print(f"{len(code)} instructions")
+    print("first  last  instructions  HMMA  MUFU  BAR  most from")
+    for i, (text, _) in enumerate(code):
+        m = re.search(r"BRA\s.*`\((\.L_x_\d+)\)", text)
+        if not m or labels.get(m.group(1), i + 1) > i:
+            continue
+        loop = code[labels[m.group(1)]:i + 1]
+        count = lambda op: sum(op in t for t, _ in loop)
+        lines = collections.Counter(w for _, w in loop).most_common(args.top)
+        print(f"{labels[m.group(1)]:5d} {i:5d} {len(loop):13d} {count('HMMA'):5d} "
+              f"{count('MUFU'):5d} {count('BAR'):4d}  "
+              + ", ".join(f"{f}:{n} ({c})" for (f, n), c in lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
