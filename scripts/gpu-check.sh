@@ -100,7 +100,8 @@ if [[ " $steps " == *" anchor "* ]]; then
 import json, sys, datetime, torch, triton
 rows = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 json.dump({"device_name": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": triton.__version__, "date": datetime.datetime.utcnow().isoformat() + "Z",
+           "triton": triton.__version__,
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "rows": rows}, open(sys.argv[2], "w"), indent=1)
 PY
     cat "$out/anchor.json"
