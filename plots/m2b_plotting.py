@@ -145,7 +145,7 @@ RANKED_COLOURS = ["#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#88225
 def lines_to_draw(script, key, models, table_rows):
     """The models of a group that a figure of lines draws, a line for its title, and their style
     (a function of the model): all of them in model_style, or past MAX_LINES the MAX_LINES best by
-    token accuracy at the ranking length, in the order of the ranking figure and coloured by rank,
+    token accuracy at the ranking length (the top of the ranking figure), coloured by their rank,
     so that a recipe search still shows its leaders' curves."""
     models = set(models)
     if len(models) <= MAX_LINES:
