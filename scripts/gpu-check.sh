@@ -43,8 +43,11 @@ if [ -n "${M2B_PREBUILT:-}" ]; then
     steps="${steps//build/}"
     note "using prebuilt binaries from $M2B_PREBUILT"
   else
-    note "prebuilt binaries do not load here; building"
-    ldd "$M2B_PREBUILT/kernels_gpu_tests" >"$logs/ldd.txt" 2>&1
+    # Build them here, whether or not the steps asked for a build: the other steps need them.
+    note "prebuilt binaries do not load here ($(ldd "$M2B_PREBUILT/kernels_gpu_tests" \
+      "$M2B_PREBUILT/bench_m2rnn_kernels" 2>&1 | grep -o '[^[:space:]]* => not found' | sort -u |
+      tr '\n' ' ')); building"
+    [[ " $steps " == *" build "* ]] || steps="build $steps"
   fi
 fi
 
