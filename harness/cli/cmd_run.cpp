@@ -46,23 +46,27 @@ struct RunArgs {
   bool no_cuda_graphs = false;
   std::string gpus;
   int per_gpu = 1;
+  int workers = 0;
 };
 
-// The `run` command line each --gpus worker runs: this one's, less --gpus and --per-gpu.
+// The `run` command line each worker runs: this one's, less --gpus, --per-gpu and --workers.
+// --workers processes share the cores: one thread each unless --threads says otherwise.
 std::vector<std::string> worker_args(const RunArgs& args) {
   std::vector<std::string> out = {"run", args.suite, "--results", args.results};
   if (args.fresh) out.push_back("--fresh");
   for (const std::string& id : args.only) out.insert(out.end(), {"--only", id});
-  if (args.threads > 0) out.insert(out.end(), {"--threads", std::to_string(args.threads)});
+  const int threads = args.threads > 0 ? args.threads : args.workers > 0 ? 1 : 0;
+  if (threads > 0) out.insert(out.end(), {"--threads", std::to_string(threads)});
   if (args.no_cuda_graphs) out.push_back("--no-cuda-graphs");
   return out;
 }
 
 void run_command(const RunArgs& args) {
   const Suite suite = load_suite(args.suite);
-  if (!args.gpus.empty()) {
-    const int status =
-        run_workers(parse_gpus(args.gpus), args.per_gpu, worker_args(args), std::cout);
+  if (!args.gpus.empty() || args.workers > 0) {
+    const auto slots =
+        args.workers > 0 ? cpu_slots(args.workers) : gpu_slots(parse_gpus(args.gpus), args.per_gpu);
+    const int status = run_workers(slots, worker_args(args), std::cout);
     if (status != 0) throw CLI::RuntimeError(status);
     return;
   }
@@ -138,6 +142,12 @@ void add_run_command(CLI::App& app) {
                   "several (with CUDA MPS their kernels run at once)")
       ->check(CLI::Range(1, 64))
       ->needs("--gpus");
+  cmd->add_option("--workers", args->workers,
+                  "Train with this many worker processes that keep this one's devices, one "
+                  "thread each unless --threads is given: for a suite that trains on the CPU, "
+                  "about one per core (runs of small models gain little from more threads)")
+      ->check(CLI::Range(1, 256))
+      ->excludes("--gpus");
   cmd->callback([args] { run_command(*args); });
 }
 

@@ -84,23 +84,24 @@ constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
 constexpr const char* kParentVariable = "M2BENCH_WORKER_PARENT";
 
 struct Slot {
-  std::string label;
+  WorkerSlot worker;
   pid_t pid = -1;
   int fd = -1;          // the read end of the worker's stdout and stderr
   std::string pending;  // a line not yet ended
   int status = 0;
 };
 
-// This program with `args`, seeing only `gpu`, its output into a pipe, in a process group of its
-// own.
-void spawn(Slot& slot, const std::string& gpu, const std::vector<std::string>& args) {
+// This program with `args`, seeing only the slot's GPU where it has one, its output into a pipe,
+// in a process group of its own.
+void spawn(Slot& slot, const std::vector<std::string>& args) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
     throw std::runtime_error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
   std::vector<std::string> env_text;
+  const std::optional<std::string>& gpu = slot.worker.gpu;
   for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env_text.push_back(*e);
-  env_text.push_back("CUDA_VISIBLE_DEVICES=" + gpu);
+    if (!gpu || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env_text.push_back(*e);
+  if (gpu) env_text.push_back("CUDA_VISIBLE_DEVICES=" + *gpu);
   env_text.push_back(fmt::format("{}={}", kParentVariable, ::getpid()));
   std::vector<char*> env, argv;
   for (std::string& e : env_text) env.push_back(e.data());
@@ -127,7 +128,7 @@ void spawn(Slot& slot, const std::string& gpu, const std::vector<std::string>& a
   if (rc != 0) {
     ::close(pipe_fds[0]);
     throw std::runtime_error(
-        fmt::format("cannot start worker {}: {}", slot.label, std::strerror(rc)));
+        fmt::format("cannot start worker {}: {}", slot.worker.label, std::strerror(rc)));
   }
   slot.fd = pipe_fds[0];
 }
@@ -136,27 +137,42 @@ void spawn(Slot& slot, const std::string& gpu, const std::vector<std::string>& a
 void forward_output(Slot& slot, std::ostream& out, bool at_end) {
   size_t start = 0;
   for (size_t end; (end = slot.pending.find('\n', start)) != std::string::npos; start = end + 1)
-    out << slot.label << ' ' << std::string_view(slot.pending).substr(start, end - start) << '\n';
+    out << slot.worker.label << ' ' << std::string_view(slot.pending).substr(start, end - start)
+        << '\n';
   slot.pending.erase(0, start);
-  if (at_end && !slot.pending.empty()) out << slot.label << ' ' << slot.pending << '\n';
+  if (at_end && !slot.pending.empty()) out << slot.worker.label << ' ' << slot.pending << '\n';
   out.flush();
 }
 
 }  // namespace
 
-int run_workers(const std::vector<std::string>& gpus, int per_gpu,
-                const std::vector<std::string>& run_args, std::ostream& out) {
-  std::vector<Slot> slots;
+std::vector<WorkerSlot> gpu_slots(const std::vector<std::string>& gpus, int per_gpu) {
+  std::vector<WorkerSlot> slots;
   for (const std::string& gpu : gpus)
-    for (int k = 1; k <= per_gpu; ++k) slots.push_back({fmt::format("[gpu {} #{}]", gpu, k)});
+    for (int k = 1; k <= per_gpu; ++k) slots.push_back({fmt::format("[gpu {} #{}]", gpu, k), gpu});
+  return slots;
+}
+
+std::vector<WorkerSlot> cpu_slots(int count) {
+  std::vector<WorkerSlot> slots;
+  for (int k = 1; k <= count; ++k) slots.push_back({fmt::format("[worker {}]", k), std::nullopt});
+  return slots;
+}
+
+int run_workers(const std::vector<WorkerSlot>& workers, const std::vector<std::string>& run_args,
+                std::ostream& out) {
+  std::vector<Slot> slots;
+  for (const WorkerSlot& worker : workers) slots.push_back({worker});
   g_signals_received = 0;
   for (int signal : kStopSignals) std::signal(signal, count_stop_signal);
   size_t started = 0;
   try {
     for (; started < slots.size(); ++started) {
-      spawn(slots[started], gpus[started / per_gpu], run_args);
-      out << fmt::format("{} pid {}, CUDA_VISIBLE_DEVICES={}\n", slots[started].label,
-                         slots[started].pid, gpus[started / per_gpu]);
+      const Slot& slot = slots[started];
+      spawn(slots[started], run_args);
+      out << fmt::format("{} pid {}", slot.worker.label, slot.pid)
+          << (slot.worker.gpu ? ", CUDA_VISIBLE_DEVICES=" + *slot.worker.gpu : std::string())
+          << "\n";
     }
   } catch (...) {
     for (size_t i = 0; i < started; ++i) ::kill(slots[i].pid, SIGTERM);
@@ -202,7 +218,7 @@ int run_workers(const std::vector<std::string>& gpus, int per_gpu,
     while (::waitpid(slot.pid, &slot.status, 0) < 0 && errno == EINTR) {}
     const int code =
         WIFEXITED(slot.status) ? WEXITSTATUS(slot.status) : 128 + WTERMSIG(slot.status);
-    out << fmt::format("{} exited with status {}\n", slot.label, code);
+    out << fmt::format("{} exited with status {}\n", slot.worker.label, code);
     // A worker stopped by a passed-on signal ends with 128 + it, or dies of the second one.
     const bool stopped = forwarded > 0 && code == 128 + g_last_signal.load();
     failed = failed || (code != 0 && code != 75 && !stopped);

@@ -2,6 +2,7 @@
 // every run of a suite once. On a machine without GPUs the suite trains on the CPU (its
 // train.device says cpu) while the workers are still placed as on GPUs: CUDA_VISIBLE_DEVICES
 // tells each worker its device, and each run's start line names its worker and that device.
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -85,6 +86,35 @@ TEST_CASE("run --gpus all takes the GPUs CUDA_VISIBLE_DEVICES names", "[gpu_work
   CHECK(gpus == std::set<std::string>{"2", "6"});
 }
 
+TEST_CASE("run --workers trains every run once, one thread per worker, keeping the GPUs it sees",
+          "[gpu_workers]") {
+  ScratchDir dir("m2b_cpu_workers");
+  const fs::path suite = dir.write("workers.yaml", kSixRuns);
+  const fs::path results = dir.path() / "results";
+  const Finished run =
+      run_m2bench({"run", suite.string(), "--results", results.string(), "--workers", "3"},
+                  dir.path() / "run.log", {"CUDA_VISIBLE_DEVICES=7"});
+  INFO(run.output);
+  CHECK(run.status == 0);
+  static const std::regex line(R"(\[worker (\d+)\] pid (\d+)\n)");
+  std::set<int64_t> workers;
+  for (auto it = std::sregex_iterator(run.output.begin(), run.output.end(), line);
+       it != std::sregex_iterator(); ++it)
+    workers.insert(std::stoll((*it)[2]));
+  REQUIRE(workers.size() == 3);
+  const std::vector<fs::path> runs = run_folders(results / "workers");
+  REQUIRE(runs.size() == 6);
+  for (const fs::path& r : runs) {
+    INFO(r);
+    const auto trained = sessions(r);
+    REQUIRE(trained.size() == 1);
+    CHECK(workers.count(trained[0].at("worker").at("pid").get<int64_t>()) == 1);
+    CHECK(trained[0].at("worker").at("gpu") == "7");  // this process's, not one of its own
+    std::ifstream summary(r / "summary.json");
+    CHECK(nlohmann::json::parse(summary).at("provenance").at("cpu_threads") == 1);
+  }
+}
+
 TEST_CASE("bad --gpus and --per-gpu values are refused, naming what is valid", "[gpu_workers]") {
   ScratchDir dir("m2b_gpu_bad");
   const fs::path suite = dir.write("workers.yaml", kSixRuns);
@@ -100,6 +130,9 @@ TEST_CASE("bad --gpus and --per-gpu values are refused, naming what is valid", "
              Contains("--gpus 0,x: 'x' is not a device (valid: all, or a comma list"));
   CHECK_THAT(refused({"--gpus", "1,1"}), Contains("--gpus 1,1: device 1 is listed twice"));
   CHECK_THAT(refused({"--per-gpu", "2"}), Contains("--per-gpu") && Contains("--gpus"));
+  CHECK_THAT(refused({"--workers", "2", "--gpus", "0"}),
+             Contains("--workers") && Contains("--gpus"));
+  CHECK_THAT(refused({"--workers", "0"}), Contains("--workers"));
   CHECK_FALSE(fs::exists(results));  // nothing trained
 }
 
