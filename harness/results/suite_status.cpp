@@ -20,13 +20,13 @@ int SuiteStatus::count(RunActivity activity) const {
       runs.begin(), runs.end(), [&](const RunStatus& r) { return r.activity == activity; }));
 }
 
-// Whether the owner record's worker is training: on this host its process must be alive (a
-// killed worker leaves its record behind); elsewhere only its heartbeat tells.
+// Whether the owner record's worker is training: its heartbeat must be fresh, and on this host its
+// process alive too (a killed worker leaves its record behind). A live process with a stale
+// heartbeat is a hung worker, or another process that was given the dead worker's pid.
 static RunActivity held_activity(const OwnerRecord& owner) {
-  if (owner.worker.host == host_name())
-    return ::kill(static_cast<pid_t>(owner.worker.pid), 0) == 0 || errno == EPERM
-               ? RunActivity::training
-               : RunActivity::stopped;
+  if (owner.worker.host == host_name() &&
+      !(::kill(static_cast<pid_t>(owner.worker.pid), 0) == 0 || errno == EPERM))
+    return RunActivity::stopped;
   return unix_now() - owner.heartbeat > kStaleSeconds ? RunActivity::stalled
                                                       : RunActivity::training;
 }

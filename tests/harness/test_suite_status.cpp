@@ -98,3 +98,23 @@ TEST_CASE(
              Contains("no heartbeat from its worker for over 10m00s") &&
                  Contains("suite ETA unknown: no worker is training it now"));
 }
+
+TEST_CASE(
+    "a run held on this host by a live process whose heartbeat stopped is stalled, not training "
+    "(a hung worker, or a reused pid)",
+    "[suite_status]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
+  const fs::path results = dir.path() / "results";
+  begin_run(results, suite.runs[0], 10, 2.0);
+  const auto hold = [&](int64_t heartbeat_age) {
+    nlohmann::json record = {{"worker", this_worker()},
+                             {"claimed_at", unix_now() - 1000},
+                             {"heartbeat", unix_now() - heartbeat_age}};
+    std::ofstream(run_dir(results, suite.runs[0]) / ".owner") << record;
+  };
+  hold(20);  // this process is alive: with a fresh heartbeat, it trains
+  CHECK(suite_status(suite, results).count(RunActivity::training) == 1);
+  hold(kStaleSeconds + 60);
+  CHECK(suite_status(suite, results).count(RunActivity::stalled) == 1);
+}
