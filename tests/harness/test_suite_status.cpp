@@ -73,48 +73,40 @@ TEST_CASE(
   CHECK_THAT(text, Contains("suite ETA ") && Contains(" with 1 worker training"));
 }
 
-TEST_CASE(
-    "a run held on another host shows that host's worker, and is stalled once its "
-    "heartbeat stops",
-    "[suite_status]") {
-  TempDir dir;
-  const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
-  const fs::path results = dir.path() / "results";
-  begin_run(results, suite.runs[0], 10, 2.0);
-  const auto hold = [&](int64_t heartbeat_age) {
-    std::ofstream(run_dir(results, suite.runs[0]) / ".owner") << nlohmann::json{
-        {"worker", {{"host", "node7"}, {"pid", 99}, {"job", "12_1"}, {"gpu", "3"}}},
-        {"claimed_at", unix_now() - 1000},
-        {"heartbeat", unix_now() - heartbeat_age}};
-  };
-  hold(20);
-  CHECK_THAT(format_status(suite, results, suite_status(suite, results)),
-             Contains("ETA 4s  host node7 pid 99 job 12_1 gpu 3"));
-  hold(kStaleSeconds + 60);
-  const SuiteStatus stalled = suite_status(suite, results);
-  CHECK(stalled.count(RunActivity::stalled) == 1);
-  CHECK_FALSE(stalled.eta_s);
-  CHECK_THAT(format_status(suite, results, stalled),
-             Contains("no heartbeat from its worker for over 10m00s") &&
-                 Contains("suite ETA unknown: no worker is training it now"));
+// The owner record of a worker that claimed the run long ago and beat last `heartbeat_age` ago.
+static void hold_run(const fs::path& results, const RunConfig& run, const nlohmann::json& worker,
+                     int64_t heartbeat_age) {
+  std::ofstream(run_dir(results, run) / ".owner")
+      << nlohmann::json{{"worker", worker},
+                        {"claimed_at", unix_now() - 1000},
+                        {"heartbeat", unix_now() - heartbeat_age}};
 }
 
 TEST_CASE(
-    "a run held on this host by a live process whose heartbeat stopped is stalled, not training "
-    "(a hung worker, or a reused pid)",
+    "a held run trains while its worker's heartbeat is fresh and is stalled once it stops, on "
+    "another host and on this one",
     "[suite_status]") {
   TempDir dir;
   const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
   const fs::path results = dir.path() / "results";
   begin_run(results, suite.runs[0], 10, 2.0);
-  const auto hold = [&](int64_t heartbeat_age) {
-    nlohmann::json record = {{"worker", this_worker()},
-                             {"claimed_at", unix_now() - 1000},
-                             {"heartbeat", unix_now() - heartbeat_age}};
-    std::ofstream(run_dir(results, suite.runs[0]) / ".owner") << record;
-  };
-  hold(20);  // this process is alive: with a fresh heartbeat, it trains
-  CHECK(suite_status(suite, results).count(RunActivity::training) == 1);
-  hold(kStaleSeconds + 60);
-  CHECK(suite_status(suite, results).count(RunActivity::stalled) == 1);
+  SECTION("on another host, with that host's worker shown") {
+    const nlohmann::json node7 = {{"host", "node7"}, {"pid", 99}, {"job", "12_1"}, {"gpu", "3"}};
+    hold_run(results, suite.runs[0], node7, 20);
+    CHECK_THAT(format_status(suite, results, suite_status(suite, results)),
+               Contains("ETA 4s  host node7 pid 99 job 12_1 gpu 3"));
+    hold_run(results, suite.runs[0], node7, kStaleSeconds + 60);
+    const SuiteStatus stalled = suite_status(suite, results);
+    CHECK(stalled.count(RunActivity::stalled) == 1);
+    CHECK_FALSE(stalled.eta_s);
+    CHECK_THAT(format_status(suite, results, stalled),
+               Contains("no heartbeat from its worker for over 10m00s") &&
+                   Contains("suite ETA unknown: no worker is training it now"));
+  }
+  SECTION("on this host, by a live process (a hung worker, or another given a dead one's pid)") {
+    hold_run(results, suite.runs[0], this_worker(), 20);  // this process: alive
+    CHECK(suite_status(suite, results).count(RunActivity::training) == 1);
+    hold_run(results, suite.runs[0], this_worker(), kStaleSeconds + 60);
+    CHECK(suite_status(suite, results).count(RunActivity::stalled) == 1);
+  }
 }
