@@ -89,6 +89,17 @@ M2rnnCudaOptions opts(M2rnnMath math, int64_t every) {
   return o;
 }
 
+// The fused kernels' three paths, fp32 exact, fp32 on tensor cores (tf32) and bf16, each at its
+// bound, with a state checkpoint every `every` steps.
+void check_fused_paths(const ProblemSpec& spec, int64_t every) {
+  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, every),
+                       bound(false, M2rnnMath::exact));
+  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, every),
+                       bound(false, M2rnnMath::tensor));
+  check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, every),
+                          bound(true, M2rnnMath::tensor));
+}
+
 }  // namespace
 
 TEST_CASE("fused kernels match the oracle for every supported K and V", "[gpu][m2rnn]") {
@@ -98,12 +109,7 @@ TEST_CASE("fused kernels match the oracle for every supported K and V", "[gpu][m
       // S = 37 over checkpoints every 8 steps: five chunks, the last one partial.
       ProblemSpec spec = spec_of(2, 37, K, V, 3, ++seed);
       spec.grad_clip = 0.5;
-      check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8),
-                           bound(false, M2rnnMath::exact));
-      check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
-                           bound(false, M2rnnMath::tensor));
-      check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
-                              bound(true, M2rnnMath::tensor));
+      check_fused_paths(spec, 8);
     }
 }
 
@@ -152,12 +158,7 @@ TEST_CASE("fused kernels share heads, take strided inputs, optional h0 and clip"
     s.Nq = c.Nq, s.Nk = c.Nk, s.Nv = c.Nv, s.Nw = c.Nw, s.Nf = c.Nf;
     spec.h0 = c.h0, spec.dh_final = c.dh_final, spec.fused_inputs = c.fused_inputs;
     spec.grad_clip = c.clip;
-    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8),
-                         bound(false, M2rnnMath::exact));
-    check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
-                         bound(false, M2rnnMath::tensor));
-    check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
-                            bound(true, M2rnnMath::tensor));
+    check_fused_paths(spec, 8);
     check_backend<float>(spec, Backend::cublas, {}, 1e-5);
     check_backend<kc::bf16>(spec, Backend::cublas, {}, bound(true, M2rnnMath::tensor));
   }
@@ -217,12 +218,7 @@ TEST_CASE("small shapes for compute-sanitizer", "[gpu][m2rnn][sanitize]") {
   ProblemSpec spec = spec_of(2, 11, 32, 16, 2, 500);
   spec.shape.Nq = 1;
   spec.grad_clip = 0.5;
-  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::exact, 8),
-                       bound(false, M2rnnMath::exact));
-  check_backend<float>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
-                       bound(false, M2rnnMath::tensor));
-  check_backend<kc::bf16>(spec, Backend::fused, opts(M2rnnMath::tensor, 8),
-                          bound(true, M2rnnMath::tensor));
+  check_fused_paths(spec, 8);
   check_backend<kc::bf16>(spec, Backend::cublas, {}, bound(true, M2rnnMath::tensor));
   // K 64, V 16 (lm400m's head): two warps a chain, which meet in shared memory every round (the
   // dq, dk and dv, df buffers by the round's parity); k shared, so dk goes out by atomics.
