@@ -68,7 +68,7 @@ def gpu_slug(device_name):
     return m.group(1).lower() if m else re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")
 
 
-def load_rows(bench, anchors):
+def load_rows(bench):
     rows = []
     for b in bench["benchmarks"]:
         if b.get("aggregate_name") != "median":
@@ -88,10 +88,15 @@ def load_rows(bench, anchors):
     for r in rows:
         cublas = by_key.get((r["shape"], r["dtype"], "cublas", r["pass"]))
         r["speedup_vs_cublas"] = cublas["ms"] / r["ms"] if cublas else None
+    return rows
+
+
+def add_anchor(rows, anchors):
+    """Each row's anchor time at its shape, dtype and pass, and its speed-up over it."""
+    for r in rows:
         anchor = anchors.get((r["shape"], r["dtype"]), {}).get(r["pass"])
         r["anchor_ms"] = anchor
         r["speedup_vs_anchor"] = anchor / r["ms"] if anchor else None
-    return rows
 
 
 def fmt(x, spec):
@@ -203,12 +208,13 @@ def main():
     prov = {k: ctx.get(k, "unknown") for k in
             ("git_sha", "date", "device_name", "sm_count", "cuda_driver_version", "cuda_runtime_version", "seed")}
     prov["host_name"] = ctx.get("host_name")
-    anchors, anchor_source, anchor_label = ANCHORS, ANCHOR_SOURCE, ANCHOR_LABEL
-    if args.anchor:
-        anchors, anchor_source, anchor_label = measured_anchor(args.anchor, load_rows(bench, {}))
-    rows = load_rows(bench, anchors)
+    rows = load_rows(bench)
     if not rows:
         raise SystemExit(f"{args.bench_json}: no median aggregates (run with --benchmark_repetitions > 1)")
+    anchors, anchor_source, anchor_label = ANCHORS, ANCHOR_SOURCE, ANCHOR_LABEL
+    if args.anchor:
+        anchors, anchor_source, anchor_label = measured_anchor(args.anchor, rows)
+    add_anchor(rows, anchors)
     slug = gpu_slug(prov["device_name"])
     out = args.root / "results" / "kernels"
     out.mkdir(parents=True, exist_ok=True)
