@@ -4,14 +4,15 @@
 # kernel beside it (the anchor) and Nsight Compute on the backward. bench.json and anchor.json go
 # to $OUT (default ./gpu-check-out) with every log packed in logs.tar.gz (the device tool returns
 # at most 8 files); the last lines printed are a short summary.
-#   M2B_STEPS        which of "build test sanitize bench anchor profile" to run (default: the first
-#                    four). anchor: the authors' kernel timed right after the benchmark, by
+#   M2B_STEPS        which of "test sanitize bench anchor profile" to run, after the programs are
+#                    built (default: the first three). test: every `gpu` test program; anchor:
+#                    the authors' kernel timed right after the benchmark, by
 #                    .peers/xma_kernel_anchor.py where a .peers folder was carried
 #                    (docs/gpu-kernels.md); profile: scripts/gpu-profile.sh on the fused
 #                    backward at the three shapes
-#   M2B_PREBUILT     a folder holding kernels_gpu_tests and bench_m2rnn_kernels built
-#                    elsewhere (and any shared libraries they need); used when they load here.
-#                    Its other <concern>_gpu_tests programs run in the test step too.
+#   M2B_PREBUILT     a folder holding the programs built elsewhere (bench_m2rnn_kernels and the
+#                    <concern>_gpu_tests, with any shared libraries they need), used where they
+#                    all load here (scripts/gpu-env.sh, m2b_gpu_programs); else they are built
 #   M2B_SANITIZE_RUNS  how many times each sanitizer runs (default 1): a race shows in some
 #                    interleavings only
 #   M2B_BENCH_REPS   benchmark repetitions per case, median reported (default 10)
@@ -19,62 +20,32 @@
 #   M2B_GIT_SHA      the commit measured, recorded in the benchmark context; pass it as a literal
 #                    from the machine that holds the repository (a device copy's .git may be older
 #                    than the working tree it builds)
-# The test step runs every `gpu`-labelled test (ctest -L gpu): the kernels against the CPU oracle,
-# the mixer conformance suite on the device (m2rnn through the cuda backend) and the linear ops.
+# The test step runs every `gpu` test program (those behind ctest -L gpu): the kernels against the
+# CPU oracle, the mixer conformance suite on the device (m2rnn through the cuda backend) and the
+# linear ops.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-check-out}"
-steps="${M2B_STEPS:-build test sanitize bench}"
+steps="${M2B_STEPS:-test sanitize bench}"
 logs="$out/logs"
 mkdir -p "$logs"
 summary=()
 note() { summary+=("$*"); echo "== $*"; }
 
 { nvidia-smi; nvcc --version; } >"$logs/environment.txt" 2>&1
-test_bin="$build/tests/kernels_gpu_tests"
-bench_bin="$build/bench/bench_m2rnn_kernels"
-
-loads() { [ -x "$1" ] && ! ldd "$1" | grep -q "not found"; }
-if [ -n "${M2B_PREBUILT:-}" ]; then
-  export LD_LIBRARY_PATH="$M2B_PREBUILT:$torch_prefix/../../lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  if loads "$M2B_PREBUILT/kernels_gpu_tests" && loads "$M2B_PREBUILT/bench_m2rnn_kernels"; then
-    test_bin="$M2B_PREBUILT/kernels_gpu_tests"
-    bench_bin="$M2B_PREBUILT/bench_m2rnn_kernels"
-    steps="${steps//build/}"
-    note "using prebuilt binaries from $M2B_PREBUILT"
-  else
-    # Build them here, whether or not the steps asked for a build: the other steps need them.
-    note "prebuilt binaries do not load here ($(ldd "$M2B_PREBUILT/kernels_gpu_tests" \
-      "$M2B_PREBUILT/bench_m2rnn_kernels" 2>&1 | grep -o '[^[:space:]]* => not found' | sort -u |
-      tr '\n' ' ')); building"
-    [[ " $steps " == *" build "* ]] || steps="build $steps"
-  fi
-fi
-
-if [[ " $steps " == *" build "* ]]; then
-  start=$(date +%s)
-  m2b_gpu_configure "$logs" || exit 1
-  m2b_gpu_build "$logs" $(m2b_gpu_test_targets) bench_m2rnn_kernels || exit 1
-  note "build ok in $(( $(date +%s) - start )) s"
-fi
+# The programs, made ready first: built here unless M2B_PREBUILT holds ones that load.
+tests=()
+if [[ " $steps " == *" test "* ]]; then tests=($(m2b_gpu_test_programs "$logs")) || exit 1; fi
+programs=(bench_m2rnn_kernels kernels_gpu_tests)
+for name in "${tests[@]}"; do [[ " ${programs[*]} " == *" $name "* ]] || programs+=("$name"); done
+start=$(date +%s)
+m2b_gpu_programs "$logs" "${programs[@]}" || exit 1
+note "programs ready in $(( $(date +%s) - start )) s"
+test_bin="${m2b_bin[kernels_gpu_tests]}"
+bench_bin="${m2b_bin[bench_m2rnn_kernels]}"
 
 if [[ " $steps " == *" test "* ]]; then
-  tests=("$test_bin")
-  [ "$test_bin" = "${M2B_PREBUILT:-}/kernels_gpu_tests" ] &&
-    tests=($(ls "$M2B_PREBUILT"/*_gpu_tests))
-  for t in "${tests[@]}"; do
-    name="$(basename "$t")"
-    "$t" --order rand --rng-seed 1 --durations yes >"$logs/$name.log" 2>&1
-    rc=$?
-    note "$name rc=$rc: $(grep -E 'test cases|All tests passed' "$logs/$name.log" | tail -1)"
-    [ $rc -ne 0 ] && grep -B3 -A12 -m8 "FAILED" "$logs/$name.log" | head -120
-  done
-  if [ "$test_bin" = "$build/tests/kernels_gpu_tests" ] && [ -f "$build/CTestTestfile.cmake" ]; then
-    (cd "$build" && ctest -L gpu --output-on-failure) >"$logs/ctest_gpu.log" 2>&1
-    rc=$?
-    note "ctest -L gpu rc=$rc: $(grep -E 'tests passed' "$logs/ctest_gpu.log" | tail -1)"
-    [ $rc -ne 0 ] && grep -B2 -A25 -m6 "FAILED\|failed\|what()" "$logs/ctest_gpu.log" | head -150
-  fi
+  while read -r line; do note "$line"; done < <(m2b_gpu_run_tests "$logs" "${tests[@]}")
 fi
 
 if [[ " $steps " == *" sanitize "* ]]; then
@@ -114,7 +85,7 @@ PY
 fi
 
 if [[ " $steps " == *" profile "* ]]; then
-  M2B_BENCH_BIN="$bench_bin" OUT="$logs/profile" M2B_PROFILE_CASES="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/statetrack/fp32/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}" \
+  OUT="$logs/profile" M2B_PROFILE_CASES="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/statetrack/fp32/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}" \
     "$root/scripts/gpu-profile.sh"
   note "profile rc=$?"
 fi

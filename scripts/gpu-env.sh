@@ -33,6 +33,31 @@ m2b_gpu_test_targets() {
   (cd "$build" && ctest -N -L gpu | sed -n 's/^ *Test *#[0-9]*: \(.*_gpu_test\)_.*/\1s/p' | sort -u)
 }
 
+# The programs of the `gpu` tests, one per line: those in M2B_PREBUILT where it is set (built
+# elsewhere; m2b_gpu_programs builds them here if they do not load), else those of the configured
+# $build, which it configures first (OUT as m2b_gpu_configure's).
+m2b_gpu_test_programs() {
+  if [ -n "${M2B_PREBUILT:-}" ]; then (cd "$M2B_PREBUILT" && ls *_gpu_tests 2>/dev/null); return 0; fi
+  m2b_gpu_configure "$1" || return 1
+  m2b_gpu_test_targets
+}
+
+# m2b_gpu_run_tests LOGS NAME...: runs each `gpu` test program NAME (m2b_gpu_programs made it
+# ready), its whole log in LOGS/NAME.log; prints a line per program (its status and Catch2's
+# count), the first failures to stderr, and returns non-zero when any failed.
+m2b_gpu_run_tests() {
+  local logs="$1" name one rc=0; shift
+  for name in "$@"; do
+    "${m2b_bin[$name]}" --order rand --rng-seed 1 --durations yes >"$logs/$name.log" 2>&1
+    one=$?
+    echo "$name rc=$one: $(grep -E 'test cases|All tests passed' "$logs/$name.log" | tail -1)"
+    [ $one -eq 0 ] && continue
+    rc=1
+    grep -B3 -A12 -m8 "FAILED" "$logs/$name.log" | head -120 >&2
+  done
+  return $rc
+}
+
 # m2b_gpu_programs OUT NAME...: makes the programs NAME... (m2bench, bench_*, <concern>_gpu_tests)
 # ready and sets m2b_bin[NAME] to each one's path. With M2B_PREBUILT, a folder holding them all
 # (built on another machine against the same LibTorch, with the shared libraries they need that
@@ -51,7 +76,8 @@ m2b_gpu_programs() {
       fi
     done
     if [ $missing = 0 ]; then echo "== using the programs prebuilt in $M2B_PREBUILT"; return 0; fi
-    echo "== prebuilt programs do not all load here (ldd.txt); building"
+    echo "== prebuilt programs do not all load here (missing: $(grep -o '[^[:space:]]* => not found' \
+      "$out/ldd.txt" | cut -d' ' -f1 | sort -u | tr '\n' ' ')); building"
   fi
   m2b_gpu_configure "$out" || return 1
   m2b_gpu_build "$out" "$@" || return 1

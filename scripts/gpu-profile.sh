@@ -6,19 +6,16 @@
 #   M2B_PROFILE_CASES  space-separated benchmark names (bench_m2rnn_kernels --benchmark_list_tests),
 #                      default: lm400m and statetrack forward, lm400m and wide forward+backward, fused backend
 #   M2B_PROFILE_TOP    how many SASS lines to list per kernel (default 40)
-#   M2B_BENCH_BIN      a bench_m2rnn_kernels that runs here (scripts/gpu-check.sh passes its
-#                      prebuilt one); the build is skipped
+#   M2B_PREBUILT       a folder holding a bench_m2rnn_kernels built elsewhere, used where it loads
+#                      here (scripts/gpu-env.sh, m2b_gpu_programs)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-profile-out}"
 mkdir -p "$out"
 tmp="$(mktemp -d)"
 cases="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd m2rnn/statetrack/fp32/fused/fwd m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}"
-bench_bin="${M2B_BENCH_BIN:-$build/bench/bench_m2rnn_kernels}"
-
-if [ -z "${M2B_BENCH_BIN:-}" ]; then
-  m2b_gpu_configure "$out" && m2b_gpu_build "$out" bench_m2rnn_kernels || exit 1
-fi
+m2b_gpu_programs "$out" bench_m2rnn_kernels || exit 1
+bench_bin="${m2b_bin[bench_m2rnn_kernels]}"
 
 for c in $cases; do
   tag="${c//\//_}"

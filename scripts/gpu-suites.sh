@@ -50,13 +50,11 @@ start=$(date +%s)
 programs=(m2bench)
 [[ " $checks " == *" bench "* || " $checks " == *" profile "* ]] && programs+=(bench_train_step)
 [[ " $checks " == *" sanitize "* && " $checks " != *" test "* ]] && programs+=(kernels_gpu_tests)
+tests=()
 if [[ " $checks " == *" test "* ]]; then
-  if [ -n "${M2B_PREBUILT:-}" ]; then
-    programs+=($(cd "$M2B_PREBUILT" && ls *_gpu_tests 2>/dev/null | grep -E "${M2B_GPU_TESTS:-.}"))
-  else
-    m2b_gpu_configure "$out" || exit 1
-    programs+=($(m2b_gpu_test_targets | grep -E "${M2B_GPU_TESTS:-.}"))
-  fi
+  tests=($(m2b_gpu_test_programs "$out")) || exit 1
+  tests=($(printf '%s\n' "${tests[@]}" | grep -E "${M2B_GPU_TESTS:-.}"))
+  programs+=("${tests[@]}")
 fi
 m2b_gpu_programs "$out" "${programs[@]}" || exit 1
 echo "== programs ready in $(( $(date +%s) - start )) s"
@@ -64,13 +62,8 @@ m2bench="${m2b_bin[m2bench]}"
 "$m2bench" version
 
 if [[ " $checks " == *" test "* ]]; then
-  rc=0
-  for name in "${programs[@]}"; do
-    [[ "$name" == *_gpu_tests ]] || continue
-    "${m2b_bin[$name]}" --order rand --rng-seed 1 >>"$out/gpu_tests.log" 2>&1 || rc=1
-    echo "$name: $(tail -2 "$out/gpu_tests.log" | tr '\n' ' ')"
-  done
-  echo "== gpu tests rc=$rc"
+  m2b_gpu_run_tests "$work/logs" "${tests[@]}"
+  echo "== gpu tests rc=$? (logs in logs.tar.gz)"
 fi
 if [[ " $checks " == *" sanitize "* ]]; then
   m2b_gpu_sanitize "$out" "${m2b_bin[kernels_gpu_tests]}"
