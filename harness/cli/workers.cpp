@@ -168,8 +168,8 @@ int run_workers(const std::vector<WorkerSlot>& workers, const std::vector<std::s
   size_t started = 0;
   try {
     for (; started < slots.size(); ++started) {
-      const Slot& slot = slots[started];
-      spawn(slots[started], run_args);
+      Slot& slot = slots[started];
+      spawn(slot, run_args);
       out << fmt::format("{} pid {}", slot.worker.label, slot.pid)
           << (slot.worker.gpu ? ", CUDA_VISIBLE_DEVICES=" + *slot.worker.gpu : std::string())
           << "\n";
