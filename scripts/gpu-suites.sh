@@ -10,7 +10,9 @@
 # logs of the build and checks.
 #   M2B_SUITES      suite files, in order (default: experiments/paper/s3_length_generalisation.yaml)
 #   M2B_PROCS       m2bench worker processes per GPU (`m2bench run --gpus all --per-gpu`,
-#                   default 8); each uses 1 CPU thread
+#                   default 8); each uses 1 CPU thread. One count per suite ("9 7") trains the
+#                   suites at once, each with its own count, so that a suite of few long runs
+#                   does not leave the GPU's other slots idle until it ends
 #   M2B_DEADLINE_S  seconds after the script starts at which training stops (default 540)
 #   M2B_ONLY        run ids (or unique prefixes), space-separated, to train instead of whole
 #                   suites (`m2bench run --only`); give it with one suite, since every id must
@@ -39,6 +41,12 @@ suites="${M2B_SUITES:-experiments/paper/s3_length_generalisation.yaml}"
 procs="${M2B_PROCS:-8}"
 deadline=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
 checks="${M2B_CHECKS:-}"
+read -ra suite_list <<<"$suites"
+read -ra procs_list <<<"$procs"
+if [ ${#procs_list[@]} -ne 1 ] && [ ${#procs_list[@]} -ne ${#suite_list[@]} ]; then
+  echo "gpu-suites: M2B_PROCS has ${#procs_list[@]} counts for ${#suite_list[@]} suites; give one count, or one per suite" >&2
+  exit 2
+fi
 work="$build/suites"  # results and per-process logs, packed into $OUT at the end
 # A suite's log is started afresh when it runs; others stay, so that two calls of this script in
 # one device call (say, two suites with their own M2B_PROCS) both come back in logs.tar.gz.
@@ -105,13 +113,15 @@ graphs_flag=()
 [ "${M2B_GRAPHS:-1}" = 0 ] && graphs_flag=(--no-cuda-graphs)
 only_flags=()
 for id in ${M2B_ONLY:-}; do only_flags+=(--only "$id"); done
-for suite in $suites; do
+# train_suite SUITE PROCS: one worker process per slot; at the deadline SIGINT makes each write
+# a checkpoint and stop.
+train_suite() {
+  local suite="$1" procs="$2" name left suite_start
   name=$(basename "$suite" .yaml)
   left=$(( deadline - $(date +%s) ))
-  [ "$left" -le 30 ] && { echo "== $name: not started, deadline reached"; continue; }
+  [ "$left" -le 30 ] && { echo "== $name: not started, deadline reached"; return; }
   echo "== $name: $procs processes per GPU, at most $left s"
   suite_start=$(date +%s)
-  # One worker process per slot; at the deadline SIGINT makes each write a checkpoint and stop.
   timeout --signal=INT --kill-after=20 "$left" "$m2bench" run "$suite" --gpus all \
     --per-gpu "$procs" --threads 1 --results "$work/results" "${graphs_flag[@]}" \
     "${only_flags[@]}" \
@@ -119,7 +129,13 @@ for suite in $suites; do
   echo "== $name: $(( $(date +%s) - suite_start )) s"
   "$m2bench" plan "$suite" --results "$work/results" | tail -1
   grep -h "failed:" "$work/logs/$name.log" | sed 's/^\[gpu [^]]*\] //' | sort | uniq -c | head -5
-done
+}
+if [ ${#procs_list[@]} -eq 1 ]; then
+  for suite in "${suite_list[@]}"; do train_suite "$suite" "${procs_list[0]}"; done
+else
+  for i in "${!suite_list[@]}"; do train_suite "${suite_list[$i]}" "${procs_list[$i]}" & done
+  wait
+fi
 # The results without checkpoints, and beside them the checkpoints of the runs that the deadline
 # stopped (no summary.json), so that the next sitting resumes them instead of training them again
 # from the start: checkpoints.tar.gz, split into parts of 15 MiB where it is larger (the device
