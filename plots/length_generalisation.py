@@ -5,8 +5,9 @@ Reads results/<suite>/table.csv and runs.csv (m2bench table writes them) and eac
 summary.json beside them, and draws, per task and training range, one panel per metric: each
 seed as a small marker, the mean over seeds (the table's) as the line, the longest training
 length as a grey line, and the paper's stated numbers as hollow rings labelled "paper". A cell
-where some runs diverged or have no result says how many runs it holds. One legend for the
-figure, under the panels.
+where some runs diverged or have no result says how many runs it holds (once for the lengths
+that share the count, at the last of them); a model with no result yet says so in the legend.
+One legend for the figure, under the panels.
 Usage: length_generalisation.py --table results/<suite>/table.csv --out-dir plots/<suite>
 """
 import argparse
@@ -63,14 +64,17 @@ def plot_group(key, rows, seeds, out_dir, subset="", style_of=model_style):
                 ax.plot(x, y, color=colour, linestyle=style["linestyle"], marker=style["marker"],
                         markersize=6, markeredgecolor="white", markeredgewidth=0.6, zorder=3,
                         clip_on=False)
-            for r, xm in zip(measured, x):
+            for i, (r, xm) in enumerate(zip(measured, x)):
                 values = seeds.get((metric, model, int(r["length"])), [])
                 most_seeds = max(most_seeds, len(values))
                 if len(values) > 1:
                     ax.plot([xm] * len(values), values, linestyle="none", marker=style["marker"],
                             markersize=3.6, color=colour, alpha=0.55, markeredgewidth=0,
                             zorder=2.5, clip_on=False)
-                if r["n"] != r["runs"]:
+                # A run count is said once for the stretch of lengths that share it, at its end.
+                same_as_next = (i + 1 < len(measured)
+                                and (measured[i + 1]["n"], measured[i + 1]["runs"]) == (r["n"], r["runs"]))
+                if r["n"] != r["runs"] and not same_as_next:
                     ax.annotate(f"{r['n']}/{r['runs']} runs", (xm, float(r["mean"])),
                                 xytext=(4, -9), textcoords="offset points", fontsize=7,
                                 color=colour)
@@ -94,7 +98,9 @@ def plot_group(key, rows, seeds, out_dir, subset="", style_of=model_style):
     title = f"{task}: accuracy vs length, trained on lengths {lo}-{hi}"
     fig.suptitle(f"{title}\n{subset}" if subset else title)
 
-    handles = [Line2D([], [], label=m, **{k: v for k, v in style_of(m).items()},
+    measured_models = {r["model"] for r in rows if r["mean"] != ""}
+    handles = [Line2D([], [], label=m if m in measured_models else f"{m} (no result yet)",
+                      **{k: v for k, v in style_of(m).items()},
                       markersize=6, markeredgecolor="white", markeredgewidth=0.6)
                for m in models]
     if most_seeds > 1:
