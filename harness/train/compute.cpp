@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "harness/results/provenance.h"
+#include "harness/train/evaluator.h"
 
 #ifdef M2BENCH_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -81,6 +82,8 @@ std::vector<MemoryPart> memory_parts(const RunConfig& run) {
   const double batch = static_cast<double>(run.train.batch_size);
   const int64_t longest_eval =
       run.task.eval_lengths.empty() ? 0 : run.task.eval_lengths.back();  // ascending
+  const int64_t longest_eval_rows = evaluation_batch_rows(
+      run.train.batch_size, run.task.train_max_length, std::max<int64_t>(1, longest_eval));
   double eval_tokens = 0;
   for (int64_t length : run.task.eval_lengths) eval_tokens += static_cast<double>(length);
   constexpr double kToken = 16;                                     // an int64 input and target
@@ -98,10 +101,11 @@ std::vector<MemoryPart> memory_parts(const RunConfig& run) {
        fmt::format("a training batch's activations (train.batch_size {} x "
                    "task.train_max_length {})",
                    run.train.batch_size, run.task.train_max_length)},
-      {activation * batch * static_cast<double>(longest_eval) * (d + hidden + vocab),
-       fmt::format("an evaluation batch's activations (train.batch_size {} x the longest of "
-                   "task.eval_lengths, {})",
-                   run.train.batch_size, longest_eval)},
+      {activation * static_cast<double>(longest_eval_rows) * static_cast<double>(longest_eval) *
+           (d + hidden + vocab),
+       fmt::format("an evaluation batch's activations ({} rows, from train.batch_size {}, x the "
+                   "longest of task.eval_lengths, {})",
+                   longest_eval_rows, run.train.batch_size, longest_eval)},
   };
 }
 

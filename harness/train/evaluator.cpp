@@ -27,6 +27,11 @@ std::vector<double> prefix_curve(const torch::Tensor& leading, int64_t most_scor
   return curve;
 }
 
+int64_t evaluation_batch_rows(int64_t batch_rows, int64_t train_max_length, int64_t length) {
+  return std::clamp<int64_t>(batch_rows * train_max_length / std::max<int64_t>(1, length), 1,
+                             batch_rows);
+}
+
 Evaluator::Evaluator(const tasks::Task& task, const TaskSpec& spec, int64_t batch_rows,
                      const Compute& compute)
     : compute_(compute) {
@@ -38,8 +43,10 @@ Evaluator::Evaluator(const tasks::Task& task, const TaskSpec& spec, int64_t batc
     for (const auto& example : examples)
       set.most_scored = std::max<int64_t>(
           set.most_scored, std::count(example.scored.begin(), example.scored.end(), uint8_t{1}));
-    for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(batch_rows)) {
-      const size_t end = std::min(examples.size(), start + static_cast<size_t>(batch_rows));
+    const auto rows =
+        static_cast<size_t>(evaluation_batch_rows(batch_rows, spec.train_max_length, length));
+    for (size_t start = 0; start < examples.size(); start += rows) {
+      const size_t end = std::min(examples.size(), start + rows);
       const std::vector<tasks::Example> chunk(examples.begin() + start, examples.begin() + end);
       set.batches.push_back(to_device(tasks::stack(chunk), compute_.device));
     }

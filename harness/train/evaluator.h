@@ -21,9 +21,17 @@ torch::Tensor leading_right(const torch::Tensor& right, const torch::Tensor& sco
 // curve[t - 1] for t = 1..most_scored: the fraction of the examples whose leading count is >= t.
 std::vector<double> prefix_curve(const torch::Tensor& leading, int64_t most_scored);
 
+// Rows per evaluation batch at `length`: the training batch's `batch_rows`, fewer where the length
+// is longer than the training lengths, so that no evaluation batch holds more tokens than a
+// training batch. Evaluating at 8x the training length in training-sized batches took 8x the
+// activations, and processes sharing one GPU ran out of memory at evaluation. Examples do not
+// interact, so the batching changes no result.
+int64_t evaluation_batch_rows(int64_t batch_rows, int64_t train_max_length, int64_t length);
+
 class Evaluator {
  public:
-  // Builds the evaluation sets once, in batches of `batch_rows` rows, on the compute device.
+  // Builds the evaluation sets once, in batches of evaluation_batch_rows(batch_rows, ...) rows,
+  // on the compute device.
   Evaluator(const tasks::Task& task, const TaskSpec& spec, int64_t batch_rows,
             const Compute& compute);
   // One result per evaluation length, ascending, with its prefix-accuracy curve. Leaves the
