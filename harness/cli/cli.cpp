@@ -23,6 +23,14 @@ void add_suite_arguments(CLI::App* command, std::string& suite, std::string& res
   command->add_option("--results", results, results_help)->capture_default_str();
 }
 
+void add_prefix_t_option(CLI::App* command, int64_t& prefix_t) {
+  command
+      ->add_option("--prefix-t", prefix_t,
+                   "also tabulate the prefix accuracy at t = T: the fraction of evaluation "
+                   "sequences whose first T scored predictions are all right (0: not)")
+      ->check(CLI::NonNegativeNumber);
+}
+
 int run_cli(int argc, const char* const* argv) {
   CLI::App app{
       "m2bench: can this architecture track state? Synthetic state-tracking tasks, "

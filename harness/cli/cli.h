@@ -3,6 +3,7 @@
 // these; main.cpp calls them all.
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <string>
 
 namespace m2b::cli {
@@ -22,6 +23,10 @@ void add_plot_command(CLI::App& app);    // cmd_plot.cpp
 void add_suite_arguments(
     CLI::App* command, std::string& suite, std::string& results,
     const std::string& results_help = "Results folder (holds <suite>/<run-id>/)");
+
+// --prefix-t T (cli.cpp), shared by `table` and `plot`, which both write the suite's tables: also
+// tabulate the prefix accuracy at t = T (0: not).
+void add_prefix_t_option(CLI::App* command, int64_t& prefix_t);
 
 // The whole program (cli.cpp): parses argv, runs the subcommand it names and returns the exit
 // status. Every error is one line "m2bench: error: ..." on stderr with status kExitError;

@@ -1,7 +1,8 @@
-// `m2bench plot SUITE.yaml|results/<suite>`: regenerates the tables, then every figure of the
-// suite into plots/<suite>/ (PNG and PDF) with the plot scripts and the Python that has
-// matplotlib: accuracy vs evaluation length, training curves, prefix-accuracy curves, and the
-// table's rows ranked at 4x (the figure that reads a recipe search).
+// `m2bench plot SUITE.yaml|results/<suite>`: regenerates the tables (with --prefix-t as `table`
+// has it), then every figure of the suite into plots/<suite>/ (PNG and PDF) with the plot
+// scripts and the Python that has matplotlib: accuracy vs evaluation length, training curves,
+// prefix-accuracy curves, and the table's rows ranked at 4x (the figure that reads a recipe
+// search).
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -35,6 +36,7 @@ struct PlotArgs {
   std::string out;  // default plots/<suite>
   std::string python;
   std::string scripts = std::string(kSourceDir) + "/plots";
+  int64_t prefix_t = 0;  // as `table --prefix-t`: the tables it rewrites keep that section
 };
 
 // What the plot scripts exit with when their Python has no matplotlib (NO_MATPLOTLIB in
@@ -78,7 +80,7 @@ void run_script(const std::string& python, const std::vector<std::string>& argv_
 }
 
 void make_plots(const PlotArgs& args) {
-  SuiteTables made = write_suite_tables(args.target, args.results, std::nullopt);
+  SuiteTables made = write_suite_tables(args.target, args.results, std::nullopt, args.prefix_t);
   for (const std::string& problem : made.source.problems)
     std::cerr << "m2bench: warning: left out of the table and figures: " << problem << "\n";
   const fs::path out =
@@ -114,6 +116,7 @@ void add_plot_command(CLI::App& app) {
   cmd->add_option("--results", args->results,
                   "the results root, for a suite file (default: results)");
   cmd->add_option("--out", args->out, "where the figures go (default: plots/<suite>)");
+  add_prefix_t_option(cmd, args->prefix_t);
   cmd->add_option("--python", args->python,
                   "the Python with matplotlib (default: $M2BENCH_PYTHON, else the one the build "
                   "was configured with)");

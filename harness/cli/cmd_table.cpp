@@ -75,10 +75,7 @@ void add_table_command(CLI::App& app) {
   cmd->add_option("--metric", args->metric,
                   "which table to print (both: every table made); the files hold them all")
       ->check(valid_metric, metric_choices());
-  cmd->add_option("--prefix-t", args->prefix_t,
-                  "also tabulate the prefix accuracy at t = T: the fraction of evaluation "
-                  "sequences whose first T scored predictions are all right (0: not)")
-      ->check(CLI::NonNegativeNumber);
+  add_prefix_t_option(cmd, args->prefix_t);
   cmd->add_option("--reference", args->reference,
                   "the paper's numbers (default: reference_numbers.yaml next to the suite file)");
   cmd->callback([args] { print_table(*args); });

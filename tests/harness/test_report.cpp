@@ -10,6 +10,7 @@
 #include "harness/results/report.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
+#include "tests/read_text.h"
 
 using m2b::test::m2bench_cli;
 using m2b::test::TempDir;
@@ -519,6 +520,25 @@ TEST_CASE("a failing plot script is not blamed on matplotlib unless it says so",
   CHECK_THAT(failed.err, !Catch::Matchers::Contains("matplotlib"));
   const auto no_matplotlib = plot(3);  // NO_MATPLOTLIB of plots/m2b_plotting.py
   CHECK_THAT(no_matplotlib.err, Catch::Matchers::Contains(python(3) + " has no matplotlib"));
+}
+
+TEST_CASE("plot --prefix-t rewrites the tables with their prefix-accuracy section", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  store_runs(suite, dir.path() / "results");
+  const fs::path python = dir.write("python", "#!/bin/sh\nexit 0\n");  // every script succeeds
+  fs::permissions(python, fs::perms::owner_all);
+  const fs::path store = dir.path() / "results" / "store";
+  const auto plot = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"plot",     store.string(),
+                                     "--python", python.string(),
+                                     "--out",    (dir.path() / "plots").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    REQUIRE(m2bench_cli(args).status == 0);
+    return m2b::test::read_text(store / "table.md");
+  };
+  CHECK_THAT(plot({"--prefix-t", "4"}), Catch::Matchers::Contains("prefix accuracy at t = 4"));
+  CHECK_THAT(plot({}), !Catch::Matchers::Contains("prefix accuracy"));
 }
 
 TEST_CASE("the training curves skip a metrics line without the numbers they need", "[report]") {
