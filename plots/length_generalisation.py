@@ -72,9 +72,10 @@ def plot_group(key, rows, seeds, out_dir, subset="", style_of=model_style):
                             markersize=3.6, color=colour, alpha=0.55, markeredgewidth=0,
                             zorder=2.5, clip_on=False)
                 # A run count is said once for the stretch of lengths that share it, at its end.
+                count = (r["n"], r["runs"])
                 same_as_next = (i + 1 < len(measured)
-                                and (measured[i + 1]["n"], measured[i + 1]["runs"]) == (r["n"], r["runs"]))
-                if r["n"] != r["runs"] and not same_as_next:
+                                and (measured[i + 1]["n"], measured[i + 1]["runs"]) == count)
+                if count[0] != count[1] and not same_as_next:
                     ax.annotate(f"{r['n']}/{r['runs']} runs", (xm, float(r["mean"])),
                                 xytext=(4, -9), textcoords="offset points", fontsize=7,
                                 color=colour)
