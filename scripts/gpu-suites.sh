@@ -17,8 +17,10 @@
 #   M2B_ONLY        run ids (or unique prefixes), space-separated, to train instead of whole
 #                   suites (`m2bench run --only`); give it with one suite, since every id must
 #                   be in the suite
-#   M2B_RESULTS     a results root to resume from, copied into the machine's own (which a warm
-#                   machine keeps from its previous call), never over a file already there
+#   M2B_RESULTS     results roots to resume from, space-separated (say, the committed results
+#                   and a folder of stopped runs' checkpoints kept apart from them), copied in
+#                   that order into the machine's own (which a warm machine keeps from its
+#                   previous call), never over a file already there
 #   M2B_CHECKS      any of "test sanitize bench peer": the `gpu` tests, compute-sanitizer on the
 #                   kernel tests' [sanitize] cases, bench_train_step on the GPU, and
 #                   the PyTorch peer of bench_train_step (.peers/peer_train_step.py, where a
@@ -51,7 +53,7 @@ work="$build/suites"  # results and per-process logs, packed into $OUT at the en
 # A suite's log is started afresh when it runs; others stay, so that two calls of this script in
 # one device call (say, two suites with their own M2B_PROCS) both come back in logs.tar.gz.
 mkdir -p "$work/results" "$work/logs" "$out"
-[ -n "${M2B_RESULTS:-}" ] && cp -r --update=none "$M2B_RESULTS"/. "$work/results/"
+for from in ${M2B_RESULTS:-}; do cp -r --update=none "$from"/. "$work/results/"; done
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
 
 start=$(date +%s)
