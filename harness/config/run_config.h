@@ -43,6 +43,9 @@ struct TrainSpec {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double grad_clip = 1.0;        // global gradient-norm clip; 0 disables
   double target_accuracy = 1.0;  // early stop when the training accuracy reaches it; > 1 disables
+  // ... and has stayed there this many steps (log windows at the target, unbroken): a run that
+  // fits its training lengths may still be learning to extrapolate. 0: at the first such window.
+  int64_t target_patience_steps = 0;
   int64_t log_every = 50;
   int64_t eval_every = 500;  // and always at the end
   int64_t checkpoint_every = 200;

@@ -234,6 +234,9 @@ static const std::vector<Field<TrainSpec>>& train_fields() {
       omitted_at_default(int_field("curriculum_steps", &T::curriculum_steps, at_least(0)), "0"),
       omitted_at_default(
           int_field("curriculum_start_length", &T::curriculum_start_length, at_least(0)), "0"),
+      omitted_at_default(
+          int_field("target_patience_steps", &T::target_patience_steps, between(0, kMaxSteps)),
+          "0"),
   };
   return fields;
 }

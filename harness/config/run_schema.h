@@ -12,7 +12,7 @@
 //          eval_lengths: [16, 32, 64], eval_examples: 256, eval_seed: 1234}
 //   train: {steps, batch_size, lr, min_lr_ratio, warmup_steps, weight_decay, beta1, beta2, eps,
 //           grad_clip, target_accuracy, log_every, eval_every, checkpoint_every, device,
-//           precision, curriculum_steps, curriculum_start_length}
+//           precision, curriculum_steps, curriculum_start_length, target_patience_steps}
 //                                    (harness/config/run_config.h says what each means)
 //   seed: 0
 // A dotted key addresses a nested field: `train.lr: 3e-4` is `train: {lr: 3e-4}`.

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include <optional>
 #include <sstream>
 
 #include "harness/results/results.h"
@@ -17,7 +18,8 @@ namespace fs = std::filesystem;
 
 fs::path checkpoint_path(const fs::path& run_dir) { return run_dir / run_files::kCheckpoint; }
 
-// The counters as named scalars, so the archive reads back by name whatever their order.
+// The counters as named scalars, so the archive reads back by name whatever their order. A
+// counter added after checkpoints were written (`later`) keeps its default where one lacks it.
 template <typename Visit>
 static void visit_counters(TrainProgress& p, Visit&& visit) {
   visit("step", p.step);
@@ -33,6 +35,7 @@ static void visit_counters(TrainProgress& p, Visit&& visit) {
   visit("window_loss_sum", p.window.loss_sum);
   visit("window_seconds", p.window.seconds);
   visit("started_at", p.started_at);
+  visit("on_target_since", p.on_target_since, /*later=*/true);
 }
 
 void save_checkpoint(const fs::path& run_dir, const models::LanguageModel& model,
@@ -49,28 +52,25 @@ void save_checkpoint(const fs::path& run_dir, const models::LanguageModel& model
     archive.write("rng_cuda", at::cuda::detail::getDefaultCUDAGenerator().get_state());
 #endif
   TrainProgress copy = progress;
-  visit_counters(copy,
-                 [&](const char* key, auto& value) { archive.write(key, c10::IValue(value)); });
+  visit_counters(copy, [&](const char* key, auto& value, bool = false) {
+    archive.write(key, c10::IValue(value));
+  });
   std::ostringstream bytes;
   archive.save_to(bytes);
   write_atomic(checkpoint_path(run_dir), bytes.str());
 }
 
-static void read_counter(torch::serialize::InputArchive& archive, const char* key, int64_t& v) {
+// A counter's stored value; nothing where a counter added later is missing.
+static std::optional<c10::IValue> read_counter(torch::serialize::InputArchive& archive,
+                                               const char* key, bool later) {
   c10::IValue value;
-  archive.read(key, value);
-  v = value.toInt();
+  if (!later) archive.read(key, value);
+  else if (!archive.try_read(key, value)) return std::nullopt;
+  return value;
 }
-static void read_counter(torch::serialize::InputArchive& archive, const char* key, double& v) {
-  c10::IValue value;
-  archive.read(key, value);
-  v = value.toDouble();
-}
-static void read_counter(torch::serialize::InputArchive& archive, const char* key, std::string& v) {
-  c10::IValue value;
-  archive.read(key, value);
-  v = value.toStringRef();
-}
+static void set_counter(const c10::IValue& value, int64_t& v) { v = value.toInt(); }
+static void set_counter(const c10::IValue& value, double& v) { v = value.toDouble(); }
+static void set_counter(const c10::IValue& value, std::string& v) { v = value.toStringRef(); }
 
 std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir, models::LanguageModel& model,
                                              torch::optim::Optimizer& optimizer) {
@@ -95,8 +95,9 @@ std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir, models::La
     }
 #endif
     TrainProgress progress;
-    visit_counters(progress,
-                   [&](const char* key, auto& value) { read_counter(archive, key, value); });
+    visit_counters(progress, [&](const char* key, auto& value, bool later = false) {
+      if (const auto stored = read_counter(archive, key, later)) set_counter(*stored, value);
+    });
     return progress;
   } catch (const c10::Error& e) {
     throw std::runtime_error(

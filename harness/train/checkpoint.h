@@ -17,11 +17,14 @@
 namespace m2b {
 
 struct TrainProgress {
-  int64_t step = 0;        // optimiser steps taken
-  int64_t tokens = 0;      // training tokens seen
-  double train_s = 0;      // seconds in training steps (tokens/s of the summary)
-  double elapsed_s = 0;    // seconds of the whole run so far, evaluations included
-  TrainWindow window;      // the log window in progress
+  int64_t step = 0;      // optimiser steps taken
+  int64_t tokens = 0;    // training tokens seen
+  double train_s = 0;    // seconds in training steps (tokens/s of the summary)
+  double elapsed_s = 0;  // seconds of the whole run so far, evaluations included
+  TrainWindow window;    // the log window in progress
+  // The step of the first of the unbroken log windows at train.target_accuracy that end at the
+  // last one; -1 when the last was below it (train.target_patience_steps).
+  int64_t on_target_since = -1;
   std::string started_at;  // when the run first started (UTC, ISO 8601)
 };
 

@@ -149,7 +149,7 @@ class Session {
       if (diverged) break;
       if (log_due) {
         log_window(step, bar);
-        stopped_early = !last && progress_.window.accuracy() >= train_.target_accuracy;
+        stopped_early = on_target_long_enough(step) && !last;
         progress_.window = TrainWindow{};
         if (stopped_early) break;
       }
@@ -179,6 +179,17 @@ class Session {
   }
 
  private:
+  // Whether the log window ending at `step` reached train.target_accuracy, as every window since
+  // the stretch's first did for at least train.target_patience_steps steps: the early stop.
+  bool on_target_long_enough(int64_t step) {
+    if (progress_.window.accuracy() < train_.target_accuracy) {
+      progress_.on_target_since = -1;
+      return false;
+    }
+    if (progress_.on_target_since < 0) progress_.on_target_since = step;
+    return step - progress_.on_target_since >= train_.target_patience_steps;
+  }
+
   // Adds the pending steps to the window; the first step whose loss is not finite, if any.
   std::optional<int64_t> read_pending() {
     const StepTotals totals = step_->take_totals();

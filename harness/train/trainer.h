@@ -8,7 +8,8 @@
 // goes to metrics.jsonl and progress; every eval_every steps and at the end the model is
 // evaluated at every evaluation length; every checkpoint_every steps a checkpoint is written.
 // The run ends at train.steps, early when the window's training accuracy reaches
-// train.target_accuracy, or as `diverged` at the first step whose loss is not finite.
+// train.target_accuracy (and has stayed there train.target_patience_steps), or as `diverged` at
+// the first step whose loss is not finite.
 #include <filesystem>
 #include <functional>
 #include <optional>

@@ -56,7 +56,7 @@ TEST_CASE("an unknown key names its place and the valid keys", "[config]") {
             ":7:5: train.lrr: unknown key 'lrr' (valid in train: steps, batch_size, lr, "
             "min_lr_ratio, warmup_steps, weight_decay, beta1, beta2, eps, grad_clip, "
             "target_accuracy, log_every, eval_every, checkpoint_every, device, precision, "
-            "curriculum_steps, curriculum_start_length)");
+            "curriculum_steps, curriculum_start_length, target_patience_steps)");
   CHECK(f.error("suite: t\nmodles: {}\n") ==
         f.file("s.yaml") +
             ":2:1: unknown key 'modles' (valid: suite, description, include, "

@@ -121,6 +121,19 @@ TEST_CASE("a run stops early once the log window's training accuracy reaches the
   CHECK(eval[0].at("step") == run.train.log_every);
 }
 
+TEST_CASE("with target_patience_steps a run stops once the target has held that many steps",
+          "[trainer]") {
+  TempDir scratch;
+  RunConfig run = tiny_run("parity", 100);
+  run.train.target_accuracy = 0.3;  // below chance: every window reaches it, from step 5 on
+  run.train.target_patience_steps = 20;
+  run = resolved(run);
+  const auto summary = train_run(run, scratch.path());
+  REQUIRE(summary);
+  CHECK(summary->stopped_early);
+  CHECK(summary->steps == run.train.log_every + 20);
+}
+
 TEST_CASE("the learning rate warms up linearly, then decays by a cosine to lr * min_lr_ratio",
           "[trainer]") {
   TrainSpec train;
