@@ -82,8 +82,8 @@ std::vector<MemoryPart> memory_parts(const RunConfig& run) {
   const double batch = static_cast<double>(run.train.batch_size);
   const int64_t longest_eval =
       run.task.eval_lengths.empty() ? 0 : run.task.eval_lengths.back();  // ascending
-  const int64_t longest_eval_rows = evaluation_batch_rows(
-      run.train.batch_size, run.task.train_max_length, std::max<int64_t>(1, longest_eval));
+  const int64_t longest_eval_rows =
+      evaluation_batch_rows(run.train.batch_size, run.task.train_max_length, longest_eval);
   double eval_tokens = 0;
   for (int64_t length : run.task.eval_lengths) eval_tokens += static_cast<double>(length);
   constexpr double kToken = 16;                                     // an int64 input and target
