@@ -50,8 +50,8 @@ if [ ${#procs_list[@]} -ne 1 ] && [ ${#procs_list[@]} -ne ${#suite_list[@]} ]; t
   exit 2
 fi
 work="$build/suites"  # results and per-process logs, packed into $OUT at the end
-# A suite's log is started afresh when it runs; others stay, so that two calls of this script in
-# one device call (say, two suites with their own M2B_PROCS) both come back in logs.tar.gz.
+# A suite's log is started afresh when it runs; others stay, so that every call of this script on
+# a warm machine (or several in one device call) comes back in logs.tar.gz.
 mkdir -p "$work/results" "$work/logs" "$out"
 for from in ${M2B_RESULTS:-}; do cp -r --update=none "$from"/. "$work/results/"; done
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
