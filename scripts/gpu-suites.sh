@@ -20,7 +20,9 @@
 #   M2B_RESULTS     results roots to resume from, space-separated (say, the committed results
 #                   and a folder of stopped runs' checkpoints kept apart from them), copied in
 #                   that order into the machine's own (which a warm machine keeps from its
-#                   previous call), never over a file already there
+#                   previous call), never over a file already there. A root may be a tar
+#                   archive of one (`tar -cJf resume.tar.xz -C .resume .`): stopped runs'
+#                   checkpoints, compressed, are what fits beside the tree in a device call's carry
 #   M2B_CHECKS      any of "test sanitize bench peer": the `gpu` tests, compute-sanitizer on the
 #                   kernel tests' [sanitize] cases, bench_train_step on the GPU, and
 #                   the PyTorch peer of bench_train_step (.peers/peer_train_step.py, where a
@@ -53,7 +55,17 @@ work="$build/suites"  # results and per-process logs, packed into $OUT at the en
 # A suite's log is started afresh when it runs; others stay, so that every call of this script on
 # a warm machine (or several in one device call) comes back in logs.tar.gz.
 mkdir -p "$work/results" "$work/logs" "$out"
-for from in ${M2B_RESULTS:-}; do cp -r --update=none "$from"/. "$work/results/"; done
+for from in ${M2B_RESULTS:-}; do
+  if [ -d "$from" ]; then
+    cp -r --update=none "$from"/. "$work/results/"
+  elif [ -f "$from" ]; then
+    # --skip-old-files: as cp's --update=none, a run the machine already carried on stays newer.
+    tar -xf "$from" --skip-old-files -C "$work/results/" || exit 1
+  else
+    echo "gpu-suites: M2B_RESULTS names $from, which is neither a results folder nor a tar archive of one" >&2
+    exit 2
+  fi
+done
 nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader
 
 start=$(date +%s)
