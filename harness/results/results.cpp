@@ -59,6 +59,7 @@ void to_json(json& j, const RunSummary& s) {
            {"wall_s", s.wall_s},
            {"tokens_per_s", s.tokens_per_s},
            {"peak_memory_bytes", s.peak_memory_bytes},
+           {"peak_reserved_bytes", s.peak_reserved_bytes},
            {"train_min_length", s.train_min_length},
            {"train_max_length", s.train_max_length},
            {"eval", s.eval},
@@ -80,6 +81,7 @@ void from_json(const json& j, RunSummary& s) {
   read_optional_field(j, "wall_s", s.wall_s);
   read_optional_field(j, "tokens_per_s", s.tokens_per_s);
   read_optional_field(j, "peak_memory_bytes", s.peak_memory_bytes);
+  read_optional_field(j, "peak_reserved_bytes", s.peak_reserved_bytes);
   read_optional_field(j, "train_min_length", s.train_min_length);
   read_optional_field(j, "train_max_length", s.train_max_length);
   read_optional_field(j, "provenance", s.provenance);

@@ -53,7 +53,10 @@ struct RunSummary {
   std::optional<int64_t> diverged_at_step;
   bool stopped_early = false;  // reached train.target_accuracy before train.steps
   double wall_s = 0, tokens_per_s = 0;
-  int64_t peak_memory_bytes = 0;
+  // The peaks of what the run's tensors took and of what its process held for them (on CUDA the
+  // caching allocator's reserved segments, CUDA-graph pools included: what other processes sharing
+  // the GPU cannot have; on the CPU the resident set, both the same).
+  int64_t peak_memory_bytes = 0, peak_reserved_bytes = 0;
   int64_t train_min_length = 0, train_max_length = 0;
   std::vector<EvalResult> eval;  // one per evaluation length, ascending
   // git_sha, git_dirty, libtorch, cuda, device, host, seed, eval_seed, started_at, finished_at

@@ -151,16 +151,17 @@ static int64_t resident_peak_bytes() {
   return 0;
 }
 
-int64_t peak_memory_bytes(const Compute& compute) {
+PeakMemory peak_memory(const Compute& compute) {
 #ifdef M2BENCH_HAVE_CUDA
   if (compute.device.is_cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(compute.device.index());
-    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
-        .peak;
+    constexpr auto kAll = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    return {stats.allocated_bytes[kAll].peak, stats.reserved_bytes[kAll].peak};
   }
 #endif
   (void)compute;
-  return resident_peak_bytes();
+  const int64_t resident = resident_peak_bytes();
+  return {resident, resident};
 }
 
 AutocastGuard::AutocastGuard(const Compute& compute) : active_(compute.bf16_autocast) {

@@ -29,9 +29,13 @@ Compute setup_compute(const TrainSpec& train);
 // naming the settings behind the largest part, which are the ones to lower.
 void check_memory(const RunConfig& run);
 
-// Bytes: on CUDA the caching allocator's peak since setup_compute; on CPU the process's peak
-// resident set (VmHWM), which spans every run this process trained.
-int64_t peak_memory_bytes(const Compute& compute);
+// Bytes since setup_compute, on CUDA the caching allocator's peaks of allocated and of reserved
+// memory; on CPU both the process's peak resident set (VmHWM), which spans every run this process
+// trained.
+struct PeakMemory {
+  int64_t allocated = 0, reserved = 0;
+};
+PeakMemory peak_memory(const Compute& compute);
 
 // bf16 autocast on CUDA for the lifetime of the guard when the run asks for it; otherwise nothing.
 class AutocastGuard {

@@ -258,7 +258,9 @@ class Session {
     s.stopped_early = stopped_early;
     s.tokens_per_s =
         progress_.train_s > 0 ? static_cast<double>(progress_.tokens) / progress_.train_s : 0;
-    s.peak_memory_bytes = peak_memory_bytes(compute_);
+    const PeakMemory peak = peak_memory(compute_);
+    s.peak_memory_bytes = peak.allocated;
+    s.peak_reserved_bytes = peak.reserved;
     s.train_min_length = run_.task.train_min_length;
     s.train_max_length = run_.task.train_max_length;
     return s;

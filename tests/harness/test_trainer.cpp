@@ -70,6 +70,7 @@ TEST_CASE("training a tiny model on parity lowers its loss and writes every resu
   CHECK(summary->eval[0].accuracy > 0.6);  // chance is 0.5
   CHECK(summary->tokens_per_s > 0);
   CHECK(summary->peak_memory_bytes > 0);
+  CHECK(summary->peak_reserved_bytes >= summary->peak_memory_bytes);
   CHECK(summary->provenance.at("device") == "cpu");
   CHECK(summary->provenance.at("seed") == 3);
 
