@@ -105,10 +105,12 @@ class Session {
     if (auto restored = load_checkpoint(dir_, model_, *optimizer_)) progress_ = *restored;
     else progress_.started_at = utc_now();
     keep_metrics_through(dir_, progress_.step);
-    // Which worker trained the run from which step: a start, then one resume per later session.
+    // Which worker, with which build, trained the run from which step: a start, then one resume
+    // per later session. summary.json's provenance names only the build that finished the run.
     json session{{"step", progress_.step},
                  {"kind", progress_.step > 0 ? "resume" : "start"},
                  {"worker", this_worker()},
+                 {"build", {{"git_sha", kGitSha}, {"git_dirty", kGitDirty}}},
                  {"at", utc_now()}};
     append_metrics(dir_, session);
     step_ = std::make_unique<TrainStep>(model_, *optimizer_, train_, compute_, progress_.step,

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "harness/results/provenance.h"
 #include "harness/results/results.h"
 #include "harness/train/checkpoint.h"
 #include "harness/train/run_claim.h"
@@ -141,7 +142,7 @@ TEST_CASE("a resumed run says from which step it goes on", "[resume]") {
   CHECK_THAT(second.str(), Catch::Matchers::Contains("resuming from step 17"));
 }
 
-TEST_CASE("metrics.jsonl names the worker of one start and of a resume per later session",
+TEST_CASE("metrics.jsonl names the worker and build of one start and of a resume per later session",
           "[resume]") {
   TempDir scratch;
   const RunConfig run = resolved(tiny_run("s3", 30));
@@ -155,6 +156,8 @@ TEST_CASE("metrics.jsonl names the worker of one start and of a resume per later
     sessions.emplace_back(line.at("kind"), line.at("step"));
     CHECK(line.at("worker").at("host") == host_name());
     CHECK(line.at("worker").at("pid") == ::getpid());
+    CHECK(line.at("build").at("git_sha") == m2b::kGitSha);
+    CHECK(line.at("build").at("git_dirty") == m2b::kGitDirty);
   }
   CHECK(sessions == std::vector<std::pair<std::string, int64_t>>{{"start", 0}, {"resume", 17}});
 }
