@@ -224,6 +224,13 @@ def read_table_groups(table):
     return groups_of(read_csv(table)), read_csv(runs_csv) if runs_csv.exists() else []
 
 
+def table_groups_beside(results_dir):
+    """The rows per (task, training range) of the table.csv in a suite's results folder, which
+    rank a crowded group's lines (lines_to_draw); none before `m2bench table` has written it."""
+    table = pathlib.Path(results_dir) / "table.csv"
+    return groups_of(read_csv(table)) if table.exists() else {}
+
+
 def per_seed_table(results_dir, runs, key):
     """{(metric, model, length): [value per seed]} of one group, for the per-length metrics."""
     group_runs = [run for run in runs if group_key(run) == key]

@@ -18,7 +18,7 @@ import sys
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, TRAINING_RANGE_COLOUR, TRAINING_RANGE_FILL, figure_stem,
                           groups_of, lines_to_draw, model_style, plt, read_csv, read_summary,
-                          read_table_groups, save, shared_legend)
+                          save, shared_legend, table_groups_beside)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -99,8 +99,7 @@ def main():
     args = parser.parse_args()
     results = pathlib.Path(args.results)
     runs = read_csv(results / "runs.csv")
-    table = results / "table.csv"
-    tables = read_table_groups(table)[0] if table.exists() else {}
+    tables = table_groups_beside(results)
     drawn = 0
     for key, group in groups_of(runs).items():
         models, subset, style_of = lines_to_draw(

@@ -15,7 +15,7 @@ import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (figure_stem, groups_of, lines_to_draw, model_style, plt, read_csv,
-                          read_table_groups, save, shared_legend)
+                          save, shared_legend, table_groups_beside)
 from matplotlib.lines import Line2D  # noqa: E402
 
 
@@ -104,8 +104,7 @@ def main():
     args = parser.parse_args()
     results = pathlib.Path(args.results)
     runs = read_csv(results / "runs.csv")
-    table = results / "table.csv"
-    tables = read_table_groups(table)[0] if table.exists() else {}
+    tables = table_groups_beside(results)
     drawn = 0
     for key, group in groups_of(runs).items():
         with_metrics = [r for r in group if read_train_lines(results / r["id"] / "metrics.jsonl")]
