@@ -47,8 +47,9 @@ OKABE_ITO = {
     "reddish purple": "#CC79A7",
     "black": "#000000",
 }
-# For the few names beyond the table below (Paul Tol's "muted" set, equally colour-blind safe).
-EXTRA_COLOURS = ["#882255", "#117733", "#999933", "#332288", "#44AA99", "#AA4499"]
+# For the names beyond the table below (Paul Tol's "muted" set, equally colour-blind safe), less
+# the two the table already gives (olive, indigo).
+EXTRA_COLOURS = ["#882255", "#117733", "#44AA99", "#AA4499", "#CC6677", "#88CCEE", "#DDCC77"]
 
 # Model name -> (colour, marker). A hybrid takes the colour of the layer it tests.
 MODEL_STYLES = {
@@ -149,7 +150,7 @@ def lines_to_draw(script, key, models, table_rows):
     so that a recipe search still shows its leaders' curves."""
     models = set(models)
     if len(models) <= MAX_LINES:
-        return models, "", model_style
+        return models, "", figure_styles(models)
     lengths = {int(r["length"]) for r in table_rows}
     length = ranking_length(lengths, key[2]) if lengths else None
     best = [m for m in ranked_models(table_rows, length) if m in models][:MAX_LINES]
@@ -166,8 +167,8 @@ def lines_to_draw(script, key, models, table_rows):
     return set(best), note, ranked.__getitem__
 
 
-def model_style(model):
-    """Colour, marker and line style of a model name, the same in every figure."""
+def known_style(model):
+    """The style MODEL_STYLES gives a model (or a `_state<N>` variant of one), or None."""
     if model in MODEL_STYLES:
         colour, marker = MODEL_STYLES[model]
         return {"color": colour, "marker": marker, "linestyle": "-"}
@@ -176,9 +177,30 @@ def model_style(model):
         colour, marker = MODEL_STYLES[m.group(1)]
         return {"color": colour, "marker": marker,
                 "linestyle": STATE_LINESTYLES.get(int(m.group(2)), "-.")}
+    return None
+
+
+def model_style(model):
+    """Colour, marker and line style of a model name, the same in every figure."""
+    style = known_style(model)
+    if style:
+        return style
     # A name not listed yet: a colour from its name, so it is the same wherever it appears.
     digest = int(hashlib.sha256(model.encode()).hexdigest(), 16)
     return {"color": EXTRA_COLOURS[digest % len(EXTRA_COLOURS)], "marker": "o", "linestyle": "-"}
+
+
+def figure_styles(models):
+    """The style of each line of one figure: model_style's for the names it lists, and for the
+    others, in name order, the first colours that no other line of the figure has. A colour from
+    the name alone (model_style) can repeat one already drawn; a suite's figures all draw the same
+    models, so a name keeps its colour across them."""
+    styles = {m: known_style(m) for m in models}
+    taken = {s["color"] for s in styles.values() if s}
+    free = [c for c in dict.fromkeys(EXTRA_COLOURS + RANKED_COLOURS) if c not in taken]
+    for model in sorted(m for m, s in styles.items() if s is None):
+        styles[model] = {"color": free.pop(0), "marker": "o", "linestyle": "-"}
+    return styles.__getitem__
 
 
 def backend_colour(backend):

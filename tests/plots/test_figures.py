@@ -113,6 +113,16 @@ def ranking_failures():
     models, _, _ = m2b_plotting.lines_to_draw("test", key, many, [])
     if models:
         failures.append(f"13 models and no table: drawn {sorted(models)}, want none")
+    # The S3 protocol suite's ten models: named ones and a control variant the table does not list.
+    protocol = ["gated_deltaproduct_neg", "gated_deltaproduct_neg_8heads", "lstm", "gru", "m2rnn",
+                "m2rnn_authors_init", "gated_deltanet", "gated_deltanet_neg", "mamba2", "attention",
+                "m2rnn_k32_v32", "m2rnn_heads8"]
+    _, _, style_of = m2b_plotting.lines_to_draw("test", key, protocol, rows)
+    colours = {m: style_of(m)["color"] for m in protocol}
+    if len(set(colours.values())) != len(protocol):
+        failures.append(f"12 named lines share colours: {colours}")
+    if colours["lstm"] != m2b_plotting.model_style("lstm")["color"]:
+        failures.append("lstm lost its own colour in a figure with unlisted names")
     return failures
 
 
