@@ -8,9 +8,8 @@ counts of a profile (scripts/gpu-profile.sh) can then be split by.
 Usage: sass_loops.py OBJECT_OR_CUBIN KERNEL_REGEX [--top N]
   OBJECT_OR_CUBIN  a .o built with -lineinfo (nvcc ... -lineinfo -c x.cu) or a .cubin
   KERNEL_REGEX     matched against the mangled kernel names; the first match is read
-Needs cuobjdump and nvdisasm: from the CUDA toolkit, or where it lacks them,
-`.venv/bin/pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm` (they land in the venv's
-nvidia/cu13/bin, which is searched too).
+Needs cuobjdump and nvdisasm: from the CUDA toolkit, or where it lacks them from the project's
+venv, where scripts/setup.sh installs them (in its nvidia/cu13/bin, which is searched too).
 """
 import argparse
 import collections
@@ -30,7 +29,7 @@ def tool(name):
         return found
     for candidate in sorted(ROOT.glob(f".venv/lib/python3*/site-packages/nvidia/cu*/bin/{name}")):
         return str(candidate)
-    sys.exit(f"sass_loops: {name} not found (see the usage: pip install nvidia-cuda-{name})")
+    sys.exit(f"sass_loops: {name} not found: run scripts/setup.sh, which installs it into .venv")
 
 
 def instructions(sass):

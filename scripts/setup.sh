@@ -46,4 +46,12 @@ if ! "$py" -c "import matplotlib" 2>/dev/null; then
 elif ! "$py" -c "import matplotlib, sys; sys.exit(matplotlib.__version__ != '$matplotlib_version')"; then
   echo "setup: note: $py has matplotlib $("$py" -c "import matplotlib; print(matplotlib.__version__)"), the committed figures $matplotlib_version; redrawn figures may differ in bytes"
 fi
+# scripts/sass_loops.py reads kernels' SASS with cuobjdump and nvdisasm; where the CUDA toolkit
+# lacks them (this machine's has only the compiler), the project's venv gets them from PyPI.
+if [ "$py" = "$M2BENCH_ROOT/.venv/bin/python" ] && ! command -v nvdisasm >/dev/null \
+   && [ ! -x /usr/local/cuda/bin/nvdisasm ] \
+   && ! compgen -G "$M2BENCH_ROOT/.venv/lib/python3*/site-packages/nvidia/cu*/bin/nvdisasm" >/dev/null; then
+  echo "setup: installing cuobjdump and nvdisasm into $M2BENCH_ROOT/.venv (for scripts/sass_loops.py)"
+  "$py" -m pip install -q nvidia-cuda-cuobjdump==13.5.37 nvidia-cuda-nvdisasm==13.5.37
+fi
 echo "setup: LibTorch from $py"
