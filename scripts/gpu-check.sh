@@ -20,6 +20,10 @@
 #   M2B_GIT_SHA      the commit measured, recorded in the benchmark context; pass it as a literal
 #                    from the machine that holds the repository (a device copy's .git may be older
 #                    than the working tree it builds)
+#   M2B_BASELINE_BENCH  a second bench_m2rnn_kernels (a path: another commit's build, e.g. main
+#                    beside a branch), run with the same flags right after the first, into
+#                    bench_baseline.json: a before/after measured in one call on one GPU
+#   M2B_BASELINE_SHA the commit of M2B_BASELINE_BENCH, for its benchmark context
 # The test step runs every `gpu` test program (those behind ctest -L gpu): the kernels against the
 # CPU oracle, the mixer conformance suite on the device (m2rnn through the cuda backend) and the
 # linear ops.
@@ -55,13 +59,20 @@ if [[ " $steps " == *" sanitize "* ]]; then
   done
 fi
 
-if [[ " $steps " == *" bench "* ]]; then
-  "$bench_bin" --benchmark_repetitions="${M2B_BENCH_REPS:-10}" --benchmark_report_aggregates_only=true \
-    --benchmark_filter="${M2B_BENCH_FILTER:-.}" --benchmark_context=git_sha="${M2B_GIT_SHA:-unknown}" \
+# bench NAME PROGRAM SHA: the kernel benchmark into $out/NAME.json, its log $logs/NAME.log.
+bench() {
+  "$2" --benchmark_repetitions="${M2B_BENCH_REPS:-10}" --benchmark_report_aggregates_only=true \
+    --benchmark_filter="${M2B_BENCH_FILTER:-.}" --benchmark_context=git_sha="${3:-unknown}" \
     --benchmark_context=date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    --benchmark_out="$out/bench.json" --benchmark_out_format=json >"$logs/bench.log" 2>&1
-  note "bench rc=$?"
-  grep -E "_median" "$logs/bench.log"
+    --benchmark_out="$out/$1.json" --benchmark_out_format=json >"$logs/$1.log" 2>&1
+  note "$1 rc=$?"
+  grep -E "_median" "$logs/$1.log"
+}
+if [[ " $steps " == *" bench "* ]]; then
+  bench bench "$bench_bin" "${M2B_GIT_SHA:-}"
+  if [ -n "${M2B_BASELINE_BENCH:-}" ]; then
+    bench bench_baseline "$M2B_BASELINE_BENCH" "${M2B_BASELINE_SHA:-}"
+  fi
 fi
 
 # The anchor's own rows (its last line), with the versions it ran under, for
