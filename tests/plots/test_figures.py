@@ -113,7 +113,8 @@ def ranking_failures():
     models, _, _ = m2b_plotting.lines_to_draw("test", key, many, [])
     if models:
         failures.append(f"13 models and no table: drawn {sorted(models)}, want none")
-    # The S3 protocol suite's ten models: named ones and a control variant the table does not list.
+    # The S3 protocol suite's ten models (a control variant the style table does not list among
+    # them) and two more unlisted names: twelve lines, the most a figure draws.
     protocol = ["gated_deltaproduct_neg", "gated_deltaproduct_neg_8heads", "lstm", "gru", "m2rnn",
                 "m2rnn_authors_init", "gated_deltanet", "gated_deltanet_neg", "mamba2", "attention",
                 "m2rnn_k32_v32", "m2rnn_heads8"]
