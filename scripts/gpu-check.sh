@@ -4,8 +4,11 @@
 # kernel beside it (the anchor) and Nsight Compute on the backward. bench.json and anchor.json go
 # to $OUT (default ./gpu-check-out) with every log packed in logs.tar.gz (the device tool returns
 # at most 8 files); the last lines printed are a short summary.
-#   M2B_STEPS        which of "test sanitize bench anchor profile" to run, after the programs are
-#                    built (default: the first three). test: every `gpu` test program; anchor:
+#   M2B_STEPS        which of "test sanitize bench anchor profile ablate" to run, after the
+#                    programs are built (default: the first three). test: every `gpu` test
+#                    program; ablate: each timing-only benchmark that scripts/ablate-backward.sh
+#                    built, found beside bench_m2rnn_kernels, on the fused cases (its backward
+#                    with phases left out), into ablation.tar.gz; anchor:
 #                    the authors' kernel timed right after the benchmark, by
 #                    .peers/xma_kernel_anchor.py where a .peers folder was carried
 #                    (docs/gpu-kernels.md); profile: scripts/gpu-profile.sh on the fused
@@ -73,6 +76,18 @@ if [[ " $steps " == *" bench "* ]]; then
   if [ -n "${M2B_BASELINE_BENCH:-}" ]; then
     bench bench_baseline "$M2B_BASELINE_BENCH" "${M2B_BASELINE_SHA:-}"
   fi
+fi
+
+if [[ " $steps " == *" ablate "* ]]; then
+  mkdir -p "$out/ablation" "$logs/ablation"
+  found=0
+  for prog in "$(dirname "$bench_bin")"/bench_m2rnn_kernels_skip*; do
+    [ -x "$prog" ] || continue
+    found=1
+    M2B_BENCH_FILTER="/fused/" bench "ablation/${prog##*/}" "$prog" "${M2B_GIT_SHA:-}" >/dev/null
+  done
+  [ $found = 1 ] || note "ablate: no bench_m2rnn_kernels_skip<mask> beside $bench_bin (scripts/ablate-backward.sh)"
+  tar -C "$out" -czf "$out/ablation.tar.gz" ablation && rm -rf "$out/ablation"
 fi
 
 # The anchor's own rows (its last line), with the versions it ran under, for

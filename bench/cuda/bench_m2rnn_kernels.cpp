@@ -166,6 +166,10 @@ void add_context() {
   benchmark::AddCustomContext("cuda_driver_version", std::to_string(driver));
   benchmark::AddCustomContext("cuda_runtime_version", std::to_string(runtime));
   benchmark::AddCustomContext("seed", std::to_string(kSeed));
+#ifdef M2B_BACKWARD_SKIP
+  // A timing-only build (scripts/ablate-backward.sh): its backward leaves these phases out.
+  benchmark::AddCustomContext("backward_skip", std::to_string(M2B_BACKWARD_SKIP));
+#endif
 }
 
 }  // namespace

@@ -24,6 +24,22 @@
 
 namespace m2b::kernels::cuda::detail {
 
+// A timing-only build (CMake's M2BENCH_BACKWARD_SKIP, scripts/ablate-backward.sh) leaves these
+// phases of the backward out, to measure what each adds to its time; its gradients are wrong.
+// Every other build runs them all.
+#ifndef M2B_BACKWARD_SKIP
+#define M2B_BACKWARD_SKIP 0
+#endif
+enum BackwardPhase : unsigned {
+  kStaging = 1,       // the next tile's inputs, by cp.async
+  kPass1 = 2,         // the chunk's tile-start states, from its checkpoint
+  kPass2Forward = 4,  // the reversed tile's states
+  kReverse = 8,
+  kDw = 16,
+  kFlush = 32,  // the round's gradients, from shared memory out
+};
+__device__ constexpr bool backward_runs(BackwardPhase p) { return (M2B_BACKWARD_SKIP & p) == 0; }
+
 // The fused kernels' dynamic shared memory (the forward kernel declares the same array).
 extern __shared__ __align__(16) unsigned char smem[];
 
@@ -358,9 +374,10 @@ struct BackwardPhases {
     T* rows = L::states(r);
     if (loads_start(t)) load_start(t);
     if (!t.grads) {
-      pass1_steps(t, sb, rows, steps);
+      if (backward_runs(kPass1)) pass1_steps(t, sb, rows, steps);
       return;
     }
+    if (!backward_runs(kPass2Forward)) return;
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
       Pairs<C> hb;
       pack_pairs<C>(h, hb);
@@ -550,9 +567,10 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks)
     Tile nxt;
     nxt.valid = false;
     if (cur.valid) nxt = next_tile<C>(a, cur);
-    if (nxt.valid) st.load(L::stage(r + 1), a, q, k, v, f, dy, ph.tile_t0(nxt), nxt.grads, lb);
+    if (nxt.valid && backward_runs(kStaging))
+      st.load(L::stage(r + 1), a, q, k, v, f, dy, ph.tile_t0(nxt), nxt.grads, lb);
     if (recomputes) {
-      if (kLag && dwt.valid && dwt.grads) {
+      if (kLag && dwt.valid && dwt.grads && backward_runs(kDw)) {
         // Its states' slot is the one this round's tile goes to.
         accumulate_dw<C>(L::states(r - 2), L::dAs(r - 1), ph.tile_steps(dwt), dWs, l);
         Phases::group_sync();
@@ -564,15 +582,15 @@ __global__ void __launch_bounds__(C::kBlockThreads, C::kMinBlocks)
     }
     const bool reversing = rev.valid && rev.grads;
     if (reverses && reversing) {
-      ph.reverse(rev, r - kLag, r);
-      if (!kLag) {
+      if (backward_runs(kReverse)) ph.reverse(rev, r - kLag, r);
+      if (!kLag && backward_runs(kDw)) {
         Phases::group_sync();
         accumulate_dw<C>(L::states(r), L::dAs(r), ph.tile_steps(rev), dWs, l);
       }
     }
-    if (nxt.valid) st.finish(L::stage(r + 1), lb);
+    if (nxt.valid && backward_runs(kStaging)) st.finish(L::stage(r + 1), lb);
     __syncthreads();
-    ph.flush(cur, rev, r);
+    if (backward_runs(kFlush)) ph.flush(cur, rev, r);
     if constexpr (L::kRowBufs == 1)
       __syncwarp();  // the flush's reads before the next round's writes
     if constexpr (kLag) {
