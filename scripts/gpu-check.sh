@@ -27,6 +27,7 @@
 #                    beside a branch), run with the same flags right after the first, into
 #                    bench_baseline.json: a before/after measured in one call on one GPU
 #   M2B_BASELINE_SHA the commit of M2B_BASELINE_BENCH, for its benchmark context
+#   M2B_ABLATE_SHA   the commit the ablate step's programs were built at (default M2B_GIT_SHA)
 # The test step runs every `gpu` test program (those behind ctest -L gpu): the kernels against the
 # CPU oracle, the mixer conformance suite on the device (m2rnn through the cuda backend) and the
 # linear ops.
@@ -84,7 +85,7 @@ if [[ " $steps " == *" ablate "* ]]; then
   for prog in "$(dirname "$bench_bin")"/bench_m2rnn_kernels_skip*; do
     [ -x "$prog" ] || continue
     found=1
-    M2B_BENCH_FILTER="/fused/" bench "ablation/${prog##*/}" "$prog" "${M2B_GIT_SHA:-}" >/dev/null
+    M2B_BENCH_FILTER="/fused/" bench "ablation/${prog##*/}" "$prog" "${M2B_ABLATE_SHA:-${M2B_GIT_SHA:-}}" >/dev/null
   done
   [ $found = 1 ] || note "ablate: no bench_m2rnn_kernels_skip<mask> beside $bench_bin (scripts/ablate-backward.sh)"
   tar -C "$out" -czf "$out/ablation.tar.gz" ablation && rm -rf "$out/ablation"
