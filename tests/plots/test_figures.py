@@ -152,11 +152,57 @@ def anchor_failures(python):
     return failures
 
 
+def ablation_failures(python):
+    """The ablation table's backward is forward+backward less forward, beside the full kernel's;
+    a benchmark that is not a timing-only build, or that ran on another GPU, is refused."""
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="m2b-ablation-") as tmp:
+        tmp = pathlib.Path(tmp)
+        script, bench = PLOTS / "backward_ablation.py", FIXTURE / "h200_statetrack_bench.json"
+        full = json.loads(bench.read_text())
+        skip = json.loads(bench.read_text())
+        skip["context"]["backward_skip"] = "8"
+        for b in skip["benchmarks"]:
+            if b["run_name"].startswith("m2rnn/statetrack/fp32/fused/fwd_bwd/"):
+                b["real_time"] = 0.163648 + 0.5  # a backward of 0.5 ms, the forward unchanged
+        (tmp / "ablation").mkdir()
+        (tmp / "ablation" / "skip8.json").write_text(json.dumps(skip))
+        (tmp / "results" / "kernels").mkdir(parents=True)
+        subprocess.run([python, script, bench, tmp / "ablation", "--root", tmp], check=True,
+                       stdout=subprocess.DEVNULL)
+        doc = json.loads((tmp / "results" / "kernels" / "h200_backward_ablation.json").read_text())
+        median = {b["run_name"].split("/")[4]: b["real_time"] for b in full["benchmarks"]
+                  if b.get("aggregate_name") == "median" and "/fused/" in b["run_name"]}
+        want = median["fwd_bwd"] - median["fwd"]
+        if abs(doc["full_backward_ms"]["statetrack/fp32"] - want) > 1e-9:
+            failures.append(f"full backward {doc['full_backward_ms']} is not {want}")
+        [v] = doc["variants"]
+        if v["left_out"] != "reverse" or abs(v["backward_ms"]["statetrack/fp32"] - 0.5) > 1e-6:
+            failures.append(f"variant {v}")
+        table = (tmp / "results" / "kernels" / "h200_backward_ablation.md").read_text()
+        if f"| reverse | 0.500 ({0.5 / want - 1:+.0%}) |" not in table:
+            failures.append(f"the reverse row is not in the table:\n{table}")
+        for change, message in (("backward_skip", "not a timing-only program"),
+                                ("device_name", "compare programs timed in the same call only")):
+            other = json.loads(json.dumps(skip))
+            if change == "backward_skip":
+                del other["context"]["backward_skip"]
+            else:
+                other["context"]["device_name"] = "NVIDIA H100 80GB HBM3"
+            (tmp / "ablation" / "skip8.json").write_text(json.dumps(other))
+            run = subprocess.run([python, script, bench, tmp / "ablation", "--root", tmp],
+                                 capture_output=True, text=True)
+            if run.returncode == 0 or message not in run.stderr:
+                failures.append(f"a benchmark with {change} changed was not refused: {run.stderr.strip()}")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
-    failures = paper_ring_failures() + ranking_failures() + anchor_failures(args.python)
+    failures = (paper_ring_failures() + ranking_failures() + anchor_failures(args.python)
+                + ablation_failures(args.python))
     with tempfile.TemporaryDirectory(prefix="m2b-figures-") as tmp:
         out = pathlib.Path(tmp)
         draw(args.python, out)
