@@ -14,7 +14,7 @@ import json
 import pathlib
 import tarfile
 
-from kernel_throughput import gpu_slug, load_rows
+from kernel_throughput import gpu_slug, load_rows, provenance
 
 # kernels/cuda/m2rnn_fused_backward.cuh's BackwardPhase.
 PHASES = {1: "staging", 2: "pass 1", 4: "pass 2's forward", 8: "reverse", 16: "dW", 32: "flush"}
@@ -66,9 +66,7 @@ def main():
         raise SystemExit(f"{args.ablation}: no benchmark JSON in it")
     variants.sort(key=lambda v: (bin(v["backward_skip"]).count("1"), v["backward_skip"]))
     shapes = sorted(base)
-    ctx = full["context"]
-    prov = {k: ctx.get(k) for k in ("git_sha", "date", "device_name", "cuda_driver_version",
-                                    "cuda_runtime_version", "seed")}
+    prov = provenance(full)
     lines = [f"# What each phase adds to the fused backward on {device}", "",
              f"The full kernel: git {prov['git_sha']}, {prov['date']}, driver {prov['cuda_driver_version']}, "
              f"CUDA runtime {prov['cuda_runtime_version']}, input seed {prov['seed']}. Each other row is a "

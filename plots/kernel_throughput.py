@@ -63,6 +63,15 @@ def measured_anchor(path, rows):
     return anchors, source, "anchor: authors' Triton kernel, same GPU"
 
 
+def provenance(bench):
+    """What a benchmark JSON says of the run: commit, date, GPU, driver and CUDA, input seed."""
+    ctx = bench["context"]
+    prov = {k: ctx.get(k, "unknown") for k in
+            ("git_sha", "date", "device_name", "sm_count", "cuda_driver_version", "cuda_runtime_version", "seed")}
+    prov["host_name"] = ctx.get("host_name")
+    return prov
+
+
 def gpu_slug(device_name):
     m = re.search(r"\b([A-Z]\d{2,3})\b", device_name)
     return m.group(1).lower() if m else re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")
@@ -204,10 +213,7 @@ def main():
     ap.add_argument("--root", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent.parent)
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
-    ctx = bench["context"]
-    prov = {k: ctx.get(k, "unknown") for k in
-            ("git_sha", "date", "device_name", "sm_count", "cuda_driver_version", "cuda_runtime_version", "seed")}
-    prov["host_name"] = ctx.get("host_name")
+    prov = provenance(bench)
     rows = load_rows(bench)
     if not rows:
         raise SystemExit(f"{args.bench_json}: no median aggregates (run with --benchmark_repetitions > 1)")
