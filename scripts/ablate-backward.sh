@@ -4,27 +4,26 @@
 # forward, 8 the reverse recurrence, 16 dW, 32 the flush. The difference between a program's
 # backward time and the full one's is what that phase adds to the critical path, which instruction
 # counts alone do not tell. Run them on a GPU with `M2B_STEPS="bench ablate" scripts/gpu-check.sh`
-# (M2B_PREBUILT holding them); scripts/backward_ablation.py writes the table. Their gradients are
+# (M2B_PREBUILT holding them); plots/backward_ablation.py writes the table. Their gradients are
 # wrong: never use them for anything but that timing.
-#   usage: scripts/ablate-backward.sh DEST [MASK ...]   (default masks: each phase alone, the
-#          three recomputation and per-round sets, and all but the reverse recurrence)
+#   usage: scripts/ablate-backward.sh DEST [MASK ...]   (default masks: each phase alone, pass 1
+#          with pass 2's forward (6), the per-round work (49), all but the reverse recurrence (55))
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 [ $# -ge 1 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
-dest="$(mkdir -p "$1" && cd "$1" && pwd)"
-shift
-masks=("$@")
+masks=("${@:2}")
 [ ${#masks[@]} -gt 0 ] || masks=(1 2 4 8 16 32 6 49 55)
 for m in "${masks[@]}"; do
   [[ "$m" =~ ^[0-9]+$ ]] && [ "$m" -gt 0 ] && [ "$m" -lt 64 ] ||
     { echo "ablate-backward: mask '$m' is not a number in 1..63 (a sum of 1 2 4 8 16 32)" >&2; exit 2; }
 done
+dest="$(mkdir -p "$1" && cd "$1" && pwd)"
 export M2BENCH_BUILD="$M2BENCH_ROOT/build-ablate"
 "$M2BENCH_ROOT/scripts/build.sh" --target help >/dev/null  # configures the folder once
 for m in "${masks[@]}"; do
   echo "== backward without phases $m"
   # One folder, reconfigured per mask: only the CUDA kernels and the benchmark rebuild.
-  cmake -DM2BENCH_BACKWARD_SKIP="$m" "$M2BENCH_BUILD" >/dev/null 2>&1
+  cmake -DM2BENCH_BACKWARD_SKIP="$m" "$M2BENCH_BUILD" >/dev/null
   cmake --build "$M2BENCH_BUILD" --target bench_m2rnn_kernels
   cp "$M2BENCH_BUILD/bench/bench_m2rnn_kernels" "$dest/bench_m2rnn_kernels_skip$m"
 done
