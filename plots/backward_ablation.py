@@ -9,12 +9,11 @@ of each program that leaves phases out, and what leaving them out saved. A phase
 saves little is off the critical path, however many instructions it issues.
 Usage: backward_ablation.py BENCH_JSON ABLATION [--root REPO_ROOT]
 """
-import argparse
 import json
 import pathlib
 import tarfile
 
-from kernel_throughput import gpu_slug, load_rows, provenance
+from kernel_throughput import bench_parser, gpu_slug, load_rows, provenance
 
 # kernels/cuda/m2rnn_fused_backward.cuh's BackwardPhase.
 PHASES = {1: "staging", 2: "pass 1", 4: "pass 2's forward", 8: "reverse", 16: "dW", 32: "flush"}
@@ -42,10 +41,8 @@ def ablation_benches(path):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench_json", type=pathlib.Path)
+    ap = bench_parser(__doc__)
     ap.add_argument("ablation", type=pathlib.Path)
-    ap.add_argument("--root", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent.parent)
     args = ap.parse_args()
     full = json.loads(args.bench_json.read_text())
     device = full["context"]["device_name"]

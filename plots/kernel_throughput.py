@@ -206,11 +206,18 @@ def figure(rows, prov, anchors, anchor_label, out_dir, stem):
     save(fig, out_dir, stem)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_parser(doc):
+    """The arguments both kernel-table scripts take: the benchmark JSON, and the repository root
+    their files go under."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench_json", type=pathlib.Path)
-    ap.add_argument("--anchor", type=pathlib.Path)
     ap.add_argument("--root", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent.parent)
+    return ap
+
+
+def main():
+    ap = bench_parser(__doc__)
+    ap.add_argument("--anchor", type=pathlib.Path)
     args = ap.parse_args()
     bench = json.loads(args.bench_json.read_text())
     prov = provenance(bench)
