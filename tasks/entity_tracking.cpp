@@ -194,8 +194,8 @@ void EntityTrackingTask::check(const Example& ex) const {
       state.swap_boxes(a, b);
     } else if (op == "remove") {
       const int64_t x = index(at + 1, "o", objects_);
-      if (state.box_of[x] < 0 || !remove_)
-        fail_at(*this, at, fmt::format("remove of o{}, which is out", x));
+      if (!remove_) fail_at(*this, at, "remove, but remove=false");
+      if (state.box_of[x] < 0) fail_at(*this, at, fmt::format("remove of o{}, which is out", x));
       expect_input(at + 2, "-");
       state.place(x, -1);
     } else {

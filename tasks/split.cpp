@@ -35,11 +35,13 @@ std::vector<Example> evaluation_set(const Task& task, int64_t length, int64_t co
     throw TaskError(fmt::format("{}: evaluation count must be >= 0, got {}", task.name(), count));
   std::vector<Example> out;
   out.reserve(count);
-  for (int64_t i = 0; i < count; ++i) {
-    Rng rng(derive_seed(eval_seed, length, i));
-    out.push_back(task.sample(length, rng));
-  }
+  for (int64_t i = 0; i < count; ++i) out.push_back(evaluation_example(task, length, i, eval_seed));
   return out;
+}
+
+Example evaluation_example(const Task& task, int64_t length, int64_t index, uint64_t eval_seed) {
+  Rng rng(derive_seed(eval_seed, length, index));
+  return task.sample(length, rng);
 }
 
 Batch make_batch(const Task& task, int64_t length, int64_t rows, Rng& rng) {

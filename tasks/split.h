@@ -23,6 +23,8 @@ struct LengthSplit {
 // and a larger count extends a smaller one.
 std::vector<Example> evaluation_set(const Task& task, int64_t length, int64_t count,
                                     uint64_t eval_seed);
+// Example `index` of that set alone.
+Example evaluation_example(const Task& task, int64_t length, int64_t index, uint64_t eval_seed);
 
 // Examples of one length stacked row-major: element (r, c) is at r * cols + c.
 struct Batch {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/cli/cli.h"
+#include "common/typed_text.h"
 #include "harness/config/run_config.h"
 #include "tasks/registry.h"
 #include "tasks/render.h"
@@ -48,12 +49,12 @@ std::string params_text(const Options& params) {
   return out.empty() ? "(no parameters)" : out;
 }
 
-// An unsigned option would take -1 as 2^64 - 1.
+// A seed read as suite files read it (parse_uint, the same message): CLI11's own reading would
+// take -1 as 2^64 - 1, cap larger numbers at 2^64 - 1 and read 0x10 as 16.
 const CLI::Validator kUnsigned(
     [](const std::string& text) {
-      return text.find('-') == std::string::npos
-                 ? std::string()
-                 : fmt::format("expected an integer >= 0, got {}", text);
+      return parse_uint(text) ? std::string()
+                              : fmt::format("expected an integer >= 0, got {}", text);
     },
     "INT >= 0");
 
@@ -70,11 +71,12 @@ void print_data(const DataArgs& args) {
   const auto given = tasks::parse_task_params(args.task, args.params);
   const Options resolved = tasks::resolve_task_params(args.task, given);
   const auto task = tasks::make_task(args.task, given);
-  const auto examples = tasks::evaluation_set(*task, args.length, args.count, args.seed);
   nlohmann::ordered_json params = nlohmann::ordered_json::object();
   for (const auto& [name, value] : resolved.values()) params[name] = to_json(value);
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const tasks::Example& ex = examples[i];
+  // One example at a time: the sizes allowed (a million examples of a million steps) would not
+  // fit in memory at once.
+  for (int64_t i = 0; i < args.count; ++i) {
+    const tasks::Example ex = tasks::evaluation_example(*task, args.length, i, args.seed);
     task->check(ex);
     if (args.format == "jsonl") {
       nlohmann::ordered_json line = {{"task", args.task},

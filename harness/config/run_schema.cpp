@@ -427,12 +427,21 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
       fail(*lengths,
            fmt::format("expected a non-empty list of lengths, got {}", shown(lengths->node)));
     task.eval_lengths.clear();
-    for (size_t i = 0; i < lengths->node.size(); ++i)
-      task.eval_lengths.push_back(
-          read_int({lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)},
-                   between(1, kMaxLength)));
+    for (size_t i = 0; i < lengths->node.size(); ++i) {
+      const Located item{lengths->node[i], lengths->file, fmt::format("{}[{}]", lengths->path, i)};
+      const int64_t length = read_int(item, between(1, kMaxLength));
+      if (std::find(task.eval_lengths.begin(), task.eval_lengths.end(), length) !=
+          task.eval_lengths.end())
+        fail(item, fmt::format("expected distinct lengths, got {} twice", length));
+      task.eval_lengths.push_back(length);
+    }
   } else {
     const int64_t l = task.train_max_length;
+    if (4 * l > kMaxLength)
+      fail(given.at("train_max_length"),
+           fmt::format("the default eval_lengths [{}, {}, {}] pass the largest length, {}: give "
+                       "task.eval_lengths",
+                       l, 2 * l, 4 * l, kMaxLength));
     task.eval_lengths = {l, 2 * l, 4 * l};
   }
   std::sort(task.eval_lengths.begin(), task.eval_lengths.end());

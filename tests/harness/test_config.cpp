@@ -266,6 +266,12 @@ TEST_CASE("bos and the length curriculum enter the canonical YAML and the id onl
   CHECK(back.train.curriculum_start_length == 2);
 }
 
+TEST_CASE("an evaluation length given twice is refused", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", "{name: s3, eval_lengths: [8, 16, 8]}", "    lr: 1\n")) ==
+        f.file("s.yaml") + ":5:42: task.eval_lengths[2]: expected distinct lengths, got 8 twice");
+}
+
 TEST_CASE("a curriculum that starts longer than the training lengths end is refused", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", kTask,
@@ -291,6 +297,11 @@ TEST_CASE("every size has an upper bound, stated in the error", "[config]") {
         f.file("s.yaml") +
             ":5:38: task.eval_lengths[1]: expected an integer in [1, 1000000], "
             "got 100000000");
+  // The default evaluation lengths, four times train_max_length at most, are bounded too.
+  CHECK(f.error(suite_text("att", "{name: s3, train_max_length: 300000}", "    lr: 1\n")) ==
+        f.file("s.yaml") +
+            ":5:38: task.train_max_length: the default eval_lengths [300000, 600000, 1200000] "
+            "pass the largest length, 1000000: give task.eval_lengths");
   CHECK(f.error(suite_text("att", kTask, "    batch_size: 100000000\n")) ==
         f.file("s.yaml") +
             ":7:17: train.batch_size: expected an integer in [1, 65536], got "

@@ -43,6 +43,13 @@ TEST_CASE("entity tracking answers follow the operations", "[entity_tracking]") 
           task->check(
               example_from_text(*task, "o0 b2 o1 b2  swap b0 b2 where o0", ". . . .  . . . . b0"));
         }) == "entity_tracking: position 3: box b2 assigned twice");
+  // An operation that its parameters disable is named as such, whatever the state.
+  auto no_remove = make_task("entity_tracking",
+                             {{"boxes", int64_t{3}}, {"objects", int64_t{2}}, {"remove", false}});
+  CHECK(message_of<TaskError>([&] {
+          no_remove->check(example_from_text(*no_remove, "o0 b2 o1 b0  remove o1 - where o1",
+                                             ". . . .  . . . . out"));
+        }) == "entity_tracking: position 4: remove, but remove=false");
 }
 
 TEST_CASE("entity tracking examples pass their checker at every length", "[entity_tracking]") {
