@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -36,14 +37,36 @@ std::string shown(const YAML::Node& node) {
   return fmt::format("\"{}\"", excerpt(text));
 }
 
-Located parse_yaml(const std::string& text, const std::string& source) {
-  auto file = std::make_shared<const std::string>(source);
-  try {
-    return {YAML::Load(text), file, ""};
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(fmt::format("{}:{}:{}: not valid YAML: {}", source, e.mark.line + 1,
-                                  e.mark.column + 1, e.msg));
+// yaml-cpp keeps every pair of a mapping and lookups find one of them, so a key given twice
+// (a second `lr:`, a second `defaults:` block) would drop a value without a word.
+static void refuse_repeated_keys(const Located& at) {
+  if (at.node.IsSequence())
+    for (size_t i = 0; i < at.node.size(); ++i)
+      refuse_repeated_keys({at.node[i], at.file, at.path});
+  if (!at.node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (auto it = at.node.begin(); it != at.node.end(); ++it) {
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+    const std::string path = at.path.empty() ? key : at.path + "." + key;
+    if (const auto [first, fresh] = seen.emplace(key, it->first.Mark()); !fresh)
+      fail({it->first, at.file, path},
+           fmt::format("given twice (first at line {})", first->second.line + 1));
+    refuse_repeated_keys({it->second, at.file, path});
   }
+}
+
+Located parse_yaml(const std::string& text, const std::string& source) {
+  const auto load = [&] {
+    try {
+      return YAML::Load(text);
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(fmt::format("{}:{}:{}: not valid YAML: {}", source, e.mark.line + 1,
+                                    e.mark.column + 1, e.msg));
+    }
+  };
+  const Located root{load(), std::make_shared<const std::string>(source), ""};
+  refuse_repeated_keys(root);
+  return root;
 }
 
 std::vector<Entry> entries(const Located& map, const std::string& what) {

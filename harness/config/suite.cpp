@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -129,6 +130,7 @@ struct GridAxis {
 struct Override {
   std::vector<std::pair<std::string, Located>> when;  // run key -> the value it must have
   Located set;                                        // a mapping of run keys
+  Located item;                                       // the override, for errors
 };
 
 std::string read_suite_name(const Located& value) {
@@ -156,24 +158,44 @@ bool same_value(const YAML::Node& a, const YAML::Node& b) {
   return numbers ? u == v : x == y;
 }
 
-// The value a run has at `path` for `when`: a named model's name stands for the model.
-const YAML::Node* value_at(const Assignments& values, const std::string& path) {
+// The value a run has at `path` for `when`: a named model's name stands for the model. None
+// where the run sets no such key, or (an inline model without a name) has no single value.
+std::optional<YAML::Node> value_at(const Assignments& values, const std::string& path) {
   auto it = values.find(path);
-  if (it == values.end()) return nullptr;
-  return &it->second.node;
+  if (it == values.end()) return std::nullopt;
+  const YAML::Node& have = it->second.node;
+  if (path == "model" && have.IsMap()) {
+    if (!have["name"]) return std::nullopt;
+    return have["name"];
+  }
+  return have;
 }
 
 bool matches(const Override& o, const Assignments& values) {
   for (const auto& [path, wanted] : o.when) {
-    const YAML::Node* have = value_at(values, path);
-    if (!have) return false;
-    if (path == "model" && have->IsMap()) {
-      if (!(*have)["name"] || !same_value((*have)["name"], wanted.node)) return false;
-    } else if (!same_value(*have, wanted.node)) {
-      return false;
-    }
+    const std::optional<YAML::Node> have = value_at(values, path);
+    if (!have || !same_value(*have, wanted.node)) return false;
   }
   return true;
+}
+
+// An override that no run matches is a typo in its `when` (a model's name, a value the grid does
+// not hold): it names the first wanted value that no run has, with the values the runs have.
+// Runs take every combination of the values they have, so one such value is always found.
+[[noreturn]] void fail_unmatched(const Override& o,
+                                 const std::map<std::string, std::vector<YAML::Node>>& seen) {
+  for (const auto& [path, wanted] : o.when) {
+    const std::vector<YAML::Node>& have = seen.at(path);
+    if (std::none_of(have.begin(), have.end(),
+                     [&](const YAML::Node& v) { return same_value(v, wanted.node); })) {
+      std::vector<std::string> texts;
+      for (const YAML::Node& v : have) texts.push_back(v.IsScalar() ? v.Scalar() : shown(v));
+      fail(wanted.with_path(path),
+           fmt::format("no run has {} (the runs have: {}), so this override matches none",
+                       shown(wanted.node), fmt::join(texts, ", ")));
+    }
+  }
+  fail(o.item, "matches no run");
 }
 
 std::string row_suffix(const std::vector<GridAxis>& grid, const std::vector<size_t>& choice) {
@@ -241,6 +263,11 @@ Suite load_suite(const fs::path& path) {
           Assignments probe;  // checks the key and the value's shape where the user wrote them
           assign(g.key.path, g.key, value, probe);
           for (const auto& [p, v] : probe) set_paths.insert(p);
+          // 1e-2 beside 0.01 would train the same run twice under two row names.
+          for (const Located& before : axis.values)
+            if (same_value(before.node, value.node))
+              fail(value, fmt::format("expected distinct values, got {} and {}", shown(before.node),
+                                      shown(value.node)));
           axis.values.push_back(value);
         }
         grid.push_back(std::move(axis));
@@ -251,7 +278,7 @@ Suite load_suite(const fs::path& path) {
                                   shown(e.value.node)));
       for (size_t i = 0; i < e.value.node.size(); ++i) {
         Located item{e.value.node[i], e.value.file, fmt::format("overrides[{}]", i)};
-        Override o{{}, {}};
+        Override o{{}, {}, item};
         bool has_set = false;
         for (const Entry& part : entries(item, "a mapping {when: {...}, set: {...}}")) {
           std::string name = key_of(part);
@@ -292,13 +319,26 @@ Suite load_suite(const fs::path& path) {
   // Every combination of grid values, the first key outermost.
   std::vector<size_t> choice(grid.size(), 0);
   std::set<std::string> seen, used_models;
+  std::vector<bool> matched(overrides.size(), false);
+  std::map<std::string, std::vector<YAML::Node>> when_values;  // of the runs, each value once
   while (true) {
     Assignments values = defaults;
     for (size_t a = 0; a < grid.size(); ++a)
       assign(grid[a].key.path, grid[a].key, grid[a].values[choice[a]], values);
     std::vector<const Override*> applied;
-    for (const Override& o : overrides)
-      if (matches(o, values)) applied.push_back(&o);
+    for (size_t j = 0; j < overrides.size(); ++j) {
+      for (const auto& [path, wanted] : overrides[j].when) {
+        std::vector<YAML::Node>& have = when_values[path];
+        const std::optional<YAML::Node> v = value_at(values, path);
+        if (v && std::none_of(have.begin(), have.end(),
+                              [&](const YAML::Node& h) { return same_value(h, *v); }))
+          have.push_back(*v);
+      }
+      if (matches(overrides[j], values)) {
+        applied.push_back(&overrides[j]);
+        matched[j] = true;
+      }
+    }
     for (const Override* o : applied)
       for (const Entry& s : entries(o->set, "a mapping of run keys"))
         assign(s.key.path, s.key, s.value, values);
@@ -316,6 +356,8 @@ Suite load_suite(const fs::path& path) {
     while (a > 0 && ++choice[a - 1] == grid[a - 1].values.size()) choice[--a] = 0;
     if (a == 0) break;
   }
+  for (size_t j = 0; j < overrides.size(); ++j)
+    if (!matched[j]) fail_unmatched(overrides[j], when_values);
   // A model of the suite file that no run uses is checked too, so that a typo in it does not
   // wait for the day a run uses it. Included files are catalogues: their models are checked
   // where runs use them, with the settings those runs change.

@@ -65,6 +65,14 @@ TEST_CASE("an unknown key names its place and the valid keys", "[config]") {
         f.file("s.yaml") + ":9:3: tsk.name: unknown key 'tsk' (valid: model, seed, task, train)");
 }
 
+TEST_CASE("a key given twice names both places", "[config]") {
+  Fixture f;
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n    lr: 2\n")) ==
+        f.file("s.yaml") + ":8:5: defaults.train.lr: given twice (first at line 7)");
+  CHECK(f.error(suite_text("att", kTask, "    lr: 1\n") + "defaults:\n  seed: 5\n") ==
+        f.file("s.yaml") + ":8:1: defaults: given twice (first at line 3)");
+}
+
 TEST_CASE("a value of the wrong type says what was expected and what was given", "[config]") {
   Fixture f;
   CHECK(f.error(suite_text("att", kTask, "    lr: fast\n")) ==

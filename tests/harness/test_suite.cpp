@@ -80,12 +80,33 @@ overrides:
             "override could never match");
 }
 
+TEST_CASE("an override that matches no run names the value no run has", "[suite]") {
+  TempDir dir;
+  dir.write("models.yaml", kTestModels);
+  auto typo = dir.write("typo.yaml", R"(suite: t
+include: models.yaml
+defaults: {task.name: s3}
+grid: {model: [att, gru], seed: [0, 1]}
+overrides:
+  - when: {seed: 1, model: gruu}
+    set: {train.lr: 1}
+)");
+  CHECK(config_error([&] { m2b::load_suite(typo); }) ==
+        typo.string() +
+            ":6:28: model: no run has \"gruu\" (the runs have: att, gru), so this override "
+            "matches none");
+}
+
 TEST_CASE("a grid key takes a non-empty list", "[suite]") {
   TempDir dir;
   dir.write("models.yaml", kTestModels);
   auto path = dir.write("s.yaml", "suite: t\ninclude: models.yaml\ngrid:\n  seed: 3\n");
   CHECK(config_error([&] { m2b::load_suite(path); }) ==
         path.string() + ":4:9: seed: expected a non-empty list of values, got 3");
+  auto twice =
+      dir.write("twice.yaml", "suite: t\ninclude: models.yaml\ngrid:\n  train.lr: [1e-2, 0.01]\n");
+  CHECK(config_error([&] { m2b::load_suite(twice); }) ==
+        twice.string() + ":4:20: train.lr: expected distinct values, got 1e-2 and 0.01");
 }
 
 TEST_CASE("an include is found relative to the file that includes it", "[suite]") {
