@@ -622,6 +622,13 @@ ReportSource open_report_source(const fs::path& target, const fs::path& results_
   Suite suite = load_suite(target);
   source.suite = suite.name;
   source.results_dir = suite_dir(results_root, suite.name);
+  // A table of nothing but missing runs, written where none ran, is most likely a --results
+  // forgotten; a suite that has begun to run keeps its missing runs as such.
+  if (!fs::is_directory(source.results_dir))
+    throw std::invalid_argument(fmt::format(
+        "{}: no results of suite {} here: run it first (m2bench run), or give --results with "
+        "the root it ran into",
+        source.results_dir.string(), suite.name));
   source.runs = collect_runs(suite, results_root);
   source.problems = problems(source.runs);
   fs::path references = target.parent_path() / "reference_numbers.yaml";

@@ -500,6 +500,25 @@ TEST_CASE("table and plot refuse a folder with no run folders and write nothing"
   CHECK_FALSE(fs::exists(dir.path() / "plots"));
 }
 
+TEST_CASE("table and plot of a suite refuse a results root where it never ran", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  store_runs(suite, dir.path() / "results");
+  const fs::path suite_file = dir.path() / "store.yaml", wrong = dir.path() / "elsewhere";
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"table", suite_file.string(), "--results", wrong.string()},
+        std::vector<std::string>{"plot", suite_file.string(), "--results", wrong.string(), "--out",
+                                 (dir.path() / "plots").string()}}) {
+    const auto result = m2bench_cli(command);
+    CHECK(result.status == m2b::cli::kExitError);
+    CHECK(result.err == "m2bench: error: " + (wrong / "store").string() +
+                            ": no results of suite store here: run it first (m2bench run), or "
+                            "give --results with the root it ran into\n");
+  }
+  CHECK_FALSE(fs::exists(wrong));
+  CHECK_FALSE(fs::exists(dir.path() / "plots"));
+}
+
 TEST_CASE("a failing plot script is not blamed on matplotlib unless it says so", "[report]") {
   TempDir dir;
   const m2b::Suite suite = store_suite(dir);
