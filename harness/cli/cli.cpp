@@ -11,15 +11,15 @@
 
 #include "common/options.h"
 #include "harness/cli/cli.h"
+#include "harness/config/run_config.h"
 #include "harness/train/error_text.h"
 
 namespace m2b::cli {
 
 void add_suite_arguments(CLI::App* command, std::string& suite, std::string& results,
                          const std::string& results_help) {
-  command->add_option("suite", suite, "The suite YAML, e.g. experiments/quickstart.yaml")
-      ->required()
-      ->check(CLI::ExistingFile);
+  command->add_option("suite", suite, "the suite file, e.g. experiments/quickstart.yaml")
+      ->required();
   command->add_option("--results", results, results_help)->capture_default_str();
 }
 
@@ -28,7 +28,7 @@ void add_prefix_t_option(CLI::App* command, int64_t& prefix_t) {
       ->add_option("--prefix-t", prefix_t,
                    "also tabulate the prefix accuracy at t = T: the fraction of evaluation "
                    "sequences whose first T scored predictions are all right (0: not)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, kMaxLength));
 }
 
 int run_cli(int argc, const char* const* argv) {

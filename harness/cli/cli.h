@@ -22,7 +22,7 @@ void add_plot_command(CLI::App& app);    // cmd_plot.cpp
 // --results, the results root.
 void add_suite_arguments(
     CLI::App* command, std::string& suite, std::string& results,
-    const std::string& results_help = "Results folder (holds <suite>/<run-id>/)");
+    const std::string& results_help = "the results root (holds <suite>/<run-id>/)");
 
 // --prefix-t T (cli.cpp), shared by `table` and `plot`, which both write the suite's tables: also
 // tabulate the prefix accuracy at t = T (0: not).

@@ -89,7 +89,7 @@ void add_slurm_command(CLI::App& app) {
       "`m2bench run` on a results root shared by every node and takes runs until none "
       "is left. Printed for review; --submit hands it to sbatch");
   add_suite_arguments(cmd, args->suite, args->results,
-                      "Results root, on a file system that every node shares (it holds the run "
+                      "the results root, on a file system that every node shares (it holds the run "
                       "claims, checkpoints and the tasks' logs)");
   cmd->add_option("--array", args->job.array,
                   "Tasks in the array (default: enough for every run to have a worker)")

@@ -30,8 +30,8 @@ void fail(const Located& where, const std::string& message) {
 
 std::string shown(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
-  if (node.IsSequence()) return "a list";
-  if (node.IsMap()) return "a mapping";
+  if (node.IsSequence()) return node.size() == 0 ? "[]" : "a list";
+  if (node.IsMap()) return node.size() == 0 ? "{}" : "a mapping";
   const std::string& text = node.Scalar();
   if (parse_number(text) || parse_bool(text)) return excerpt(text);
   return fmt::format("\"{}\"", excerpt(text));

@@ -82,6 +82,9 @@ TEST_CASE("a value of the wrong type says what was expected and what was given",
   CHECK(f.error(suite_text("att", kTask, "    steps: [1, 2]\n")) ==
         f.file("s.yaml") +
             ":7:12: train.steps: expected an integer in [1, 1000000000], got a list");
+  CHECK(f.error(suite_text("att", "{name: s3, eval_lengths: []}", "    lr: 1\n")) ==
+        f.file("s.yaml") +
+            ":5:34: task.eval_lengths: expected a non-empty list of lengths, got []");
 }
 
 TEST_CASE("a value out of range states the valid range", "[config]") {
