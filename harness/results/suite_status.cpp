@@ -135,8 +135,10 @@ std::string format_status(const Suite& suite, const fs::path& results_root,
             label(suite, r), steps, format_duration(kStaleSeconds));
         break;
       case RunActivity::stopped:
-        text += fmt::format("stopped   {}  {}  (the next `m2bench run` resumes it)\n",
-                            label(suite, r), steps);
+        // The step logged last; the checkpoint it resumes from may be a little older.
+        text += fmt::format(
+            "stopped   {}  {} logged  (the next `m2bench run` resumes it from its checkpoint)\n",
+            label(suite, r), steps);
         break;
       case RunActivity::missing: text += fmt::format("missing   {}\n", label(suite, r)); break;
       case RunActivity::invalid:

@@ -67,8 +67,9 @@ TEST_CASE(
                             "): 4 runs: 1 finished, 0 diverged, 1 training, 1 stopped, 1 missing"));
   CHECK_THAT(text, Contains("training  [2/4] gru parity seed 1  " + suite.runs[1].id +
                             "  step 10/30  1.5k tok/s  ETA 4s  " + describe(this_worker())));
-  CHECK_THAT(text,
-             Contains("stopped   [3/4] gru parity seed 2  " + suite.runs[2].id + "  step 20/30"));
+  CHECK_THAT(text, Contains("stopped   [3/4] gru parity seed 2  " + suite.runs[2].id +
+                            "  step 20/30 logged  (the next `m2bench run` resumes it from its "
+                            "checkpoint)"));
   CHECK_THAT(text, Contains("missing   [4/4] gru parity seed 3  " + suite.runs[3].id));
   CHECK_THAT(text, Contains("suite ETA ") && Contains(" with 1 worker training"));
 }
