@@ -81,9 +81,12 @@ std::string sbatch_script(const SlurmJob& job) {
       "#   suite file    {}\n"
       "#   results root  {} (shared by every node)\n"
       "# Each task runs `m2bench run` on the results root, taking runs until none is left; the\n"
-      "# run claims keep two tasks off one run. Follow it with `m2bench status SUITE --results ROOT`.\n",
+      "# run claims keep two tasks off one run. Follow it with `m2bench status SUITE --results ROOT`.\n"
+      "# Slurm does not create the folder of --output: given to sbatch by hand, this script needs\n"
+      "#   mkdir -p {}\n"
+      "# first, or its tasks fail without a log (`m2bench slurm --submit` makes it).\n",
       job.suite_name, job.array, job.array == 1 ? "" : "s", job.suite.string(),
-      job.results.string());
+      job.results.string(), shell_quote(slurm_log_dir(job).string()));
   s += fmt::format("#SBATCH --job-name=m2b-{}\n", job.suite_name);
   s += fmt::format("#SBATCH --array=0-{}\n", job.array - 1);
   s += "#SBATCH --ntasks=1\n";
