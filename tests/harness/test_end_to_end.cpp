@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -193,6 +194,17 @@ TEST_CASE("--only names a run of the suite, or the error lists them", "[end_to_e
   CAPTURE(message);
   CHECK(message.find("--only zzzz: matches no run of suite e2e") != std::string::npos);
   CHECK(message.find(suite.runs[1].id) != std::string::npos);
+}
+
+TEST_CASE("a results root that cannot be written to is one error, before any run", "[end_to_end]") {
+  TempDir dir;
+  const std::string suite = dir.write("e2e.yaml", kTinySuite).string();
+  const std::string root = dir.write("a_file", "not a folder\n").string() + "/results";
+  const auto result = m2bench_cli({"run", suite, "--results", root});
+  CHECK(result.status == m2b::cli::kExitError);
+  CHECK_THAT(result.err, Catch::Matchers::StartsWith("m2bench: error: ") &&
+                             Catch::Matchers::Contains(root + "/e2e"));
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
 }
 
 // ---- stopping, dying and sharing a suite ----------------------------------------------------
