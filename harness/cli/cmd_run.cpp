@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <filesystem>
 #include <iostream>
 #include <stdexcept>
 
@@ -64,8 +63,6 @@ std::vector<std::string> worker_args(const RunArgs& args) {
 
 void run_command(const RunArgs& args) {
   const Suite suite = load_suite(args.suite);
-  // Once, up front: a results root that cannot be written to would otherwise fail every run.
-  std::filesystem::create_directories(suite_dir(args.results, suite.name));
   if (!args.gpus.empty() || args.workers > 0) {
     const auto slots =
         args.workers > 0 ? cpu_slots(args.workers) : gpu_slots(parse_gpus(args.gpus), args.per_gpu);

@@ -113,6 +113,8 @@ enum class Outcome { pending, done_before, held, done_elsewhere, trained, failed
 
 SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
   const std::vector<const RunConfig*> runs = select_runs(suite, options.only);
+  // Once, before any run: a results root that cannot be written to would fail each of them.
+  fs::create_directories(suite_dir(options.results_root, suite.name));
   // With fresh, a summary written after this call began comes from another process retraining
   // the same suite: new, so done. One written in the same tick of the file clock counts as old.
   std::optional<fs::file_time_type> began;
