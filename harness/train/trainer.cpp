@@ -182,9 +182,12 @@ class Session {
 
  private:
   // Whether the log window ending at `step` reached train.target_accuracy, as every window since
-  // the stretch's first did for at least train.target_patience_steps steps: the early stop.
+  // the stretch's first did for at least train.target_patience_steps steps: the early stop. A
+  // window with steps of the length curriculum in it does not count: its sequences were shorter
+  // than the training range, which a run stopped then would never have trained at.
   bool on_target_long_enough(int64_t step) {
-    if (progress_.window.accuracy() < train_.target_accuracy) {
+    const bool in_curriculum = step - train_.log_every < train_.curriculum_steps;
+    if (in_curriculum || progress_.window.accuracy() < train_.target_accuracy) {
       progress_.on_target_since = -1;
       return false;
     }

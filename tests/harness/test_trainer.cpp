@@ -135,6 +135,20 @@ TEST_CASE("with target_patience_steps a run stops once the target has held that 
   CHECK(summary->steps == run.train.log_every + 20);
 }
 
+TEST_CASE("no window with steps of the length curriculum stops a run early", "[trainer]") {
+  TempDir scratch;
+  RunConfig run = tiny_run("parity", 100);
+  run.train.target_accuracy = 0.3;  // below chance: every window reaches it
+  run.train.curriculum_steps = 12;  // windows end at 5, 10, 15: the one of steps 16..20 is first
+  run.train.curriculum_start_length = 1;
+  run = resolved(run);
+  REQUIRE(run.train.log_every == 5);
+  const auto summary = train_run(run, scratch.path());
+  REQUIRE(summary);
+  CHECK(summary->stopped_early);
+  CHECK(summary->steps == 20);
+}
+
 TEST_CASE("the learning rate warms up linearly, then decays by a cosine to lr * min_lr_ratio",
           "[trainer]") {
   TrainSpec train;
