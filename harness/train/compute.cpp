@@ -50,6 +50,9 @@ Compute setup_compute(const TrainSpec& train) {
   // TF32 only where asked: bf16 runs keep their fp32 matmuls (outside autocast) exact too.
   at::globalContext().setFloat32MatmulPrecision(train.precision == "tf32" ? "high" : "highest");
   compute.bf16_autocast = train.precision == "bf16";
+  // The resident peak (VmHWM) would otherwise span every earlier run of this process: 5 in
+  // clear_refs resets it (Linux 4.0 on). Where that is refused the peak keeps the process's.
+  std::ofstream("/proc/self/clear_refs") << "5";
 #ifdef M2BENCH_HAVE_CUDA
   if (cuda) {
     // The caching allocator knows no device before CUDA's lazy initialisation, which the first

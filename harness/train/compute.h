@@ -30,8 +30,8 @@ Compute setup_compute(const TrainSpec& train);
 void check_memory(const RunConfig& run);
 
 // Bytes since setup_compute, on CUDA the caching allocator's peaks of allocated and of reserved
-// memory; on CPU both the process's peak resident set (VmHWM), which spans every run this process
-// trained.
+// memory; on CPU both the process's peak resident set (VmHWM) since setup_compute reset it, or
+// since the process began where the kernel refuses that reset.
 struct PeakMemory {
   int64_t allocated = 0, reserved = 0;
 };

@@ -149,6 +149,23 @@ TEST_CASE("no window with steps of the length curriculum stops a run early", "[t
   CHECK(summary->steps == 20);
 }
 
+TEST_CASE("a run's peak memory on the CPU is its own, not the process's before it", "[trainer]") {
+  // Touch 512 MiB and give it back, as an earlier, larger run of this process would have.
+  constexpr size_t kBig = size_t{512} << 20;
+  {
+    std::vector<char> big(kBig);
+    for (size_t i = 0; i < kBig; i += 4096) big[i] = 1;
+    volatile char sink = big[kBig - 4096];
+    (void)sink;
+  }
+  TempDir scratch;
+  const auto summary = train_run(resolved(tiny_run("parity", 20)), scratch.path());
+  REQUIRE(summary);
+  CHECK(summary->peak_memory_bytes > 0);
+  // Where the kernel refuses the reset (before Linux 4.0) this cannot hold.
+  CHECK(summary->peak_memory_bytes < static_cast<int64_t>(kBig));
+}
+
 TEST_CASE("the learning rate warms up linearly, then decays by a cosine to lr * min_lr_ratio",
           "[trainer]") {
   TrainSpec train;
