@@ -6,7 +6,8 @@ summary.json beside them, and draws, per task and training range, one panel per 
 seed as a small marker, the mean over seeds (the table's) as the line, the longest training
 length as a grey line, and the paper's stated numbers as hollow rings labelled "paper". A cell
 where some runs diverged or have no result says how many runs it holds (once for the lengths
-that share the count, at the last of them); a model with no result yet says so in the legend.
+that share the count, at the last of them); a model with no result yet, or whose every run
+diverged, says so in the legend.
 One legend for the figure, under the panels.
 Usage: length_generalisation.py --table results/<suite>/table.csv --out-dir plots/<suite>
 """
@@ -16,8 +17,8 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, length_axis,
-                          lines_to_draw, mark_training_range, model_style, per_seed_table, plt,
+from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, label, length_axis,
+                          lines_to_draw, mark_training_range, per_seed_table, plt,
                           read_table_groups, save, shared_legend)
 from matplotlib.lines import Line2D  # noqa: E402
 
@@ -38,7 +39,7 @@ def paper_x(length, model, shift, models_with_paper_value):
     return length * (1.0 if models_with_paper_value == 1 else shift[model])
 
 
-def plot_group(key, rows, seeds, out_dir, subset="", style_of=model_style):
+def plot_group(key, rows, seeds, out_dir, subset, style_of):
     task, lo, hi = key
     metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -100,8 +101,15 @@ def plot_group(key, rows, seeds, out_dir, subset="", style_of=model_style):
     fig.suptitle(f"{title}\n{subset}" if subset else title)
 
     measured_models = {r["model"] for r in rows if r["mean"] != ""}
-    handles = [Line2D([], [], label=m if m in measured_models else f"{m} (no result yet)",
-                      **{k: v for k, v in style_of(m).items()},
+    diverged_models = {r["model"] for r in rows if r["diverged"] != "" and r["runs"] != ""
+                       and int(r["diverged"]) == int(r["runs"])}
+
+    def legend_label(m):
+        if m in measured_models:
+            return label(m)
+        return label(f"{m} ({'every run diverged' if m in diverged_models else 'no result yet'})")
+
+    handles = [Line2D([], [], label=legend_label(m), **{k: v for k, v in style_of(m).items()},
                       markersize=6, markeredgecolor="white", markeredgewidth=0.6)
                for m in models]
     if most_seeds > 1:

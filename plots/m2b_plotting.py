@@ -7,11 +7,12 @@ deficiency); each model name keeps its colour and marker in every figure of the 
 no model's colour: it marks the training range.
 """
 import csv
-import hashlib
 import json
+import os
 import pathlib
 import re
 import sys
+import textwrap
 
 # The metrics of table.csv and summary.json as the figures title them, under the names that
 # harness/results/metrics.cpp (the C++ table of metrics) gives them. Panel titles say "token
@@ -102,9 +103,17 @@ STYLE = {
 plt.rcParams.update(STYLE)
 
 
+def fail(message):
+    """Ends the script with one line naming what was wrong, as m2bench's own errors do."""
+    sys.exit(f"{pathlib.Path(sys.argv[0]).name}: {message}")
+
+
 def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError as e:
+        fail(f"{path}: {e.strerror} (m2bench table writes it)")
 
 
 def group_key(row):
@@ -145,9 +154,10 @@ RANKED_COLOURS = ["#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#88225
 
 def lines_to_draw(script, key, models, table_rows):
     """The models of a group that a figure of lines draws, a line for its title, and their style
-    (a function of the model): all of them in model_style, or past MAX_LINES the MAX_LINES best by
-    token accuracy at the ranking length (the top of the ranking figure), coloured by their rank,
-    so that a recipe search still shows its leaders' curves."""
+    (a function of the model): all of them in figure_styles, or past MAX_LINES the MAX_LINES best
+    by token accuracy at the ranking length (the top of the ranking figure), coloured by their
+    rank, so that a recipe search still shows its leaders' curves. `models`: every model of the
+    group, those without a result too, so that each figure of a suite gives a model one colour."""
     models = set(models)
     if len(models) <= MAX_LINES:
         return models, "", figure_styles(models)
@@ -157,7 +167,7 @@ def lines_to_draw(script, key, models, table_rows):
     if not best:
         print(f"{script}: {key[0]} (training lengths {key[1]}-{key[2]}): {len(models)} models are "
               f"too many lines for one figure, and no table ranks them yet: no figure")
-        return set(), "", model_style
+        return set(), "", None
     note = f"the {len(best)} best of {len(models)} rows by token accuracy at length {length}"
     print(f"{script}: {key[0]} (training lengths {key[1]}-{key[2]}): {len(models)} models are too "
           f"many lines for one figure; it draws {note} ({figure_stem('ranking', key)} ranks them "
@@ -180,27 +190,23 @@ def known_style(model):
     return None
 
 
-def model_style(model):
-    """Colour, marker and line style of a model name, the same in every figure."""
-    style = known_style(model)
-    if style:
-        return style
-    # A name not listed yet: a colour from its name, so it is the same wherever it appears.
-    digest = int(hashlib.sha256(model.encode()).hexdigest(), 16)
-    return {"color": EXTRA_COLOURS[digest % len(EXTRA_COLOURS)], "marker": "o", "linestyle": "-"}
-
-
 def figure_styles(models):
-    """The style of each line of one figure: model_style's for the names it lists, and for the
-    others, in name order, the first colours that no other line of the figure has. A colour from
-    the name alone (model_style) can repeat one already drawn; a suite's figures all draw the same
-    models, so a name keeps its colour across them."""
+    """The style of each of `models`, the models of a group (every figure of the group passes
+    them all, drawn or not, so that a model keeps one colour across the group's figures):
+    MODEL_STYLES's for the names it lists, and for the others, in name order, the first colours
+    that no other model of the group has."""
     styles = {m: known_style(m) for m in models}
     taken = {s["color"] for s in styles.values() if s}
     free = [c for c in dict.fromkeys(EXTRA_COLOURS + RANKED_COLOURS) if c not in taken]
     for model in sorted(m for m, s in styles.items() if s is None):
         styles[model] = {"color": free.pop(0), "marker": "o", "linestyle": "-"}
     return styles.__getitem__
+
+
+def label(model):
+    """A model's name as legends and tick labels show it: wrapped past 60 characters, so that a
+    long name cannot squeeze the axes away."""
+    return textwrap.fill(model, 60)
 
 
 def backend_colour(backend):
@@ -219,10 +225,11 @@ def read_summary(run_dir):
 
 def per_seed_values(results_dir, runs, metric):
     """{(model, length): [value per seed]} from each run's summary.json, counting the runs the
-    table counts: a diverged run gives no value."""
+    table counts: a finished one's (a diverged run gives no value, and the table leaves out a
+    summary it cannot trust)."""
     values = {}
     for run in sorted(runs, key=lambda r: (r["model"], int(r["seed"]))):
-        if run["state"] == "diverged":
+        if run["state"] != "finished":
             continue
         summary = read_summary(pathlib.Path(results_dir) / run["id"])
         for e in (summary or {}).get("eval", []):
@@ -298,10 +305,20 @@ def save(fig, out_dir, stem, formats=("png", "pdf")):
     """Writes the figure as PNG and PDF. No creation date and no other time-varying metadata, so
     redrawing unchanged data writes the same bytes and leaves git clean."""
     out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"{out_dir}: cannot make the figures' folder: {e.strerror}")
+    # Each file whole or not at all: drawn beside its name, then renamed into place.
     for ext in formats:
         path = out_dir / f"{stem}.{ext}"
+        partial = out_dir / f".{stem}.partial.{ext}"
         metadata = {"CreationDate": None} if ext == "pdf" else {}
-        fig.savefig(path, metadata=metadata)
+        try:
+            fig.savefig(partial, metadata=metadata)
+            os.replace(partial, path)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            fail(f"{path}: cannot write it: {e.strerror}")
         print(f"wrote {path}")
     plt.close(fig)

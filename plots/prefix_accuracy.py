@@ -17,8 +17,8 @@ import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, TRAINING_RANGE_COLOUR, TRAINING_RANGE_FILL, figure_stem,
-                          groups_of, lines_to_draw, model_style, plt, read_csv, read_summary,
-                          save, shared_legend, table_groups_beside)
+                          groups_of, label, lines_to_draw, plt, read_csv, read_summary, save,
+                          shared_legend, table_groups_beside)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -37,7 +37,7 @@ def mean_curve(curves):
     return [sum(c[i] for c in curves) / len(curves) for i in range(width)]
 
 
-def plot_group(key, runs, results, out_dir, subset="", style_of=model_style):
+def plot_group(key, runs, results, out_dir, subset, style_of):
     task, lo, hi = key
     curves = collections.defaultdict(lambda: collections.defaultdict(list))  # [length][model]
     models = list(dict.fromkeys(run["model"] for run in runs))
@@ -80,7 +80,7 @@ def plot_group(key, runs, results, out_dir, subset="", style_of=model_style):
         note += f" ({without} finished run{'s' if without > 1 else ''} recorded no curve)"
     fig.suptitle(f"{note}\n{subset}" if subset else note)
     handles = [Line2D([], [], color=style_of(m)["color"], linestyle=style_of(m)["linestyle"],
-                      linewidth=2.0, label=m)
+                      linewidth=2.0, label=label(m))
                for m in models if any(m in curves[length] for length in lengths)]
     handles.append(Line2D([], [], color="0.3", linewidth=2.0,
                           label=f"thick: mean of {most_seeds} seeds\nthin: each seed"

@@ -14,7 +14,7 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, model_style,
+from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, figure_styles, label,
                           per_seed_table, plt, ranked_models, ranking_length, read_table_groups,
                           save)
 
@@ -26,8 +26,10 @@ def variant_of(model):
 
 
 def plot_group(key, rows, models, seeds, length, out_dir):
-    """`models`: the rows to draw, best first (ranked_models)."""
+    """`models`: the rows to draw, best first (ranked_models). Each variant takes the colour the
+    line figures give it, from every variant of the group."""
     task, lo, hi = key
+    style_of = figure_styles({variant_of(r["model"]) for r in rows})
     metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]
     cell = {(r["metric"], r["model"]): r for r in rows if int(r["length"]) == length}
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 3.4,
@@ -36,7 +38,7 @@ def plot_group(key, rows, models, seeds, length, out_dir):
     y = {model: i for i, model in enumerate(reversed(models))}
     for ax, metric in zip(axes[0], metrics):
         for model in models:
-            style = model_style(variant_of(model))
+            style = style_of(variant_of(model))
             r = cell.get((metric, model))
             if r is None or r["mean"] == "":
                 continue
@@ -52,18 +54,18 @@ def plot_group(key, rows, models, seeds, length, out_dir):
                         if r["metric"] == metric and int(r["length"]) == length
                         and r["paper_value"] != ""})
         for base, value in paper:
-            ax.axvline(value, color=model_style(base)["color"], linestyle=":", linewidth=1.4,
+            ax.axvline(value, color=style_of(base)["color"], linestyle=":", linewidth=1.4,
                        zorder=0.5)
             ax.annotate(f"paper: {base}", (value, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(-3, 3), textcoords="offset points", ha="right", va="bottom",
-                        fontsize=8, color=model_style(base)["color"])
+                        fontsize=8, color=style_of(base)["color"])
         ax.set_xlim(-0.02, 1.04)
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
         ax.set_ylim(-0.7, len(models) - 0.3)
         ax.grid(False, axis="y")
         ax.set_xlabel(f"{METRIC_TITLES[metric]} at length {length}")
         ax.set_title(METRIC_TITLES[metric])
-    axes[0][0].set_yticks(range(len(models)), list(reversed(models)), fontsize=8)
+    axes[0][0].set_yticks(range(len(models)), [label(m) for m in reversed(models)], fontsize=8)
     most_seeds = max((len(v) for v in seeds.values()), default=1)
     note = (f"large marker: mean of {most_seeds} seeds; small: each seed" if most_seeds > 1
             else "one seed per row")

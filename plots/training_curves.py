@@ -14,8 +14,8 @@ import pathlib
 import sys
 
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
-from m2b_plotting import (figure_stem, groups_of, lines_to_draw, model_style, plt, read_csv,
-                          save, shared_legend, table_groups_beside)
+from m2b_plotting import (figure_stem, groups_of, label, lines_to_draw, plt, read_csv, save,
+                          shared_legend, table_groups_beside)
 from matplotlib.lines import Line2D  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def mean_curve(curves, field, geometric=False):
     return steps, out
 
 
-def plot_group(key, runs, results, out_dir, subset="", style_of=model_style):
+def plot_group(key, runs, results, out_dir, subset, style_of):
     task, lo, hi = key
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11.6, 4.2), layout="constrained")
     by_model = collections.OrderedDict()
@@ -75,7 +75,7 @@ def plot_group(key, runs, results, out_dir, subset="", style_of=model_style):
             loss_ax.plot(*mean_curve(curves, "loss", geometric=True), **kw)
             acc_ax.plot(*mean_curve(curves, "accuracy"), **kw)
         handles.append(Line2D([], [], color=style["color"], linestyle=style["linestyle"],
-                              linewidth=2, label=model))
+                              linewidth=2, label=label(model)))
     loss_ax.set_yscale("log")
     loss_ax.set_ylabel("training loss")
     loss_ax.set_title("training loss (log scale)")
@@ -113,7 +113,7 @@ def main():
                   "yet, no figure")
             continue
         models, subset, style_of = lines_to_draw(
-            "training_curves", key, {r["model"] for r in with_metrics}, tables.get(key, []))
+            "training_curves", key, {r["model"] for r in group}, tables.get(key, []))
         if not models:
             continue
         plot_group(key, [r for r in with_metrics if r["model"] in models], results, args.out_dir,

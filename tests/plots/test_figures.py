@@ -122,8 +122,59 @@ def ranking_failures():
     colours = {m: style_of(m)["color"] for m in protocol}
     if len(set(colours.values())) != len(protocol):
         failures.append(f"12 named lines share colours: {colours}")
-    if colours["lstm"] != m2b_plotting.model_style("lstm")["color"]:
+    if colours["lstm"] != m2b_plotting.known_style("lstm")["color"]:
         failures.append("lstm lost its own colour in a figure with unlisted names")
+    # A figure that draws some of the group's models (the others diverged, or have no curve yet)
+    # gives each the colour every other figure of the group gives it; the ranking gives each
+    # variant the same.
+    group = ["m2rnn", "m2rnn_k32_v32", "m2rnn_heads8", "zz_variant"]
+    _, _, style_of = m2b_plotting.lines_to_draw("test", key, set(group), rows)
+    ranking_style = m2b_plotting.figure_styles({ranking.variant_of(m) for m in group})
+    for m in group:
+        if style_of(m)["color"] != ranking_style(m)["color"]:
+            failures.append(f"{m}: the line figures and the ranking give it different colours")
+    return failures
+
+
+def seed_failures():
+    """Per-seed markers come from the runs the table counts: a diverged run, or one whose summary
+    the table left out (state invalid), gives none."""
+    sys.path.insert(0, str(PLOTS))
+    import m2b_plotting
+    results = FIXTURE / "results" / "s3"
+    runs = m2b_plotting.read_csv(results / "runs.csv")
+    full = m2b_plotting.per_seed_values(results, runs, "accuracy")
+    for state in ("diverged", "invalid"):
+        marked = [dict(r, state=state) if r["id"] == runs[0]["id"] else r for r in runs]
+        got = m2b_plotting.per_seed_values(results, marked, "accuracy")
+        key = (runs[0]["model"], 16)
+        if len(got[key]) != len(full[key]) - 1:
+            return [f"a run of state {state} gave a per-seed value: {got[key]} of {full[key]}"]
+    return []
+
+
+def error_failures(python):
+    """A missing input or an output folder that cannot be made ends a script with one line naming
+    it, not a traceback, and no figure is left half-written."""
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="m2b-errors-") as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "a_file").write_text("not a folder\n")
+        table = FIXTURE / "results" / "s3" / "table.csv"
+        for command, want in (
+                ([PLOTS / "ranking.py", "--table", tmp / "none.csv", "--out-dir", tmp / "out"],
+                 f"ranking.py: {tmp / 'none.csv'}: No such file or directory"),
+                ([PLOTS / "training_curves.py", "--results", tmp / "none", "--out-dir",
+                  tmp / "out"], f"training_curves.py: {tmp / 'none' / 'runs.csv'}: No such file"),
+                ([PLOTS / "length_generalisation.py", "--table", table, "--out-dir",
+                  tmp / "a_file" / "out"], "length_generalisation.py: "
+                 f"{tmp / 'a_file' / 'out'}: cannot make the figures' folder")):
+            run = subprocess.run([python, *map(str, command)], capture_output=True, text=True)
+            if run.returncode == 0 or "Traceback" in run.stderr or want not in run.stderr:
+                failures.append(f"{command[0].name}: exit {run.returncode}, {run.stderr.strip()}")
+        left = [p.name for p in tmp.rglob("*.partial.*")]
+        if left:
+            failures.append(f"half-written files left: {left}")
     return failures
 
 
@@ -201,7 +252,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
-    failures = (paper_ring_failures() + ranking_failures() + anchor_failures(args.python)
+    failures = (paper_ring_failures() + ranking_failures() + seed_failures()
+                + error_failures(args.python) + anchor_failures(args.python)
                 + ablation_failures(args.python))
     with tempfile.TemporaryDirectory(prefix="m2b-figures-") as tmp:
         out = pathlib.Path(tmp)
