@@ -55,11 +55,11 @@ static RunStatus run_status(const RunConfig& run, const fs::path& dir) {
       status.wall_s = line.value("wall_s", 0.0);
     }
   status.owner = read_owner(dir);
+  status.checkpoint = fs::exists(checkpoint_path(dir));
   if (status.owner) status.activity = held_activity(*status.owner);
   else
-    status.activity = stored.state == RunState::started || fs::exists(checkpoint_path(dir))
-                          ? RunActivity::stopped
-                          : RunActivity::missing;
+    status.activity = stored.state == RunState::started || status.checkpoint ? RunActivity::stopped
+                                                                             : RunActivity::missing;
   if (status.activity != RunActivity::training) status.owner.reset();
   if (status.activity == RunActivity::training && status.step > 0)
     status.eta_s = status.wall_s / static_cast<double>(status.step) *
@@ -135,10 +135,12 @@ std::string format_status(const Suite& suite, const fs::path& results_root,
             label(suite, r), steps, format_duration(kStaleSeconds));
         break;
       case RunActivity::stopped:
-        // The step logged last; the checkpoint it resumes from may be a little older.
-        text += fmt::format(
-            "stopped   {}  {} logged  (the next `m2bench run` resumes it from its checkpoint)\n",
-            label(suite, r), steps);
+        // The step logged last; the checkpoint it resumes from may be a little older. One that
+        // stopped (or failed) before its first checkpoint has none.
+        text += fmt::format("stopped   {}  {} logged  (the next `m2bench run` {})\n",
+                            label(suite, r), steps,
+                            r.checkpoint ? "resumes it from its checkpoint"
+                                         : "starts it over: it has no checkpoint");
         break;
       case RunActivity::missing: text += fmt::format("missing   {}\n", label(suite, r)); break;
       case RunActivity::invalid:

@@ -29,6 +29,7 @@ struct RunStatus {
   RunActivity activity = RunActivity::missing;
   std::optional<OwnerRecord> owner;  // training, stalled
   int64_t step = 0;                  // the last logged training step
+  bool checkpoint = false;           // stopped: whether it resumes (else it starts over)
   double tokens_per_s = 0;           // of the last log window
   double wall_s = 0;                 // the run's time so far (whole, when finished or diverged)
   std::optional<double> eta_s;       // training: time to train.steps at its pace so far

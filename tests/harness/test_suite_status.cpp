@@ -5,6 +5,7 @@
 #include "harness/config/suite.h"
 #include "harness/results/results.h"
 #include "harness/results/suite_status.h"
+#include "harness/train/checkpoint.h"
 #include "harness/train/run_claim.h"
 #include "harness/train/runner.h"
 #include "tests/catch.h"
@@ -47,6 +48,8 @@ TEST_CASE(
   auto claim = RunClaim::try_claim(run_dir(results, suite.runs[1]));
   REQUIRE(claim);
   begin_run(results, suite.runs[2], 20, 3.0);  // nobody holds it: stopped
+  const fs::path checkpoint = checkpoint_path(run_dir(results, suite.runs[2]));
+  std::ofstream(checkpoint) << "a checkpoint\n";
 
   const SuiteStatus status = suite_status(suite, results);
   CHECK(status.count(RunActivity::finished) == 1);
@@ -71,6 +74,11 @@ TEST_CASE(
                             "  step 20/30 logged  (the next `m2bench run` resumes it from its "
                             "checkpoint)"));
   CHECK_THAT(text, Contains("missing   [4/4] gru parity seed 3  " + suite.runs[3].id));
+  // Stopped (or failed) before its first checkpoint: it starts over.
+  fs::remove(checkpoint);
+  CHECK_THAT(format_status(suite, results, suite_status(suite, results)),
+             Contains("  step 20/30 logged  (the next `m2bench run` starts it over: it has no "
+                      "checkpoint)"));
   CHECK_THAT(text, Contains("suite ETA ") && Contains(" with 1 worker training"));
 }
 
