@@ -160,11 +160,16 @@ static std::string read_file(const fs::path& path) {
 static std::string summary_problem(const RunSummary& s, const fs::path& dir) {
   if (s.status != "finished" && s.status != "diverged")
     return fmt::format("status \"{}\" is not one of finished, diverged", excerpt(s.status));
-  for (const EvalResult& e : s.eval)
+  for (const EvalResult& e : s.eval) {
     for (const auto& [name, value] : {std::pair<const char*, double>{"accuracy", e.accuracy},
                                       {"sequence_accuracy", e.sequence_accuracy}})
       if (!(value >= 0 && value <= 1))  // also NaN
         return fmt::format("{} at length {} is {}, outside [0, 1]", name, e.length, value);
+    for (size_t t = 0; t < e.prefix_accuracy.size(); ++t)
+      if (!(e.prefix_accuracy[t] >= 0 && e.prefix_accuracy[t] <= 1))
+        return fmt::format("prefix_accuracy at length {}, t = {} is {}, outside [0, 1]", e.length,
+                           t + 1, e.prefix_accuracy[t]);
+  }
   // The run id is the hash of the config: a summary copied in from another run names another.
   const fs::path config = dir / run_files::kConfig;
   if (fs::exists(config) && run_id(read_file(config)) != s.id)

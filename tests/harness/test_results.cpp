@@ -208,6 +208,10 @@ TEST_CASE(
   m2b::RunSummary high = s;
   high.eval[1].sequence_accuracy = 7.5;
   CHECK(problem(high) == file + "sequence_accuracy at length 64 is 7.5, outside [0, 1]" + to_do);
+  m2b::RunSummary prefix = s;
+  prefix.eval[0].prefix_accuracy = {1.0, 2.0};
+  CHECK(problem(prefix) == file + "prefix_accuracy at length " + std::to_string(s.eval[0].length) +
+                               ", t = 2 is 2, outside [0, 1]" + to_do);
   m2b::RunSummary running = s;
   running.status = "running";
   CHECK(problem(running) == file + "status \"running\" is not one of finished, diverged" + to_do);
