@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "harness/results/provenance.h"
 #include "harness/train/compute.h"
 #include "harness/train/train_step.h"
 #include "models/lm.h"
@@ -37,11 +38,14 @@ struct Case {
 };
 
 // Random tokens, every position scored: the shape is what matters here.
+// The model's weights and the batch's tokens (recorded in the results' context).
+constexpr uint64_t kSeed = 0;
+
 m2b::HostBatch random_batch(const Case& c) {
   m2b::tasks::Batch batch;
   batch.rows = c.batch;
   batch.cols = c.seq;
-  m2b::tasks::Rng rng(0);
+  m2b::tasks::Rng rng(kSeed);
   for (int64_t i = 0; i < c.batch * c.seq; ++i)
     batch.inputs.push_back(static_cast<m2b::tasks::Token>(rng.below(kVocab)));
   batch.targets = batch.inputs;
@@ -70,7 +74,7 @@ void train_step(benchmark::State& state, const Case& c, const std::string& name)
     train.device = c.device;
     train.precision = c.precision;
     const m2b::Compute compute = m2b::setup_compute(train);
-    torch::manual_seed(0);
+    torch::manual_seed(kSeed);
     ModelConfig config;
     config.vocab_size = kVocab;
     config.d_model = c.d_model;
@@ -133,6 +137,13 @@ int main(int argc, char** argv) {
   const char* threads = std::getenv("M2BENCH_CPU_THREADS");
   torch::set_num_threads(threads ? std::stoi(threads) : 1);
   benchmark::AddCustomContext("cpu_threads", std::to_string(torch::get_num_threads()));
+  // Provenance, as every results file carries it.
+  benchmark::AddCustomContext("git_sha", m2b::kGitSha);
+  benchmark::AddCustomContext("git_dirty", m2b::kGitDirty ? "true" : "false");
+  benchmark::AddCustomContext("build_type", m2b::kBuildType);
+  benchmark::AddCustomContext("libtorch", m2b::torch_version());
+  benchmark::AddCustomContext("device_name", m2b::device_name());
+  benchmark::AddCustomContext("seed", std::to_string(kSeed));
   register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

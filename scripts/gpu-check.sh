@@ -97,12 +97,17 @@ if [[ " $steps " == *" anchor "* ]]; then
   if [ -f "$root/.peers/xma_kernel_anchor.py" ]; then
     PYTHONPATH="$root/.peers" python3 "$root/.peers/xma_kernel_anchor.py" >"$logs/anchor.log" 2>&1
     note "anchor rc=$?"
-    python3 - "$logs/anchor.log" "$out/anchor.json" <<'PY'
-import json, sys, datetime, torch, triton
+    # Provenance: the commit whose benchmark it stands beside, and the digest of the timing
+    # script (which fixes its inputs' seed).
+    python3 - "$logs/anchor.log" "$out/anchor.json" "$root/.peers/xma_kernel_anchor.py" \
+      "${M2B_GIT_SHA:-unknown}" <<'PY'
+import datetime, hashlib, json, sys, torch, triton
 rows = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 json.dump({"device_name": torch.cuda.get_device_name(), "torch": torch.__version__,
            "triton": triton.__version__,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "beside_git_sha": sys.argv[4],
+           "script_sha256": hashlib.sha256(open(sys.argv[3], "rb").read()).hexdigest(),
            "rows": rows}, open(sys.argv[2], "w"), indent=1)
 PY
     cat "$out/anchor.json"
