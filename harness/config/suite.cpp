@@ -202,7 +202,9 @@ std::string row_suffix(const std::vector<GridAxis>& grid, const std::vector<size
   std::string suffix;
   for (size_t a = 0; a < grid.size(); ++a) {
     const GridAxis& axis = grid[a];
-    if (axis.values.size() < 2 || is_one_of(axis.key.path, kNotInRowName)) continue;
+    // Even a key of one value: a value added to its list later must leave the runs there are
+    // their names, and so their ids (the row name is in the hashed config).
+    if (is_one_of(axis.key.path, kNotInRowName)) continue;
     const YAML::Node& v = axis.values[choice[a]].node;
     suffix += v.IsScalar() ? fmt::format(" {}={}", axis.key.path, v.Scalar())
                            : fmt::format(" {}#{}", axis.key.path, choice[a] + 1);

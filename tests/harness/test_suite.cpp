@@ -129,22 +129,33 @@ grid:
 TEST_CASE("grid keys other than model, seed and task name the table row", "[suite]") {
   TempDir dir;
   dir.write("models.yaml", kTestModels);
-  m2b::Suite suite = m2b::load_suite(dir.write("s.yaml", R"(suite: rows
+  const std::string text = R"(suite: rows
 include: models.yaml
 defaults: {task.name: s3}
 grid:
   model: [att]
   model.d_model: [32, 64]
   task.train_max_length: [4, 8]
-  train.lr: [1e-3]
-)"));
+  train.lr: [LRS]
+)";
+  const auto suite_with = [&](const std::string& lrs) {
+    std::string s = text;
+    s.replace(s.find("LRS"), 3, lrs);
+    return m2b::load_suite(dir.write("s.yaml", s));
+  };
+  const m2b::Suite suite = suite_with("1e-3");
   REQUIRE(suite.runs.size() == 4);
-  CHECK(suite.runs[0].model_name == "att model.d_model=32");
+  CHECK(suite.runs[0].model_name == "att model.d_model=32 train.lr=1e-3");
   CHECK(suite.runs[0].model.d_model == 32);
-  CHECK(suite.runs[2].model_name == "att model.d_model=64");
+  CHECK(suite.runs[2].model_name == "att model.d_model=64 train.lr=1e-3");
   CHECK(suite.runs[2].model.d_model == 64);
   CHECK(suite.runs[1].task.train_max_length == 8);
   CHECK(suite.runs[1].task.eval_lengths == std::vector<int64_t>{8, 16, 32});
+  // A grid key of one value names the rows too, so that a value added to it later leaves the
+  // runs there are their names and ids: finished runs are not trained again.
+  const m2b::Suite grown = suite_with("1e-3, 3e-3");
+  REQUIRE(grown.runs.size() == 8);
+  CHECK(grown.runs[0].id == suite.runs[0].id);
 }
 
 TEST_CASE("an inline model needs a name, and runs that resolve alike are listed once", "[suite]") {
