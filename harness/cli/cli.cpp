@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "common/options.h"
+#include "common/typed_text.h"
 #include "harness/cli/cli.h"
 #include "harness/config/run_config.h"
 #include "harness/train/error_text.h"
@@ -23,12 +25,32 @@ void add_suite_arguments(CLI::App* command, std::string& suite, std::string& res
   command->add_option("--results", results, results_help)->capture_default_str();
 }
 
+CLI::Validator integer_in(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](const std::string& text) {
+        const std::optional<int64_t> x = parse_int(text);
+        return x && *x >= lo && *x <= hi
+                   ? std::string()
+                   : fmt::format("expected an integer in [{}, {}], got {}", lo, hi, text);
+      },
+      fmt::format("INT in [{}, {}]", lo, hi));
+}
+
+CLI::Validator unsigned_integer() {
+  return CLI::Validator(
+      [](const std::string& text) {
+        return parse_uint(text) ? std::string()
+                                : fmt::format("expected an integer >= 0, got {}", text);
+      },
+      "INT >= 0");
+}
+
 void add_prefix_t_option(CLI::App* command, int64_t& prefix_t) {
   command
       ->add_option("--prefix-t", prefix_t,
                    "also tabulate the prefix accuracy at t = T: the fraction of evaluation "
                    "sequences whose first T scored predictions are all right (0: not)")
-      ->check(CLI::Range(int64_t{0}, kMaxLength));
+      ->check(integer_in(0, kMaxLength));
 }
 
 int run_cli(int argc, const char* const* argv) {

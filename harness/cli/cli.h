@@ -18,11 +18,17 @@ void add_slurm_command(CLI::App& app);   // cmd_slurm.cpp
 void add_table_command(CLI::App& app);   // cmd_table.cpp
 void add_plot_command(CLI::App& app);    // cmd_plot.cpp
 
-// The arguments of a command on one suite (cli.cpp): the suite file, which must exist, and
-// --results, the results root.
+// The arguments of a command on one suite (cli.cpp): the suite file and --results, the results
+// root.
 void add_suite_arguments(
     CLI::App* command, std::string& suite, std::string& results,
     const std::string& results_help = "the results root (holds <suite>/<run-id>/)");
+
+// Integer options read as suite files read integers (parse_int, parse_uint) and refused in the
+// same words, "expected an integer in [1, 64], got x": CLI11's own range check says "Value x not
+// in range 1 to 64" of text that is no number at all.
+CLI::Validator integer_in(int64_t lo, int64_t hi);
+CLI::Validator unsigned_integer();  // a seed: 0 .. 2^64 - 1
 
 // --prefix-t T (cli.cpp), shared by `table` and `plot`, which both write the suite's tables: also
 // tabulate the prefix accuracy at t = T (0: not).

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/cli/cli.h"
-#include "common/typed_text.h"
 #include "harness/config/run_config.h"
 #include "tasks/registry.h"
 #include "tasks/render.h"
@@ -48,15 +47,6 @@ std::string params_text(const Options& params) {
     out += fmt::format("{}{}={}", out.empty() ? "" : " ", name, to_string(value));
   return out.empty() ? "(no parameters)" : out;
 }
-
-// A seed read as suite files read it (parse_uint, the same message): CLI11's own reading would
-// take -1 as 2^64 - 1, cap larger numbers at 2^64 - 1 and read 0x10 as 16.
-const CLI::Validator kUnsigned(
-    [](const std::string& text) {
-      return parse_uint(text) ? std::string()
-                              : fmt::format("expected an integer >= 0, got {}", text);
-    },
-    "INT >= 0");
 
 struct DataArgs {
   std::string task;
@@ -121,12 +111,14 @@ void add_data_command(CLI::App& app) {
   cmd->add_option("--task", args->task, "task name (see `m2bench tasks`)")->required();
   cmd->add_option("--length", args->length,
                   "number of state updates (elements, operations, statements)")
-      ->check(CLI::Range(int64_t{1}, kMaxLength))
+      ->check(integer_in(1, kMaxLength))
       ->capture_default_str();
   cmd->add_option("--count", args->count, "number of examples")
-      ->check(CLI::Range(int64_t{1}, kMaxExamples))
+      ->check(integer_in(1, kMaxExamples))
       ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "evaluation seed")->check(kUnsigned)->capture_default_str();
+  cmd->add_option("--seed", args->seed, "evaluation seed")
+      ->check(unsigned_integer())
+      ->capture_default_str();
   cmd->add_option("--param", args->params, "task parameter name=value (repeatable)");
   cmd->add_option("--format", args->format, "text (aligned, scored targets in [brackets]) or jsonl")
       ->check(CLI::IsMember({"text", "jsonl"}))

@@ -347,9 +347,13 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
     CHECK(result.err.size() < 200);
   };
   refused({"data", "--task", "parity", "--seed", "-1"}, "--seed: expected an integer >= 0, got -1");
+  refused({"data", "--task", "parity", "--seed", "99999999999999999999"},
+          "--seed: expected an integer >= 0, got 99999999999999999999");
   refused({"data", "--task", "parity", "--length", "1e20"},
-          "--length: Value 1e20 not in range 1 to 1000000");
-  refused({"run", suite, "--threads", "0"}, "--threads: Value 0 not in range 1 to 4096");
+          "--length: expected an integer in [1, 1000000], got 1e20");
+  refused({"run", suite, "--threads", "0"}, "--threads: expected an integer in [1, 4096], got 0");
+  refused({"run", suite, "--threads", "abc"},
+          "--threads: expected an integer in [1, 4096], got abc");
   refused({"plan"}, "suite is required");
   refused({"tabel", "results/x"},
           "unknown command 'tabel' (valid: version, tasks, data, models, "
