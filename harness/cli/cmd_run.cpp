@@ -91,6 +91,7 @@ void run_command(const RunArgs& args) {
   fmt::print("\nsuite {}: {} finished, {} diverged, {} done before, {} taken by other processes",
              suite.name, report.finished, report.diverged, report.already_done,
              report.claimed_elsewhere);
+  if (report.stopped > 0) fmt::print(", {} stopped mid-way", report.stopped);
   if (!report.failures.empty()) fmt::print(", {} failed", report.failures.size());
   const int trained = report.finished + report.diverged;
   if (trained > 0)

@@ -183,6 +183,7 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
         if (!summary) {
           outcome = Outcome::pending;
           report.interrupted = true;
+          ++report.stopped;
           out << label << "  stopped; "
               << (options.fresh ? "with --fresh it starts over when run again\n"
                                 : "the next `m2bench run` resumes it from its checkpoint\n");

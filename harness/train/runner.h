@@ -36,6 +36,7 @@ struct SuiteRunReport {
   std::vector<std::string> failures;    // "<run id>: <error>" for runs that threw or were refused
   std::vector<std::string> unfinished;  // "<run id> (<label>)": still held by another process
   bool interrupted = false;             // the suite stopped at a checkpoint on request
+  int stopped = 0;                      // runs that stop left mid-way (resumed next time)
 };
 
 // Throws std::invalid_argument when an `only` id matches no run of the suite (or several).

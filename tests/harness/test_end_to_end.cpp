@@ -117,6 +117,7 @@ TEST_CASE("a suite stopped mid-run resumes that run at the next m2bench run", "[
   const SuiteRunReport stopped = run_suite(suite, options);
   CHECK(stopped.interrupted);
   CHECK(stopped.finished == 0);
+  CHECK(stopped.stopped == 1);
   const fs::path first = run_dir(options.results_root, suite.runs[0]);
   CHECK(fs::exists(first / "checkpoint.pt"));
 
