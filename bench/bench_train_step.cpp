@@ -123,9 +123,13 @@ void register_all() {
     const std::string name =
         fmt::format("BM_TrainStep/{}/{}/{}/{}/B{}_S{}_D{}", c.mixer, c.device, c.precision,
                     c.graphs ? "graphs" : "eager", c.batch, c.seq, c.d_model);
-    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) { train_step(s, c, name); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    auto* b = benchmark::RegisterBenchmark(name.c_str(),
+                                           [=](benchmark::State& s) { train_step(s, c, name); });
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+    // A profiling run wants the trace, not the timing: a few steps each. Set here, not by
+    // --benchmark_min_time=20x, which the libbenchmark of programs built on Debian 12 (1.7)
+    // refuses.
+    if (std::getenv("M2BENCH_PROFILE_DIR")) b->Iterations(20);
   }
 }
 

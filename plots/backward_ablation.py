@@ -11,9 +11,10 @@ Usage: backward_ablation.py BENCH_JSON ABLATION [--root REPO_ROOT]
 """
 import json
 import pathlib
+import sys
 import tarfile
 
-from kernel_throughput import bench_parser, gpu_slug, load_rows, provenance
+from kernel_throughput import bench_parser, gpu_slug, load_rows, provenance, read_bench
 
 # kernels/cuda/m2rnn_fused_backward.cuh's BackwardPhase.
 PHASES = {1: "staging", 2: "pass 1", 4: "pass 2's forward", 8: "reverse", 16: "dW", 32: "flush"}
@@ -33,18 +34,29 @@ def backward_ms(bench):
 
 
 def ablation_benches(path):
-    """Each timing-only program's benchmark JSON, from the tarball or folder of the ablate step."""
+    """Each timing-only program's benchmark JSON, from the tarball or folder of the ablate step. One
+    that is not whole (its program was stopped) is left out with a warning: the others still make
+    their rows."""
     if path.is_dir():
-        return [json.loads(p.read_text()) for p in sorted(path.glob("**/*.json"))]
-    with tarfile.open(path) as tar:
-        return [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".json")]
+        files = [(p, p.read_text()) for p in sorted(path.glob("**/*.json"))]
+    else:
+        with tarfile.open(path) as tar:
+            files = [(pathlib.Path(m.name), tar.extractfile(m).read().decode())
+                     for m in tar.getmembers() if m.name.endswith(".json")]
+    benches = []
+    for name, text in files:
+        try:
+            benches.append(read_bench(name, text))
+        except SystemExit as e:
+            print(f"backward_ablation: left out: {e}", file=sys.stderr)
+    return benches
 
 
 def main():
     ap = bench_parser(__doc__)
     ap.add_argument("ablation", type=pathlib.Path)
     args = ap.parse_args()
-    full = json.loads(args.bench_json.read_text())
+    full = read_bench(args.bench_json)
     device = full["context"]["device_name"]
     base = backward_ms(full)
     variants = []
@@ -70,7 +82,8 @@ def main():
              "timing-only build of the same kernel (scripts/ablate-backward.sh, git "
              f"{', '.join(sorted({str(v['git_sha']) for v in variants}))}) that leaves the named phases out, "
              "run in the same device call (scripts/gpu-check.sh's ablate step). Backward = median "
-             "forward+backward less median forward (10 repetitions each), in ms; in brackets its change "
+             f"forward+backward less median forward ({load_rows(full)[0]['repetitions']} repetitions "
+             "each), in ms; in brackets its change "
              "against the full kernel's backward. Its gradients are wrong: "
              "these rows time a kernel, they do not compute anything.", "",
              "| left out | " + " | ".join(f"{s} {d}" for s, d in shapes) + " |",

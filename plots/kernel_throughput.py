@@ -41,6 +41,15 @@ PASSES = {"fwd": "forward", "fwd_bwd": "forward+backward"}
 DTYPES = {"torch.bfloat16": "bf16", "torch.float32": "fp32"}
 
 
+def read_bench(path, text=None):
+    """A benchmark JSON file (or its text, read from elsewhere), refused in one line where it is
+    not whole: a program stopped while writing it (gpu-check.sh's deadline) leaves it cut off."""
+    try:
+        return json.loads(path.read_text() if text is None else text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{path}: not a whole benchmark JSON ({e}); was its program stopped?")
+
+
 def measured_anchor(path, rows):
     """ANCHORS, source and label from anchor.json: the anchor script's rows (shape names such as
     lm400m-fp32 or wide-V64: the benchmark's shape before the dash) with the versions it ran
@@ -219,7 +228,7 @@ def main():
     ap = bench_parser(__doc__)
     ap.add_argument("--anchor", type=pathlib.Path)
     args = ap.parse_args()
-    bench = json.loads(args.bench_json.read_text())
+    bench = read_bench(args.bench_json)
     prov = provenance(bench)
     rows = load_rows(bench)
     if not rows:

@@ -4,7 +4,8 @@
 # forward, 8 the reverse recurrence, 16 dW, 32 the flush. The difference between a program's
 # backward time and the full one's is what that phase adds to the critical path, which instruction
 # counts alone do not tell. Run them on a GPU with `M2B_STEPS="bench ablate" scripts/gpu-check.sh`
-# (M2B_PREBUILT holding them); plots/backward_ablation.py writes the table. Their gradients are
+# (M2B_PREBUILT holding them and the ABLATE_SHA file written beside them); plots/backward_ablation.py
+# writes the table. Their gradients are
 # wrong: never use them for anything but that timing.
 #   usage: scripts/ablate-backward.sh DEST [MASK ...]   (default masks: each phase alone, pass 1
 #          with pass 2's forward (6), the per-round work (49), all but the reverse recurrence (55))
@@ -14,10 +15,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 masks=("${@:2}")
 [ ${#masks[@]} -gt 0 ] || masks=(1 2 4 8 16 32 6 49 55)
 for m in "${masks[@]}"; do
-  [[ "$m" =~ ^[0-9]+$ ]] && [ "$m" -gt 0 ] && [ "$m" -lt 64 ] ||
+  [[ "$m" =~ ^[1-9][0-9]*$ ]] && [ "$m" -lt 64 ] ||
     { echo "ablate-backward: mask '$m' is not a number in 1..63 (a sum of 1 2 4 8 16 32)" >&2; exit 2; }
 done
 dest="$(mkdir -p "$1" && cd "$1" && pwd)"
+# The commit they are built at, which gpu-check.sh's ablate step records beside their timings.
+sha="$(git -C "$M2BENCH_ROOT" rev-parse HEAD)"
+git -C "$M2BENCH_ROOT" diff --quiet HEAD -- || sha="$sha-dirty"
 export M2BENCH_BUILD="$M2BENCH_ROOT/build-ablate"
 "$M2BENCH_ROOT/scripts/build.sh" --target help >/dev/null  # configures the folder once
 for m in "${masks[@]}"; do
@@ -27,3 +31,4 @@ for m in "${masks[@]}"; do
   cmake --build "$M2BENCH_BUILD" --target bench_m2rnn_kernels
   cp "$M2BENCH_BUILD/bench/bench_m2rnn_kernels" "$dest/bench_m2rnn_kernels_skip$m"
 done
+echo "$sha" >"$dest/ABLATE_SHA"

@@ -27,7 +27,11 @@
 #                    beside a branch), run with the same flags right after the first, into
 #                    bench_baseline.json: a before/after measured in one call on one GPU
 #   M2B_BASELINE_SHA the commit of M2B_BASELINE_BENCH, for its benchmark context
-#   M2B_ABLATE_SHA   the commit the ablate step's programs were built at (default M2B_GIT_SHA)
+#   M2B_ABLATE_SHA   the commit the ablate step's programs were built at (default: the ABLATE_SHA
+#                    file that scripts/ablate-backward.sh leaves beside them, else M2B_GIT_SHA)
+#   M2B_DEADLINE_S   seconds from the start within which every step ends (default 540): a step
+#                    that would run past it less 30 s is stopped (scripts/gpu-env.sh, m2b_bounded),
+#                    and whatever ends the script, the logs are packed and the summary printed
 # The test step runs every `gpu` test program (those behind ctest -L gpu): the kernels against the
 # CPU oracle, the mixer conformance suite on the device (m2rnn through the cuda backend) and the
 # linear ops.
@@ -37,19 +41,32 @@ out="${OUT:-$root/gpu-check-out}"
 steps="${M2B_STEPS:-test sanitize bench}"
 logs="$out/logs"
 mkdir -p "$logs"
+export M2B_DEADLINE=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
 summary=()
 note() { summary+=("$*"); echo "== $*"; }
+# However the script ends (its end, a failed step, or a signal such as timeout's TERM): few files
+# in $OUT (the device tool returns at most 8), and the summary last.
+finish() {
+  if [ -d "$out/ablation" ]; then tar -C "$out" -czf "$out/ablation.tar.gz" ablation && rm -rf "$out/ablation"; fi
+  if [ -d "$logs" ]; then tar -C "$out" -czf "$out/logs.tar.gz" logs && rm -rf "$logs"; fi
+  printf '%s\n' "${summary[@]}"
+}
+trap finish EXIT
+trap 'note "stopped by a signal"; exit 143' TERM INT
 
 { nvidia-smi; nvcc --version; } >"$logs/environment.txt" 2>&1
 # The programs, made ready first: built here unless M2B_PREBUILT holds ones that load.
 tests=()
-if [[ " $steps " == *" test "* ]]; then tests=($(m2b_gpu_test_programs "$logs")) || exit 1; fi
-programs=(bench_m2rnn_kernels kernels_gpu_tests)
+if [[ " $steps " == *" test "* ]]; then
+  tests=($(m2b_gpu_test_programs "$logs")) || exit 1
+  [ ${#tests[@]} -gt 0 ] || { note "test: no gpu test programs found"; exit 1; }
+fi
+programs=(bench_m2rnn_kernels)
+[[ " $steps " == *" sanitize "* ]] && programs+=(kernels_gpu_tests)
 for name in "${tests[@]}"; do [[ " ${programs[*]} " == *" $name "* ]] || programs+=("$name"); done
 start=$(date +%s)
 m2b_gpu_programs "$logs" "${programs[@]}" || exit 1
 note "programs ready in $(( $(date +%s) - start )) s"
-test_bin="${m2b_bin[kernels_gpu_tests]}"
 bench_bin="${m2b_bin[bench_m2rnn_kernels]}"
 
 if [[ " $steps " == *" test "* ]]; then
@@ -59,13 +76,13 @@ fi
 if [[ " $steps " == *" sanitize "* ]]; then
   for run in $(seq "${M2B_SANITIZE_RUNS:-1}"); do
     mkdir -p "$logs/sanitize_$run"
-    while read -r line; do note "run $run: $line"; done < <(m2b_gpu_sanitize "$logs/sanitize_$run" "$test_bin")
+    while read -r line; do note "run $run: $line"; done < <(m2b_gpu_sanitize "$logs/sanitize_$run" "${m2b_bin[kernels_gpu_tests]}")
   done
 fi
 
 # bench NAME PROGRAM SHA: the kernel benchmark into $out/NAME.json, its log $logs/NAME.log.
 bench() {
-  "$2" --benchmark_repetitions="${M2B_BENCH_REPS:-10}" --benchmark_report_aggregates_only=true \
+  m2b_bounded "$2" --benchmark_repetitions="${M2B_BENCH_REPS:-10}" --benchmark_report_aggregates_only=true \
     --benchmark_filter="${M2B_BENCH_FILTER:-.}" --benchmark_context=git_sha="${3:-unknown}" \
     --benchmark_context=date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     --benchmark_out="$out/$1.json" --benchmark_out_format=json >"$logs/$1.log" 2>&1
@@ -79,23 +96,11 @@ if [[ " $steps " == *" bench "* ]]; then
   fi
 fi
 
-if [[ " $steps " == *" ablate "* ]]; then
-  mkdir -p "$out/ablation" "$logs/ablation"
-  found=0
-  for prog in "$(dirname "$bench_bin")"/bench_m2rnn_kernels_skip*; do
-    [ -x "$prog" ] || continue
-    found=1
-    M2B_BENCH_FILTER="/fused/" bench "ablation/${prog##*/}" "$prog" "${M2B_ABLATE_SHA:-${M2B_GIT_SHA:-}}" >/dev/null
-  done
-  [ $found = 1 ] || note "ablate: no bench_m2rnn_kernels_skip<mask> beside $bench_bin (scripts/ablate-backward.sh)"
-  tar -C "$out" -czf "$out/ablation.tar.gz" ablation && rm -rf "$out/ablation"
-fi
-
 # The anchor's own rows (its last line), with the versions it ran under, for
 # plots/kernel_throughput.py --anchor.
 if [[ " $steps " == *" anchor "* ]]; then
   if [ -f "$root/.peers/xma_kernel_anchor.py" ]; then
-    PYTHONPATH="$root/.peers" python3 "$root/.peers/xma_kernel_anchor.py" >"$logs/anchor.log" 2>&1
+    PYTHONPATH="$root/.peers" m2b_bounded python3 "$root/.peers/xma_kernel_anchor.py" >"$logs/anchor.log" 2>&1
     note "anchor rc=$?"
     # Provenance: the commit whose benchmark it stands beside, and the digest of the timing
     # script (which fixes its inputs' seed).
@@ -116,11 +121,21 @@ PY
   fi
 fi
 
+if [[ " $steps " == *" ablate "* ]]; then
+  mkdir -p "$out/ablation" "$logs/ablation"
+  found=0
+  ablate_dir="$(dirname "$bench_bin")"
+  ablate_sha="${M2B_ABLATE_SHA:-$(cat "$ablate_dir/ABLATE_SHA" 2>/dev/null || echo "${M2B_GIT_SHA:-}")}"
+  for prog in "$ablate_dir"/bench_m2rnn_kernels_skip*; do
+    [ -x "$prog" ] || continue
+    found=1
+    M2B_BENCH_FILTER="/fused/" bench "ablation/${prog##*/}" "$prog" "$ablate_sha" >/dev/null
+  done
+  [ $found = 1 ] || note "ablate: no bench_m2rnn_kernels_skip<mask> beside $bench_bin (scripts/ablate-backward.sh)"
+fi
+
 if [[ " $steps " == *" profile "* ]]; then
   OUT="$logs/profile" M2B_PROFILE_CASES="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/statetrack/fp32/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}" \
     "$root/scripts/gpu-profile.sh"
   note "profile rc=$?"
 fi
-
-tar -C "$out" -czf "$out/logs.tar.gz" logs && rm -rf "$logs"
-printf '%s\n' "${summary[@]}"

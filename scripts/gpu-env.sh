@@ -7,9 +7,20 @@ build="${M2B_GPU_BUILD:-$root/build-gpu}"
 torch_prefix="${M2B_TORCH_PREFIX:-/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake}"
 export PATH="$PATH:/usr/local/cuda/bin"
 
+# m2b_bounded CMD...: runs CMD, stopped (status 124) where it would run past the call's deadline
+# less 30 s, the time left to pack what comes back: M2B_DEADLINE, in seconds since the epoch, which
+# the calling script sets (none: no bound). A hung test or benchmark then costs its step, not the
+# whole call and its logs.
+m2b_bounded() {
+  [ -n "${M2B_DEADLINE:-}" ] || { "$@"; return; }
+  local left=$(( M2B_DEADLINE - $(date +%s) - 30 ))
+  if [ "$left" -le 0 ]; then echo "== $(basename "$1") not started: the call's deadline is near"; return 124; fi
+  timeout --kill-after=10 "$left" "$@"
+}
+
 # Configures $build with CUDA once; on failure prints the log's tail (all of it in $1/build.log,
-# which the build appends to: the device tool brings back at most 8 files from $OUT, and
-# gpu-check.sh's others take 7) and returns non-zero. It starts the log afresh even when $build
+# which the build appends to: the device tool brings back at most 8 files from $OUT) and returns
+# non-zero. It starts the log afresh even when $build
 # is configured already, so that a reused $1 never shows an earlier run's errors.
 m2b_gpu_configure() {
   : >"$1/build.log"
@@ -23,7 +34,7 @@ m2b_gpu_configure() {
 # prints the first errors (the whole log appended to OUT/build.log) and returns non-zero.
 m2b_gpu_build() {
   local out="$1"; shift
-  cmake --build "$build" -j 16 --target "$@" >>"$out/build.log" 2>&1 && return 0
+  m2b_bounded cmake --build "$build" -j 16 --target "$@" >>"$out/build.log" 2>&1 && return 0
   echo "== build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; return 1
 }
 
@@ -37,7 +48,11 @@ m2b_gpu_test_targets() {
 # elsewhere; m2b_gpu_programs builds them here if they do not load), else those of the configured
 # $build, which it configures first (OUT as m2b_gpu_configure's).
 m2b_gpu_test_programs() {
-  if [ -n "${M2B_PREBUILT:-}" ]; then (cd "$M2B_PREBUILT" && ls *_gpu_tests 2>/dev/null); return 0; fi
+  if [ -n "${M2B_PREBUILT:-}" ]; then
+    [ -d "$M2B_PREBUILT" ] || { echo "== M2B_PREBUILT=$M2B_PREBUILT is no folder" >&2; return 1; }
+    (cd "$M2B_PREBUILT" && ls *_gpu_tests 2>/dev/null)
+    return 0
+  fi
   m2b_gpu_configure "$1" || return 1
   m2b_gpu_test_targets
 }
@@ -48,7 +63,7 @@ m2b_gpu_test_programs() {
 m2b_gpu_run_tests() {
   local logs="$1" name one rc=0; shift
   for name in "$@"; do
-    "${m2b_bin[$name]}" --order rand --rng-seed 1 --durations yes >"$logs/$name.log" 2>&1
+    m2b_bounded "${m2b_bin[$name]}" --order rand --rng-seed 1 --durations yes >"$logs/$name.log" 2>&1
     one=$?
     echo "$name rc=$one: $(grep -E 'test cases|All tests passed' "$logs/$name.log" | tail -1)"
     [ $one -eq 0 ] && continue
@@ -65,19 +80,24 @@ m2b_gpu_run_tests() {
 # built in $build. Saves the build's minutes of a short device lease.
 declare -A m2b_bin
 m2b_gpu_programs() {
-  local out="$1" name missing=0; shift
+  local out="$1" name absent=() libs deps; shift
   if [ -n "${M2B_PREBUILT:-}" ]; then
     export LD_LIBRARY_PATH="$M2B_PREBUILT:$torch_prefix/../../lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    : >"$out/ldd.txt"
     for name in "$@"; do
-      if [ -x "$M2B_PREBUILT/$name" ] && ! ldd "$M2B_PREBUILT/$name" | grep -q "not found"; then
-        m2b_bin[$name]="$M2B_PREBUILT/$name"
+      if [ ! -x "$M2B_PREBUILT/$name" ]; then
+        absent+=("$name")
       else
-        missing=1; ldd "$M2B_PREBUILT/$name" >>"$out/ldd.txt" 2>&1
+        deps=$(ldd "$M2B_PREBUILT/$name" 2>&1)
+        printf '%s:\n%s\n' "$name" "$deps" >>"$out/ldd.txt"
+        if [[ "$deps" == *"not found"* ]]; then absent+=("$name"); else m2b_bin[$name]="$M2B_PREBUILT/$name"; fi
       fi
     done
-    if [ $missing = 0 ]; then echo "== using the programs prebuilt in $M2B_PREBUILT"; return 0; fi
-    echo "== prebuilt programs do not all load here (missing: $(grep -o '[^[:space:]]* => not found' \
-      "$out/ldd.txt" | cut -d' ' -f1 | sort -u | tr '\n' ' ')); building"
+    if [ ${#absent[@]} = 0 ]; then
+      echo "== using the programs prebuilt in $M2B_PREBUILT"; rm -f "$out/ldd.txt"; return 0
+    fi
+    libs=$(grep -o '[^[:space:]]* => not found' "$out/ldd.txt" | cut -d' ' -f1 | sort -u | tr '\n' ' ')
+    echo "== prebuilt programs not usable here: ${absent[*]}${libs:+ (libraries not found: $libs)}; building"
   fi
   m2b_gpu_configure "$out" || return 1
   m2b_gpu_build "$out" "$@" || return 1
@@ -90,7 +110,7 @@ m2b_gpu_programs() {
 m2b_gpu_sanitize() {
   local out="$1" program="$2" tool rc=0 tool_rc
   for tool in memcheck racecheck; do
-    compute-sanitizer --tool "$tool" --error-exitcode 9 "$program" "[sanitize]" >"$out/sanitize_$tool.log" 2>&1
+    m2b_bounded compute-sanitizer --tool "$tool" --error-exitcode 9 "$program" "[sanitize]" >"$out/sanitize_$tool.log" 2>&1
     tool_rc=$?
     [ $tool_rc -ne 0 ] && rc=1
     echo "compute-sanitizer $tool rc=$tool_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"

@@ -13,9 +13,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-profile-out}"
 mkdir -p "$out"
 tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
 cases="${M2B_PROFILE_CASES:-m2rnn/lm400m/bf16/fused/fwd m2rnn/statetrack/fp32/fused/fwd m2rnn/lm400m/bf16/fused/fwd_bwd m2rnn/wide/bf16/fused/fwd_bwd}"
-m2b_gpu_programs "$out" bench_m2rnn_kernels || exit 1
+# The build's log stays out of $OUT, which two files per case fill (8 at most come back), unless
+# the build fails.
+m2b_gpu_programs "$tmp" bench_m2rnn_kernels || { cp "$tmp/build.log" "$out/" 2>/dev/null; exit 1; }
 bench_bin="${m2b_bin[bench_m2rnn_kernels]}"
+rc=0
 
 for c in $cases; do
   tag="${c//\//_}"
@@ -24,9 +28,9 @@ for c in $cases; do
   # for forward+backward cases, else its forward kernel.
   kernel=fused_forward_kernel
   [[ "$c" == */fwd_bwd ]] && kernel=fused_backward_kernel
-  ncu --clock-control none --set full --import-source no --launch-skip 1 --launch-count 1 \
+  m2b_bounded ncu --clock-control none --set full --import-source no --launch-skip 1 --launch-count 1 \
       --kernel-name regex:"$kernel" -f -o "$out/$tag" \
-      "$bench_bin" --benchmark_filter="^${c}/" >"$tmp/ncu.log" 2>&1
+      "$bench_bin" --benchmark_filter="^${c}/" >"$tmp/ncu.log" 2>&1 || rc=1
   {
     tail -5 "$tmp/ncu.log"
     ncu --import "$out/$tag.ncu-rep" --page details 2>&1
@@ -41,3 +45,4 @@ for c in $cases; do
   echo "== $c"
   grep -E "Duration|Registers Per|Achieved Occupancy|Issue Slots Busy|Executed Ipc A|No Eligible" "$out/$tag.txt" | head -20
 done
+exit $rc

@@ -37,13 +37,14 @@
 #   M2B_GRAPHS      0 to train with `--no-cuda-graphs`
 #   M2BENCH_SOURCE_SHA  the commit this tree was exported from, where it has no .git (provenance)
 #   M2B_CHECKPOINT_PARTS  how many files of 15 MiB the stopped runs' checkpoints may take
-#                   (default 4; fewer where the checks' logs take files too)
+#                   (default 4; fewer where the checks' files leave less room of the 8)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/gpu-env.sh"
 out="${OUT:-$root/gpu-suites-out}"
 suites="${M2B_SUITES:-experiments/paper/s3_length_generalisation.yaml}"
 procs="${M2B_PROCS:-8}"
 deadline=$(( $(date +%s) + ${M2B_DEADLINE_S:-540} ))
+export M2B_DEADLINE="$deadline"  # the checks' programs end before it too (m2b_bounded)
 checks="${M2B_CHECKS:-}"
 read -ra suite_list <<<"$suites"
 read -ra procs_list <<<"$procs"
@@ -71,13 +72,15 @@ nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,n
 start=$(date +%s)
 programs=(m2bench)
 [[ " $checks " == *" bench "* || " $checks " == *" profile "* ]] && programs+=(bench_train_step)
-[[ " $checks " == *" sanitize "* && " $checks " != *" test "* ]] && programs+=(kernels_gpu_tests)
 tests=()
 if [[ " $checks " == *" test "* ]]; then
   tests=($(m2b_gpu_test_programs "$out")) || exit 1
   tests=($(printf '%s\n' "${tests[@]}" | grep -E "${M2B_GPU_TESTS:-.}"))
   programs+=("${tests[@]}")
 fi
+# The sanitizers run the kernel tests, whichever test programs M2B_GPU_TESTS chose.
+[[ " $checks " == *" sanitize "* && " ${programs[*]} " != *" kernels_gpu_tests "* ]] &&
+  programs+=(kernels_gpu_tests)
 m2b_gpu_programs "$out" "${programs[@]}" || exit 1
 echo "== programs ready in $(( $(date +%s) - start )) s"
 m2bench="${m2b_bin[m2bench]}"
@@ -92,15 +95,16 @@ if [[ " $checks " == *" sanitize "* ]]; then
   echo "== sanitize rc=$?"
 fi
 if [[ " $checks " == *" bench "* ]]; then
-  "${m2b_bin[bench_train_step]}" --benchmark_filter="${M2B_BENCH_FILTER:-cuda}" --benchmark_repetitions=3 \
+  m2b_bounded "${m2b_bin[bench_train_step]}" --benchmark_filter="${M2B_BENCH_FILTER:-cuda}" --benchmark_repetitions=3 \
     --benchmark_report_aggregates_only=true --benchmark_out="$out/bench_train_step_cuda.json" \
     --benchmark_out_format=json >"$out/bench_train_step_cuda.log" 2>&1
   echo "== bench_train_step rc=$?"
   grep -E "_median" "$out/bench_train_step_cuda.log" | awk '{print $1, $2, $3}'
 fi
 if [[ " $checks " == *" profile "* ]]; then
-  mkdir -p "$work/profiles"
-  M2BENCH_PROFILE_DIR="$work/profiles" "${m2b_bin[bench_train_step]}" --benchmark_min_time=20x \
+  # Afresh: a warm machine keeps an earlier call's traces, which the summary would add in.
+  rm -rf "$work/profiles" && mkdir -p "$work/profiles"
+  M2BENCH_PROFILE_DIR="$work/profiles" m2b_bounded "${m2b_bin[bench_train_step]}" \
     --benchmark_filter="${M2B_PROFILE_FILTER:-cuda/tf32/eager}" >"$out/profile_bench.log" 2>&1
   echo "== profile rc=$?"
   python3 "$root/scripts/profile_summary.py" "$work/profiles"/*.json | tee "$out/profile_summary.txt"
@@ -162,11 +166,15 @@ while IFS= read -r ck; do
   [ -f "$(dirname "$work/results/$ck")/summary.json" ] || stopped+=("$ck")
 done < <(cd "$work/results" && find . -name 'checkpoint*' -type f | sort)
 if [ ${#stopped[@]} -gt 0 ]; then
+  # No more parts than the files $OUT has room for, logs.tar.gz still to come.
+  room=$(( 8 - $(ls "$out" | wc -l) - 1 ))
+  limit=${M2B_CHECKPOINT_PARTS:-4}
+  [ "$room" -lt "$limit" ] && limit=$room
   tar -czf - -C "$work/results" "${stopped[@]}" | split -b 15M -d -a 1 - "$out/checkpoints.tar.gz."
   parts=$(ls "$out"/checkpoints.tar.gz.* | wc -l)
-  if [ "$parts" -gt "${M2B_CHECKPOINT_PARTS:-4}" ]; then
+  if [ "$parts" -gt "$limit" ]; then
     rm -f "$out"/checkpoints.tar.gz.*
-    echo "== checkpoints of ${#stopped[@]} stopped runs left out: $parts parts of 15 MiB are too many"
+    echo "== checkpoints of ${#stopped[@]} stopped runs left out: $parts parts of 15 MiB, room for $limit"
   else
     echo "== checkpoints of ${#stopped[@]} stopped runs in $parts part(s): checkpoints.tar.gz.*"
   fi

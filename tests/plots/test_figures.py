@@ -233,6 +233,20 @@ def ablation_failures(python):
         table = (tmp / "results" / "kernels" / "h200_backward_ablation.md").read_text()
         if f"| reverse | 0.500 ({0.5 / want - 1:+.0%}) |" not in table:
             failures.append(f"the reverse row is not in the table:\n{table}")
+        # A program stopped while writing its JSON: that variant is left out, the others stay;
+        # the full benchmark cut off is refused in one line.
+        (tmp / "ablation" / "skip2.json").write_text(json.dumps(skip)[:300])
+        run = subprocess.run([python, script, bench, tmp / "ablation", "--root", tmp],
+                             capture_output=True, text=True)
+        if run.returncode != 0 or "left out" not in run.stderr or "skip2.json" not in run.stderr:
+            failures.append(f"a cut-off variant: exit {run.returncode}, {run.stderr.strip()}")
+        (tmp / "cut.json").write_text(bench.read_text()[:300])
+        run = subprocess.run([python, script, tmp / "cut.json", tmp / "ablation", "--root", tmp],
+                             capture_output=True, text=True)
+        if (run.returncode == 0 or "Traceback" in run.stderr
+                or "not a whole benchmark JSON" not in run.stderr):
+            failures.append(f"a cut-off benchmark: exit {run.returncode}, {run.stderr.strip()}")
+        (tmp / "ablation" / "skip2.json").unlink()
         for change, message in (("backward_skip", "not a timing-only program"),
                                 ("device_name", "compare programs timed in the same call only")):
             other = json.loads(json.dumps(skip))
