@@ -2,8 +2,8 @@
 reading the table CSVs and the runs' results, and saving a figure so that the same data gives the
 same bytes.
 
-The colours are the Okabe-Ito palette (distinguishable with every common colour-vision
-deficiency); each model name keeps its colour and marker in every figure of the project. Grey is
+The colours are the Okabe-Ito palette, and past its seven Paul Tol's, as colour-blind safe
+(distinguishable with every common colour-vision deficiency); each model name keeps its colour and marker in every figure of the project. Grey is
 no model's colour: it marks the training range.
 """
 import csv
