@@ -25,22 +25,27 @@ void add_suite_arguments(CLI::App* command, std::string& suite, std::string& res
   command->add_option("--results", results, results_help)->capture_default_str();
 }
 
+// Each writes the number back in plain decimal, which CLI11 then converts: left as given, "010"
+// would reach CLI11's own reading, which takes a leading 0 for octal (8).
 CLI::Validator integer_in(int64_t lo, int64_t hi) {
   return CLI::Validator(
-      [lo, hi](const std::string& text) {
+      [lo, hi](std::string& text) {
         const std::optional<int64_t> x = parse_int(text);
-        return x && *x >= lo && *x <= hi
-                   ? std::string()
-                   : fmt::format("expected an integer in [{}, {}], got {}", lo, hi, text);
+        if (!x || *x < lo || *x > hi)
+          return fmt::format("expected an integer in [{}, {}], got {}", lo, hi, text);
+        text = std::to_string(*x);
+        return std::string();
       },
       fmt::format("INT in [{}, {}]", lo, hi));
 }
 
 CLI::Validator unsigned_integer() {
   return CLI::Validator(
-      [](const std::string& text) {
-        return parse_uint(text) ? std::string()
-                                : fmt::format("expected an integer >= 0, got {}", text);
+      [](std::string& text) {
+        const std::optional<uint64_t> x = parse_uint(text);
+        if (!x) return fmt::format("expected an integer >= 0, got {}", text);
+        text = std::to_string(*x);
+        return std::string();
       },
       "INT >= 0");
 }
@@ -50,7 +55,7 @@ void add_prefix_t_option(CLI::App* command, int64_t& prefix_t) {
       ->add_option("--prefix-t", prefix_t,
                    "also tabulate the prefix accuracy at t = T: the fraction of evaluation "
                    "sequences whose first T scored predictions are all right (0: not)")
-      ->check(integer_in(0, kMaxLength));
+      ->transform(integer_in(0, kMaxLength));
 }
 
 int run_cli(int argc, const char* const* argv) {

@@ -24,9 +24,10 @@ void add_suite_arguments(
     CLI::App* command, std::string& suite, std::string& results,
     const std::string& results_help = "the results root (holds <suite>/<run-id>/)");
 
-// Integer options read as suite files read integers (parse_int, parse_uint) and refused in the
-// same words, "expected an integer in [1, 64], got x": CLI11's own range check says "Value x not
-// in range 1 to 64" of text that is no number at all.
+// Integer options (given to ->transform, since they write the number back in decimal) read as
+// suite files read integers (parse_int, parse_uint) and refused in the same words, "expected an
+// integer in [1, 64], got x": CLI11's own range check says "Value x not in range 1 to 64" of
+// text that is no number at all, and its conversion takes a leading 0 for octal.
 CLI::Validator integer_in(int64_t lo, int64_t hi);
 CLI::Validator unsigned_integer();  // a seed: 0 .. 2^64 - 1
 

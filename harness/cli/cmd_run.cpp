@@ -130,7 +130,7 @@ void add_run_command(CLI::App& app) {
                   "CPU threads per run (default: LibTorch's choice, one per core). Use 1 when "
                   "several processes share the cores: small models gain little from more, and "
                   "oversubscribed threads can slow training many times over")
-      ->check(integer_in(1, 4096));
+      ->transform(integer_in(1, 4096));
   cmd->add_flag("--no-cuda-graphs", args->no_cuda_graphs,
                 "On a GPU, launch every kernel of a training step eagerly instead of replaying "
                 "the step from a CUDA graph (slower; for debugging and comparison)");
@@ -141,13 +141,13 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--per-gpu", args->per_gpu,
                   "Worker processes per GPU with --gpus; small models fill a GPU better with "
                   "several (with CUDA MPS their kernels run at once)")
-      ->check(integer_in(1, 64))
+      ->transform(integer_in(1, 64))
       ->needs("--gpus");
   cmd->add_option("--workers", args->workers,
                   "Train with this many worker processes that keep this one's devices, one "
                   "thread each unless --threads is given: for a suite that trains on the CPU, "
                   "about one per core (runs of small models gain little from more threads)")
-      ->check(integer_in(1, 256))
+      ->transform(integer_in(1, 256))
       ->excludes("--gpus");
   cmd->callback([args] { run_command(*args); });
 }

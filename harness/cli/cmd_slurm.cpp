@@ -93,18 +93,18 @@ void add_slurm_command(CLI::App& app) {
                       "claims, checkpoints and the tasks' logs)");
   cmd->add_option("--array", args->job.array,
                   "Tasks in the array (default: enough for every run to have a worker)")
-      ->check(integer_in(1, 100000));
+      ->transform(integer_in(1, 100000));
   cmd->add_option("--gpus-per-task", args->job.gpus_per_task,
                   "GPUs per task; each task runs `m2bench run --gpus all` over them (default 0: "
                   "train on CPUs)")
-      ->check(integer_in(0, 64));
+      ->transform(integer_in(0, 64));
   cmd->add_option("--per-gpu", args->job.per_gpu, "Worker processes per GPU")
-      ->check(integer_in(1, 64))
+      ->transform(integer_in(1, 64))
       ->capture_default_str();
   cmd->add_option("--cpus-per-task", args->job.cpus_per_task,
                   "CPUs per task, shared by its workers as training threads (default: one per "
                   "worker)")
-      ->check(integer_in(1, 4096));
+      ->transform(integer_in(1, 4096));
   cmd->add_option("--partition", args->job.partition, "Slurm partition (default: the cluster's)");
   cmd->add_option("--account", args->job.account, "Slurm account to charge");
   cmd->add_option("--time", args->job.time,
@@ -112,7 +112,7 @@ void add_slurm_command(CLI::App& app) {
   cmd->add_option("--grace", args->job.grace_s,
                   "Seconds before the time limit at which a task gets SIGTERM and checkpoints "
                   "(Slurm may send it up to a minute earlier)")
-      ->check(integer_in(10, 86400))
+      ->transform(integer_in(10, 86400))
       ->capture_default_str();
   cmd->add_flag("--requeue", args->job.requeue,
                 "A task stopped by SIGTERM (its time limit, preemption) puts itself back in the "

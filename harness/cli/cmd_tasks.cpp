@@ -111,13 +111,13 @@ void add_data_command(CLI::App& app) {
   cmd->add_option("--task", args->task, "task name (see `m2bench tasks`)")->required();
   cmd->add_option("--length", args->length,
                   "number of state updates (elements, operations, statements)")
-      ->check(integer_in(1, kMaxLength))
+      ->transform(integer_in(1, kMaxLength))
       ->capture_default_str();
   cmd->add_option("--count", args->count, "number of examples")
-      ->check(integer_in(1, kMaxExamples))
+      ->transform(integer_in(1, kMaxExamples))
       ->capture_default_str();
   cmd->add_option("--seed", args->seed, "evaluation seed")
-      ->check(unsigned_integer())
+      ->transform(unsigned_integer())
       ->capture_default_str();
   cmd->add_option("--param", args->params, "task parameter name=value (repeatable)");
   cmd->add_option("--format", args->format, "text (aligned, scored targets in [brackets]) or jsonl")

@@ -63,20 +63,23 @@ inline std::string config_error(const std::function<void()>& f) {
 }
 
 // What `m2bench ARGS...` did through the program's own entry point: its exit status and what it
-// wrote to std::cerr.
+// wrote to std::cerr and std::cout (not what it printed with fmt::print).
 struct CliResult {
   int status = 0;
-  std::string err;
+  std::string err, out;
 };
 inline CliResult m2bench_cli(const std::vector<std::string>& args) {
   std::vector<const char*> argv = {"m2bench"};
   for (const std::string& arg : args) argv.push_back(arg.c_str());
-  std::ostringstream err;
-  std::streambuf* saved = std::cerr.rdbuf(err.rdbuf());
+  std::ostringstream err, out;
+  std::streambuf* saved_err = std::cerr.rdbuf(err.rdbuf());
+  std::streambuf* saved_out = std::cout.rdbuf(out.rdbuf());
   CliResult result;
   result.status = m2b::cli::run_cli(static_cast<int>(argv.size()), argv.data());
-  std::cerr.rdbuf(saved);
+  std::cerr.rdbuf(saved_err);
+  std::cout.rdbuf(saved_out);
   result.err = err.str();
+  result.out = out.str();
   return result;
 }
 

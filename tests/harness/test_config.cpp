@@ -354,6 +354,11 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
   refused({"run", suite, "--threads", "0"}, "--threads: expected an integer in [1, 4096], got 0");
   refused({"run", suite, "--threads", "abc"},
           "--threads: expected an integer in [1, 4096], got abc");
+  // A leading zero is decimal, as in a suite file, not CLI11's octal.
+  const auto seed_010 = m2bench_cli(
+      {"data", "--task", "parity", "--seed", "010", "--length", "08", "--format", "jsonl"});
+  CHECK(seed_010.status == 0);
+  CHECK_THAT(seed_010.out, Catch::Matchers::Contains("\"length\":8,\"seed\":10,"));
   refused({"plan"}, "suite is required");
   refused({"tabel", "results/x"},
           "unknown command 'tabel' (valid: version, tasks, data, models, "
