@@ -190,17 +190,37 @@ def known_style(model):
     return None
 
 
+def variant_of(model):
+    """A search's row is `<variant> key=value ...` (the grid's other keys): the variant is the
+    model it varies."""
+    return model.split(" ")[0]
+
+
 def figure_styles(models):
-    """The style of each of `models`, the models of a group (every figure of the group passes
-    them all, drawn or not, so that a model keeps one colour across the group's figures):
-    MODEL_STYLES's for the names it lists, and for the others, in name order, the first colours
-    that no other model of the group has."""
-    styles = {m: known_style(m) for m in models}
-    taken = {s["color"] for s in styles.values() if s}
-    free = [c for c in dict.fromkeys(EXTRA_COLOURS + RANKED_COLOURS) if c not in taken]
-    for model in sorted(m for m, s in styles.items() if s is None):
-        styles[model] = {"color": free.pop(0), "marker": "o", "linestyle": "-"}
-    return styles.__getitem__
+    """The style of each of `models`, the rows of a group (every figure of the group passes them
+    all, drawn or not, so that a row keeps one colour across the group's figures). Each variant
+    first: MODEL_STYLES's where it lists the variant, else in name order the first colours that
+    no other variant has; so the ranking, which colours variants, agrees. A variant's first row
+    (in name order) takes its style, its other rows the colours no variant took, in name order
+    (round again past the last)."""
+    models = sorted(set(models))
+    variants = list(dict.fromkeys(variant_of(m) for m in models))
+    styles = {v: known_style(v) for v in variants}
+    free = [c for c in dict.fromkeys(EXTRA_COLOURS + RANKED_COLOURS)
+            if c not in {s["color"] for s in styles.values() if s}]
+    unlisted = [v for v in variants if styles[v] is None]
+    for i, v in enumerate(unlisted):
+        styles[v] = {"color": free[i % len(free)], "marker": "o", "linestyle": "-"}
+    spare = free[len(unlisted):] or free
+    rows, others = {}, []
+    for m in models:  # in name order: a variant's first row comes first
+        if any(variant_of(r) == variant_of(m) for r in rows):
+            others.append(m)
+        else:
+            rows[m] = styles[variant_of(m)]
+    for i, m in enumerate(others):
+        rows[m] = {"color": spare[i % len(spare)], "marker": "o", "linestyle": "-"}
+    return rows.__getitem__
 
 
 def label(model):

@@ -16,18 +16,13 @@ import sys
 # m2b_plotting first: it exits with NO_MATPLOTLIB where matplotlib is missing.
 from m2b_plotting import (METRIC_TITLES, PER_LENGTH_METRICS, figure_stem, figure_styles, label,
                           per_seed_table, plt, ranked_models, ranking_length, read_table_groups,
-                          save)
-
-
-def variant_of(model):
-    """A search's row is `<variant> key=value ...`: its rows share the variant's colour and paper
-    number."""
-    return model.split(" ")[0]
+                          save, variant_of)
 
 
 def plot_group(key, rows, models, seeds, length, out_dir):
-    """`models`: the rows to draw, best first (ranked_models). Each variant takes the colour the
-    line figures give it, from every variant of the group."""
+    """`models`: the rows to draw, best first (ranked_models). A search's rows share their
+    variant's colour and paper number; each variant takes the colour the line figures give it,
+    from every variant of the group."""
     task, lo, hi = key
     style_of = figure_styles({variant_of(r["model"]) for r in rows})
     metrics = [m for m in PER_LENGTH_METRICS if any(r["metric"] == m for r in rows)]

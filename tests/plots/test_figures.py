@@ -127,12 +127,22 @@ def ranking_failures():
     # A figure that draws some of the group's models (the others diverged, or have no curve yet)
     # gives each the colour every other figure of the group gives it; the ranking gives each
     # variant the same.
-    group = ["m2rnn", "m2rnn_k32_v32", "m2rnn_heads8", "zz_variant"]
-    _, _, style_of = m2b_plotting.lines_to_draw("test", key, set(group), rows)
-    ranking_style = m2b_plotting.figure_styles({ranking.variant_of(m) for m in group})
-    for m in group:
-        if style_of(m)["color"] != ranking_style(m)["color"]:
-            failures.append(f"{m}: the line figures and the ranking give it different colours")
+    # Rows named `<variant> key=value` (a grid key beside the model) keep their variant's colour.
+    for suffix in ("", " train.lr=1e-3"):
+        group = [m + suffix for m in ("m2rnn", "attention", "m2rnn_k32_v32", "m2rnn_heads8",
+                                      "zz_variant")]
+        _, _, style_of = m2b_plotting.lines_to_draw("test", key, set(group), rows)
+        ranking_style = m2b_plotting.figure_styles({m2b_plotting.variant_of(m) for m in group})
+        for m in group:
+            if style_of(m)["color"] != ranking_style(m2b_plotting.variant_of(m))["color"]:
+                failures.append(f"{m}: the line figures and the ranking give it different colours")
+        if style_of("attention" + suffix)["color"] != m2b_plotting.known_style("attention")["color"]:
+            failures.append(f"attention{suffix} lost its own colour")
+    # A variant's several rows are told apart; more unlisted names than colours still draw.
+    many = [f"m2rnn lr={i}" for i in range(3)] + [f"v{i:02d}" for i in range(30)]
+    style_of = m2b_plotting.figure_styles(many)
+    if len({style_of(m)["color"] for m in many[:3]}) != 3:
+        failures.append("three rows of one variant share colours")
     return failures
 
 
