@@ -31,7 +31,9 @@
 #                    file that scripts/ablate-backward.sh leaves beside them, else M2B_GIT_SHA)
 #   M2B_DEADLINE_S   seconds from the start within which every step ends (default 540): a step
 #                    that would run past it less 30 s is stopped (scripts/gpu-env.sh, m2b_bounded),
-#                    and whatever ends the script, the logs are packed and the summary printed
+#                    and whatever ends the script, the logs are packed and the summary printed.
+#                    Keep it under the call's own limit (`timeout 570` around the script): a TERM
+#                    from outside is handled only once the step running then has ended
 # The test step runs every `gpu` test program (those behind ctest -L gpu): the kernels against the
 # CPU oracle, the mixer conformance suite on the device (m2rnn through the cuda backend) and the
 # linear ops.
@@ -47,12 +49,14 @@ note() { summary+=("$*"); echo "== $*"; }
 # However the script ends (its end, a failed step, or a signal such as timeout's TERM): few files
 # in $OUT (the device tool returns at most 8), and the summary last.
 finish() {
+  trap - TERM INT  # a second signal must not cut the packing short
   if [ -d "$out/ablation" ]; then tar -C "$out" -czf "$out/ablation.tar.gz" ablation && rm -rf "$out/ablation"; fi
   if [ -d "$logs" ]; then tar -C "$out" -czf "$out/logs.tar.gz" logs && rm -rf "$logs"; fi
   printf '%s\n' "${summary[@]}"
 }
 trap finish EXIT
-trap 'note "stopped by a signal"; exit 143' TERM INT
+trap 'note "stopped by TERM"; exit 143' TERM
+trap 'note "stopped by INT"; exit 130' INT
 
 { nvidia-smi; nvcc --version; } >"$logs/environment.txt" 2>&1
 # The programs, made ready first: built here unless M2B_PREBUILT holds ones that load.

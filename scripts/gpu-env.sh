@@ -34,8 +34,13 @@ m2b_gpu_configure() {
 # prints the first errors (the whole log appended to OUT/build.log) and returns non-zero.
 m2b_gpu_build() {
   local out="$1"; shift
-  m2b_bounded cmake --build "$build" -j 16 --target "$@" >>"$out/build.log" 2>&1 && return 0
-  echo "== build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log"; return 1
+  m2b_bounded cmake --build "$build" -j 16 --target "$@" >>"$out/build.log" 2>&1
+  case $? in
+    0) return 0 ;;
+    124) echo "== build stopped at the call's deadline" ;;
+    *) echo "== build FAILED"; grep -B2 -A8 -m5 "error" "$out/build.log" ;;
+  esac
+  return 1
 }
 
 # The programs of the `gpu`-labelled tests in the configured $build, one per line: a test

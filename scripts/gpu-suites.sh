@@ -168,6 +168,7 @@ done < <(cd "$work/results" && find . -name 'checkpoint*' -type f | sort)
 if [ ${#stopped[@]} -gt 0 ]; then
   # No more parts than the files $OUT has room for, logs.tar.gz still to come.
   room=$(( 8 - $(ls "$out" | wc -l) - 1 ))
+  [ "$room" -ge 0 ] || room=0
   limit=${M2B_CHECKPOINT_PARTS:-4}
   [ "$room" -lt "$limit" ] && limit=$room
   tar -czf - -C "$work/results" "${stopped[@]}" | split -b 15M -d -a 1 - "$out/checkpoints.tar.gz."

@@ -180,8 +180,9 @@ bool matches(const Override& o, const Assignments& values) {
 }
 
 // An override that no run matches is a typo in its `when` (a model's name, a value the grid does
-// not hold): it names the first wanted value that no run has, with the values the runs have.
-// Runs take every combination of the values they have, so one such value is always found.
+// not hold): it names the first wanted value that no run has, with the values the runs have. Runs
+// take every combination of their scalar values, so only where a value is a mapping (a grid of
+// inline models) may each be found and the override still match none.
 [[noreturn]] void fail_unmatched(const Override& o,
                                  const std::map<std::string, std::vector<YAML::Node>>& seen) {
   for (const auto& [path, wanted] : o.when) {
@@ -191,8 +192,9 @@ bool matches(const Override& o, const Assignments& values) {
       std::vector<std::string> texts;
       for (const YAML::Node& v : have) texts.push_back(v.IsScalar() ? v.Scalar() : shown(v));
       fail(wanted.with_path(path),
-           fmt::format("no run has {} (the runs have: {}), so this override matches none",
-                       shown(wanted.node), fmt::join(texts, ", ")));
+           fmt::format("no run has {} ({}), so this override matches none", shown(wanted.node),
+                       texts.empty() ? "no run has a value there it can compare"
+                                     : fmt::format("the runs have: {}", fmt::join(texts, ", "))));
     }
   }
   fail(o.item, "matches no run");
