@@ -113,13 +113,13 @@ enum class Outcome { pending, done_before, held, done_elsewhere, trained, failed
 
 SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
   const std::vector<const RunConfig*> runs = select_runs(suite, options.only);
-  // Once, before any run: a results root that cannot be written to would fail each of them.
-  fs::create_directories(suite_dir(options.results_root, suite.name));
-  // With fresh, a summary written after this call began comes from another process retraining
-  // the same suite: new, so done. One written in the same tick of the file clock counts as old.
+  // Once, before any run: the suite's folder made and written to (the clock's probe file), since
+  // a results root that cannot be written to would fail each run. With fresh, a summary written
+  // after this call began comes from another process retraining the same suite: new, so done.
+  // One written in the same tick of the file clock counts as old.
+  const fs::file_time_type now = file_time_now(suite_dir(options.results_root, suite.name));
   std::optional<fs::file_time_type> began;
-  if (options.fresh && !runs.empty())
-    began = file_time_now(run_dir(options.results_root, *runs.front()).parent_path());
+  if (options.fresh) began = now;
   // A summary that cannot be trusted is the user's to look at: the run is refused, not retrained
   // over it.
   auto done = [&](const fs::path& dir) {
