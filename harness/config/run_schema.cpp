@@ -467,9 +467,7 @@ static int64_t resolve_task(const Assignments& values, const Located& whole, Tas
                        l, 2 * l, 4 * l, kMaxLength));
     task.eval_lengths = {l, 2 * l, 4 * l};
   }
-  std::sort(task.eval_lengths.begin(), task.eval_lengths.end());
-  task.eval_lengths.erase(std::unique(task.eval_lengths.begin(), task.eval_lengths.end()),
-                          task.eval_lengths.end());
+  std::sort(task.eval_lengths.begin(), task.eval_lengths.end());  // distinct, as read above
   return vocab_size;
 }
 

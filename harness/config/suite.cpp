@@ -171,14 +171,6 @@ std::optional<YAML::Node> value_at(const Assignments& values, const std::string&
   return have;
 }
 
-bool matches(const Override& o, const Assignments& values) {
-  for (const auto& [path, wanted] : o.when) {
-    const std::optional<YAML::Node> have = value_at(values, path);
-    if (!have || !same_value(*have, wanted.node)) return false;
-  }
-  return true;
-}
-
 // An override that no run matches is a typo in its `when` (a model's name, a value the grid does
 // not hold): it names the first wanted value that no run has, with the values the runs have. Runs
 // take every combination of their scalar values, so only where a value is a mapping (a grid of
@@ -330,15 +322,19 @@ Suite load_suite(const fs::path& path) {
     for (size_t a = 0; a < grid.size(); ++a)
       assign(grid[a].key.path, grid[a].key, grid[a].values[choice[a]], values);
     std::vector<const Override*> applied;
+    // An override applies where the run has every value of its `when`; the values runs have
+    // there are kept for the error of one that applies nowhere.
     for (size_t j = 0; j < overrides.size(); ++j) {
+      bool applies = true;
       for (const auto& [path, wanted] : overrides[j].when) {
-        std::vector<YAML::Node>& have = when_values[path];
         const std::optional<YAML::Node> v = value_at(values, path);
+        applies = applies && v && same_value(*v, wanted.node);
+        std::vector<YAML::Node>& have = when_values[path];
         if (v && std::none_of(have.begin(), have.end(),
                               [&](const YAML::Node& h) { return same_value(h, *v); }))
           have.push_back(*v);
       }
-      if (matches(overrides[j], values)) {
+      if (applies) {
         applied.push_back(&overrides[j]);
         matched[j] = true;
       }
