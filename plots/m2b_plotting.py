@@ -3,8 +3,8 @@ reading the table CSVs and the runs' results, and saving a figure so that the sa
 same bytes.
 
 The colours are the Okabe-Ito palette, and past its seven Paul Tol's, as colour-blind safe
-(distinguishable with every common colour-vision deficiency); each model name keeps its colour and marker in every figure of the project. Grey is
-no model's colour: it marks the training range.
+(distinguishable with every common colour-vision deficiency); each model name keeps its colour and
+marker in every figure of the project. Grey is no model's colour: it marks the training range.
 """
 import csv
 import json
@@ -212,11 +212,12 @@ def figure_styles(models):
     for i, v in enumerate(unlisted):
         styles[v] = {"color": free[i % len(free)], "marker": "o", "linestyle": "-"}
     spare = free[len(unlisted):] or free
-    rows, others = {}, []
+    rows, others, seen = {}, [], set()
     for m in models:  # in name order: a variant's first row comes first
-        if any(variant_of(r) == variant_of(m) for r in rows):
+        if variant_of(m) in seen:
             others.append(m)
         else:
+            seen.add(variant_of(m))
             rows[m] = styles[variant_of(m)]
     for i, m in enumerate(others):
         rows[m] = {"color": spare[i % len(spare)], "marker": "o", "linestyle": "-"}
