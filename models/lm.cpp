@@ -48,6 +48,26 @@ void ModelConfig::validate() const {
   }
 }
 
+std::string ModelConfig::device_conflict(const std::string& device) const {
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const MixerInfo& info = MixerRegistry::instance().get(layers[i].mixer);
+    if (!info.device_tie) continue;
+    const Options resolved = resolve_options("mixer " + info.name, info.options, layers[i].options);
+    const std::optional<DeviceTie> tie = info.device_tie(resolved);
+    if (!tie || tie->device == device) continue;
+    std::string valid;
+    for (const OptionSpec& spec : info.options)
+      if (spec.name == tie->option && !spec.choices.empty())
+        valid = fmt::format(" (valid: {})", fmt::join(spec.choices, ", "));
+    return fmt::format(
+        "model.layers[{}] ({}) has {} {}, which computes only on {}; use train.device {}, or "
+        "give that layer another {}{}",
+        i, info.name, tie->option, to_string(resolved.values().at(tie->option)), tie->device,
+        tie->device, tie->option, valid);
+  }
+  return "";
+}
+
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const LayerConfig& layer, int64_t d_model, int64_t mlp_hidden)

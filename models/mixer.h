@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ class MixerImpl : public torch::nn::Module {
   virtual torch::Tensor step(const torch::Tensor& x, MixerState& state) = 0;
 };
 
+struct DeviceTie {
+  std::string option;  // its key, as suites and `m2bench models` name it
+  std::string device;  // "cpu" or "cuda"
+};
+
 using MixerFactory =
     std::function<std::shared_ptr<MixerImpl>(int64_t d_model, const Options& options)>;
 
@@ -42,6 +48,10 @@ struct MixerInfo {
   std::function<void(int64_t d_model, const Options&)> check;
   // Whether the mixer computes in float64 (the conformance suite runs there where it can).
   bool supports_float64 = true;
+  // The option that ties a layer to one kind of device (a backend that computes only there) and
+  // that device, "cpu" or "cuda"; nullopt where the layer runs on either. A run on the other
+  // device is refused before it trains. May be empty: the mixer runs anywhere.
+  std::function<std::optional<DeviceTie>(const Options&)> device_tie;
 };
 
 class MixerRegistry {

@@ -613,6 +613,11 @@ RunConfig resolve_run(const Assignments& values, const ModelLibrary& models, con
     fail(given.at("precision"),
          fmt::format("expected fp32 on device cpu (tf32 and bf16 need cuda), got {}",
                      run.train.precision));
+  // Where auto lands is the machine's to say, so only an explicit device is checked here; the
+  // runner checks the device auto resolves to before the run starts.
+  if (run.train.device != "auto")
+    if (const std::string conflict = run.model.device_conflict(run.train.device); !conflict.empty())
+      fail(given.at("device"), fmt::format("got {}, but {}", run.train.device, conflict));
   return run;
 }
 

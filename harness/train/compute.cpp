@@ -144,6 +144,14 @@ void check_memory(const RunConfig& run) {
       gib(largest.bytes), largest.settings));
 }
 
+void check_device(const RunConfig& run) {
+  const bool cuda = resolve_device(run.train.device).is_cuda();
+  const std::string conflict = run.model.device_conflict(cuda ? "cuda" : "cpu");
+  if (!conflict.empty())
+    throw std::invalid_argument(fmt::format("train.device {} computes on {} here, but {}",
+                                            run.train.device, cuda ? "cuda" : "cpu", conflict));
+}
+
 // ---- peak memory ------------------------------------------------------------------------------
 
 static int64_t resident_peak_bytes() {

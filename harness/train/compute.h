@@ -22,6 +22,11 @@ struct Compute {
 // value is unknown or cannot be met on this machine.
 Compute setup_compute(const TrainSpec& train);
 
+// Refuses, before anything is written, a run with a layer that cannot compute on the device
+// train.device resolves to here (a GPU-only backend where auto lands on the CPU, ...). Throws
+// std::invalid_argument naming the layer's option and its valid values.
+void check_device(const RunConfig& run);
+
 // Refuses, before anything is written, a run that cannot fit in the memory of the device it would
 // run on: a lower bound on its peak (fp32 weights, gradients and AdamW's two moments; the
 // evaluation sets; the activations of its largest training or evaluation batch) against the

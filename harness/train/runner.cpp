@@ -161,6 +161,7 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
                              : "  finished by another m2bench process\n");
           continue;
         }
+        check_device(run);
         check_memory(run);
         std::optional<RunClaim> claim = RunClaim::try_claim(dir);
         // Checked again under the claim: another process may have finished it meanwhile.

@@ -164,6 +164,18 @@ std::vector<OptionSpec> m2rnn_options() {
   return spec;
 }
 
+// The fused kernels and cuBLAS compute only on a GPU; the CPU kernel only on the CPU.
+std::optional<DeviceTie> m2rnn_device_tie(const Options& o) {
+  switch (parse_m2rnn_backend(o.get_string("backend"))) {
+    case M2rnnBackend::Cuda:
+    case M2rnnBackend::Cublas: return DeviceTie{"backend", "cuda"};
+    case M2rnnBackend::Cpu: return DeviceTie{"backend", "cpu"};
+    case M2rnnBackend::Auto:
+    case M2rnnBackend::Reference: break;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 M2B_REGISTER_MIXER(m2rnn,
@@ -176,6 +188,7 @@ M2B_REGISTER_MIXER(m2rnn,
                        [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
                          return std::make_shared<M2rnnImpl>(d_model, o);
                        },
-                       check_m2rnn});
+                       check_m2rnn,
+                       /*supports_float64=*/true, m2rnn_device_tie});
 
 }  // namespace m2b::models

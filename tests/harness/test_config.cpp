@@ -179,6 +179,30 @@ TEST_CASE("bf16 and tf32 are refused on the CPU", "[config]") {
             "need cuda), got bf16");
 }
 
+TEST_CASE("a layer whose backend computes only on the other device is refused", "[config]") {
+  Fixture f;
+  const auto with_backend = [](const std::string& backend) {
+    return "{name: m, d_model: 16, n_layers: 1, layers: [{mixer: m2rnn, backend: " + backend +
+           "}]}";
+  };
+  const std::string valid = "(valid: auto, reference, cpu, cuda, cublas)";
+  CHECK(f.error(suite_text(with_backend("cuda"), kTask, "    device: cpu\n")) ==
+        f.file("s.yaml") +
+            ":7:13: train.device: got cpu, but model.layers[0] (m2rnn) has backend cuda, which "
+            "computes only on cuda; use train.device cuda, or give that layer another backend " +
+            valid);
+  CHECK(f.error(suite_text(with_backend("cpu"), kTask, "    device: cuda\n")) ==
+        f.file("s.yaml") +
+            ":7:13: train.device: got cuda, but model.layers[0] (m2rnn) has backend cpu, which "
+            "computes only on cpu; use train.device cpu, or give that layer another backend " +
+            valid);
+  // Where auto lands depends on the machine, so plan takes it; and a backend on its own device.
+  for (const std::string& train : {"    device: auto\n", "    device: cpu\n"}) {
+    const auto path = f.dir.write("s.yaml", suite_text(with_backend("cpu"), kTask, train));
+    CHECK(m2b::load_suite(path).runs.size() == 1);
+  }
+}
+
 TEST_CASE("the canonical YAML fills in every default and reads back to the same run", "[config]") {
   Fixture f;
   auto path = f.dir.write("s.yaml", suite_text("att", kTask, "    lr: 3e-4\n"));

@@ -18,6 +18,7 @@
 
 #include "harness/cli/cli.h"
 #include "harness/config/suite.h"
+#include "harness/results/provenance.h"
 #include "harness/results/report.h"
 #include "harness/results/results.h"
 #include "harness/train/run_claim.h"
@@ -342,6 +343,30 @@ TEST_CASE("a run folder or run file that is a symbolic link is refused, nothing 
   refused(run);
   // Nothing was written into the folder it points at.
   CHECK(std::distance(fs::directory_iterator(secret.parent_path()), fs::directory_iterator{}) == 1);
+}
+
+TEST_CASE(
+    "a layer tied to the device that auto does not land on is refused before anything is "
+    "written",
+    "[end_to_end]") {
+  TempDir dir;
+  // auto lands on cuda where a GPU is usable, else on the CPU; the layer is tied to the other.
+  const std::string other = cuda_available() ? "cpu" : "cuda";
+  std::string text = kTinySuite;
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"device: cpu", "device: auto"},
+        {"layers: [{mixer: gru}]", "layers: [{mixer: m2rnn, backend: " + other + "}]"}})
+    text.replace(text.find(from), from.size(), to);
+  const Suite suite = load_suite(dir.write("e2e.yaml", text));
+  SuiteRunOptions options = first_run_only(dir, suite);
+  const SuiteRunReport report = run_suite(suite, options);
+  REQUIRE(report.failures.size() == 1);
+  CHECK_THAT(report.failures[0],
+             Catch::Matchers::Contains("train.device auto computes on " +
+                                       std::string(other == "cpu" ? "cuda" : "cpu") +
+                                       " here, but model.layers[0] (m2rnn) has backend " + other +
+                                       ", which computes only on " + other));
+  CHECK_FALSE(fs::exists(run_dir(options.results_root, suite.runs[0])));
 }
 
 TEST_CASE(
