@@ -48,6 +48,21 @@ void ModelConfig::validate() const {
   }
 }
 
+int64_t ModelConfig::parameter_count() const {
+  const int64_t hidden = mlp_hidden_size(*this);
+  // The embedding, the head unless tied, the final norm; per layer two norms, the SwiGLU MLP's
+  // three matrices and the mixer.
+  int64_t count = vocab_size * d_model * (tie_embeddings ? 1 : 2) + d_model;
+  for (int64_t i = 0; i < n_layers; ++i) {
+    const LayerConfig& layer = layers[i % layers.size()];
+    const MixerInfo& info = MixerRegistry::instance().get(layer.mixer);
+    count += 2 * d_model + 3 * d_model * hidden +
+             info.parameter_count(
+                 d_model, resolve_options("mixer " + info.name, info.options, layer.options));
+  }
+  return count;
+}
+
 std::string ModelConfig::device_conflict(const std::string& device) const {
   for (size_t i = 0; i < layers.size(); ++i) {
     const MixerInfo& info = MixerRegistry::instance().get(layers[i].mixer);

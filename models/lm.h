@@ -30,6 +30,8 @@ struct ModelConfig {
   bool tie_embeddings = false;
   // Throws OptionError (key "model.<field>" or the mixer's option key) for bad sizes or options.
   void validate() const;
+  // The parameters the model builds, from the config alone (each mixer's parameter_count).
+  int64_t parameter_count() const;
   // Why a layer cannot compute on `device` ("cpu" or "cuda"): an option that ties it to the other
   // (MixerInfo::device_tie), named with its value and layer; "" where every layer can.
   std::string device_conflict(const std::string& device) const;

@@ -43,6 +43,10 @@ struct MixerInfo {
   std::string description;
   std::vector<OptionSpec> options;
   MixerFactory factory;
+  // How many parameters the factory's mixer has, computed from the options alone: the memory
+  // check counts it before a run allocates anything (an LSTM of hidden_size 65536 is refused,
+  // not half-built). The conformance suite holds it equal to the built mixer's count.
+  std::function<int64_t(int64_t d_model, const Options&)> parameter_count;
   // Checks combinations of options that the per-option ranges cannot (a head count that must
   // divide a width, ...); throws OptionError naming the key. May be empty.
   std::function<void(int64_t d_model, const Options&)> check;

@@ -74,14 +74,14 @@ struct MemoryPart {
   std::string settings;
 };
 
-// Lower bounds only: every layer has at least its SwiGLU MLP (whatever its mixer), and every
-// token in a batch at least the MLP's input and hidden activations per layer and the logits.
+// Lower bounds only: the model's parameters, and for every token in a batch the MLP's input and
+// hidden activations per layer and the logits (whatever the mixer adds).
 std::vector<MemoryPart> memory_parts(const RunConfig& run) {
   const models::ModelConfig& m = run.model;
   const double d = static_cast<double>(m.d_model), layers = static_cast<double>(m.n_layers);
   const double vocab = static_cast<double>(m.vocab_size);
   const double hidden = m.mlp_hidden > 0 ? static_cast<double>(m.mlp_hidden) : 8.0 * d / 3.0;
-  const double parameters = vocab * d * (m.tie_embeddings ? 1 : 2) + layers * 3 * d * hidden;
+  const double parameters = static_cast<double>(m.parameter_count());
   const double batch = static_cast<double>(run.train.batch_size);
   const int64_t longest_eval =
       run.task.eval_lengths.empty() ? 0 : run.task.eval_lengths.back();  // ascending
@@ -94,7 +94,7 @@ std::vector<MemoryPart> memory_parts(const RunConfig& run) {
   return {
       {16 * parameters,  // weights, gradients, AdamW's two moments
        fmt::format("the model's {:.3g} parameters (model.d_model {}, model.n_layers {}, "
-                   "model.mlp_hidden {})",
+                   "model.mlp_hidden {}, the options of model.layers)",
                    parameters, m.d_model, m.n_layers, m.mlp_hidden)},
       {kToken * static_cast<double>(run.task.eval_examples) * eval_tokens,
        fmt::format("the evaluation sets (task.eval_examples {} x the task.eval_lengths)",

@@ -108,6 +108,7 @@ M2B_REGISTER_MIXER(
               [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
                 return std::make_shared<AttentionImpl>(d_model, o);
               },
+              [](int64_t d_model, const Options&) { return 4 * d_model * d_model; },  // qkv, out
               check_attention});
 
 }  // namespace m2b::models

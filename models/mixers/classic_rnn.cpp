@@ -16,8 +16,7 @@ class ClassicRnnImpl : public MixerImpl {
 
  public:
   ClassicRnnImpl(int64_t d_model, const Options& o) {
-    int64_t hidden = o.get_int("hidden_size");
-    if (hidden == 0) hidden = d_model;
+    const int64_t hidden = o.get_int("hidden_size") > 0 ? o.get_int("hidden_size") : d_model;
     using NetOptions = std::decay_t<decltype(std::declval<typename Net::Impl>().options)>;
     net_ = register_module("rnn", Net(NetOptions(d_model, hidden).batch_first(true)));
     out_ = register_module(
@@ -59,6 +58,14 @@ MixerInfo classic_rnn_info(std::string name, std::string description) {
       {{"hidden_size", OptionType::Int, int64_t{0}, "state width; 0 means d_model", 0, 65536}},
       [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
         return std::make_shared<ClassicRnnImpl<Net>>(d_model, o);
+      },
+      [](int64_t d_model, const Options& o) {
+        const int64_t hidden = o.get_int("hidden_size") > 0 ? o.get_int("hidden_size") : d_model;
+        // Each gate's input and hidden weights and two biases; then the projection back.
+        constexpr int64_t kGates = std::is_same_v<Net, torch::nn::LSTM>  ? 4
+                                   : std::is_same_v<Net, torch::nn::GRU> ? 3
+                                                                         : 1;
+        return kGates * hidden * (d_model + hidden + 2) + hidden * d_model;
       },
       {}};
 }

@@ -113,6 +113,16 @@ class GatedDeltaNetImpl : public MixerImpl {
   RMSNorm norm_{nullptr};
 };
 
+// in_proj, the conv's weights and bias, the decay gate's A_log and dt_bias, the norm and
+// out_proj, as GatedDeltaNetImpl builds them.
+int64_t gated_deltanet_parameters(int64_t d_model, const Options& o) {
+  const HeadSizes s = head_sizes(d_model, o);
+  const int64_t keys = s.heads * s.k_dim, values = s.heads * s.v_dim;
+  const int64_t conv_width = 2 * keys + values;
+  return d_model * (conv_width + values + 2 * s.heads) +
+         conv_width * (o.get_int("conv_kernel") + 1) + 2 * s.heads + s.v_dim + values * d_model;
+}
+
 void check_gated_deltanet(int64_t d_model, const Options& o) {
   const int64_t heads = o.get_int("num_heads");
   if (o.get_int("head_k_dim") == 0 && d_model % heads != 0)
@@ -153,6 +163,6 @@ M2B_REGISTER_MIXER(
               [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
                 return std::make_shared<GatedDeltaNetImpl>(d_model, o);
               },
-              check_gated_deltanet});
+              gated_deltanet_parameters, check_gated_deltanet});
 
 }  // namespace m2b::models

@@ -104,6 +104,17 @@ class GatedDeltaProductImpl : public MixerImpl {
   RMSNorm norm_{nullptr};
 };
 
+// in_proj, the conv's weights and bias, the decay gate's A_log and dt_bias, the norm and
+// out_proj, as GatedDeltaProductImpl builds them.
+int64_t gated_deltaproduct_parameters(int64_t d_model, const Options& o) {
+  const int64_t heads = o.get_int("num_heads"), n = o.get_int("num_householder");
+  const int64_t k_dim = o.get_int("head_k_dim") > 0 ? o.get_int("head_k_dim") : d_model / heads;
+  const int64_t v_dim = o.get_int("head_v_dim") > 0 ? o.get_int("head_v_dim") : 2 * k_dim;
+  const int64_t conv_width = (n + 1) * heads * k_dim + n * heads * v_dim;
+  return d_model * (conv_width + heads * v_dim + (n + 1) * heads) +
+         conv_width * (o.get_int("conv_kernel") + 1) + 2 * heads + v_dim + heads * v_dim * d_model;
+}
+
 void check_gated_deltaproduct(int64_t d_model, const Options& o) {
   const int64_t heads = o.get_int("num_heads");
   if (o.get_int("head_k_dim") == 0 && d_model % heads != 0)
@@ -148,6 +159,6 @@ M2B_REGISTER_MIXER(
               [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
                 return std::make_shared<GatedDeltaProductImpl>(d_model, o);
               },
-              check_gated_deltaproduct});
+              gated_deltaproduct_parameters, check_gated_deltaproduct});
 
 }  // namespace m2b::models

@@ -31,7 +31,17 @@ struct M2rnnSizes {
   // The recurrence's head count; g only follows it.
   int64_t N() const { return std::max({Nq, Nk, Nv, Nw, Nf}); }
   int64_t qkv_width() const { return (Nq + Nk) * K + Nv * V; }
+  int64_t in_width() const { return qkv_width() + Nf + Ng * V; }  // [q | k | v | f_raw | g]
 };
+
+// in_proj, the conv's weights and bias, the decay gate's A_log and dt_bias, W, D, the norm and
+// out_proj, as M2rnnImpl builds them.
+int64_t m2rnn_parameters(int64_t d_model, const Options& o) {
+  const M2rnnSizes n(o);
+  const int64_t out = n.N() * n.V;
+  return d_model * n.in_width() + n.qkv_width() * (o.get_int("conv_kernel") + 1) + 2 * n.Nf +
+         n.Nw * n.V * n.V + 2 * out + out * d_model;
+}
 
 // x (..., heads, V) -> (..., N, V): head n reads head n / (N / heads).
 torch::Tensor repeat_heads(const torch::Tensor& x, int64_t N) {
@@ -47,9 +57,7 @@ class M2rnnImpl : public MixerImpl {
         state_checkpoint_every_(o.get_int("state_checkpoint_every")) {
     const int64_t N = n_.N();
     in_proj_ = register_module(
-        "in_proj",
-        torch::nn::Linear(
-            torch::nn::LinearOptions(d_model, n_.qkv_width() + n_.Nf + n_.Ng * n_.V).bias(false)));
+        "in_proj", torch::nn::Linear(torch::nn::LinearOptions(d_model, n_.in_width()).bias(false)));
     conv_ = register_module("conv", CausalConv(n_.qkv_width(), o.get_int("conv_kernel")));
     decay_ = register_module(
         "decay", DecayGate(n_.Nf, o.get_float("a_init_min"), o.get_float("a_init_max")));
@@ -188,7 +196,7 @@ M2B_REGISTER_MIXER(m2rnn,
                        [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
                          return std::make_shared<M2rnnImpl>(d_model, o);
                        },
-                       check_m2rnn,
+                       m2rnn_parameters, check_m2rnn,
                        /*supports_float64=*/true, m2rnn_device_tie});
 
 }  // namespace m2b::models

@@ -93,6 +93,15 @@ class Mamba2Impl : public MixerImpl {
   torch::Tensor D_;
 };
 
+// in_proj, the conv's weights and bias, the decay gate's A_log and dt_bias, D, the norm and
+// out_proj, as Mamba2Impl builds them.
+int64_t mamba2_parameters(int64_t d_model, const Options& o) {
+  const int64_t inner = o.get_int("expand") * d_model, state = o.get_int("d_state");
+  const int64_t heads = inner / o.get_int("head_dim");
+  return d_model * (2 * inner + 2 * state + heads) +
+         (inner + 2 * state) * (o.get_int("conv_kernel") + 1) + 3 * heads + inner + inner * d_model;
+}
+
 void check_mamba2(int64_t d_model, const Options& o) {
   const int64_t expand = o.get_int("expand"), head_dim = o.get_int("head_dim");
   if ((expand * d_model) % head_dim != 0)
@@ -128,6 +137,6 @@ M2B_REGISTER_MIXER(mamba2,
                        [](int64_t d_model, const Options& o) -> std::shared_ptr<MixerImpl> {
                          return std::make_shared<Mamba2Impl>(d_model, o);
                        },
-                       check_mamba2});
+                       mamba2_parameters, check_mamba2});
 
 }  // namespace m2b::models

@@ -386,4 +386,16 @@ TEST_CASE(
              Catch::Matchers::Contains("of memory, more than the") &&
                  Catch::Matchers::Contains("model.d_model 65536, model.n_layers 1024"));
   CHECK_FALSE(fs::exists(run_dir(options.results_root, suite.runs[0])));
+
+  // A mixer's own options can size it far past d_model: a GRU of 65536 units has some 10^10
+  // parameters on a model of width 16.
+  text = kTinySuite;
+  const std::string gru = "layers: [{mixer: gru}]";
+  text.replace(text.find(gru), gru.size(), "layers: [{mixer: gru, hidden_size: 65536}]");
+  const Suite wide = load_suite(dir.write("wide.yaml", text));
+  options = first_run_only(dir, wide);
+  const SuiteRunReport wide_report = run_suite(wide, options);
+  REQUIRE(wide_report.failures.size() == 1);
+  CHECK_THAT(wide_report.failures[0], Catch::Matchers::Contains("the options of model.layers"));
+  CHECK_FALSE(fs::exists(run_dir(options.results_root, wide.runs[0])));
 }

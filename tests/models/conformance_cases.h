@@ -194,6 +194,20 @@ TEST_CASE("Mixers map (B, S, D) to (B, S, D) and one token (B, D) to (B, D)", "[
       });
 }
 
+TEST_CASE("A mixer's parameter_count is the number of parameters it builds", "[conformance]") {
+  using namespace conformance;
+  for_each_mixer_variant(
+      [](const std::string& name, const MixerInfo& info, const OptionMap& options, const Setup& s) {
+        // The memory check counts a run's parameters before it builds anything.
+        REQUIRE(info.parameter_count);
+        auto mixer = build(name, options, s);
+        int64_t built = 0;
+        for (const auto& p : mixer->parameters()) built += p.numel();
+        const m2b::Options resolved = m2b::resolve_options("mixer " + name, info.options, options);
+        CHECK(info.parameter_count(kDModel, resolved) == built);
+      });
+}
+
 TEST_CASE("Mixers are causal: changing token t changes no output before t", "[conformance]") {
   using namespace conformance;
   for_each_mixer_variant(

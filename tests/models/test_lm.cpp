@@ -57,6 +57,19 @@ TEST_CASE("A shorter layers list repeats to build a hybrid", "[lm]") {
         torch::IntArrayRef({2, 4, 11}));
 }
 
+TEST_CASE("A config's parameter_count is the number of parameters its model builds", "[lm]") {
+  for (bool tied : {false, true}) {
+    auto config = small_config({{"gru", {}}, {"m2rnn", {}}, {"attention", {}}}, 5);
+    config.tie_embeddings = tied;
+    config.mlp_hidden = tied ? 24 : 0;
+    LanguageModel model(config);
+    int64_t built = 0;
+    for (const auto& p : model->parameters()) built += p.numel();
+    INFO("tied " << tied);
+    CHECK(config.parameter_count() == built);
+  }
+}
+
 TEST_CASE("Tied embeddings use the embedding matrix as the head", "[lm]") {
   auto config = small_config({{"rnn", {}}});
   LanguageModel untied(config);
