@@ -11,6 +11,7 @@
 #include "harness/cli/cli.h"
 #include "harness/config/suite.h"
 #include "harness/results/results.h"
+#include "harness/train/progress.h"
 
 namespace m2b::cli {
 
@@ -32,12 +33,12 @@ void print_plan(const PlanArgs& args) {
     task_width = std::max(task_width, run.task.name.size());
     eval_width = std::max(eval_width, lengths(run).size());
   }
-  const std::string row =
-      fmt::format("{{:<12}}  {{:<{}}}  {{:<{}}}  {{:>4}}  {{:>9}}  {{:<{}}}  {{:>7}}  {{}}\n",
-                  model_width, task_width, eval_width);
+  const std::string row = fmt::format(
+      "{{:<12}}  {{:<{}}}  {{:>6}}  {{:<{}}}  {{:>4}}  {{:>9}}  {{:<{}}}  {{:>7}}  {{}}\n",
+      model_width, task_width, eval_width);
   std::cout << fmt::format("suite {} ({}): {} runs, results in {}\n", suite.name, args.suite,
                            suite.runs.size(), suite_dir(args.results, suite.name).string());
-  std::cout << fmt::format(fmt::runtime(row), "id", "model", "task", "seed", "train",
+  std::cout << fmt::format(fmt::runtime(row), "id", "model", "params", "task", "seed", "train",
                            "eval lengths", "steps", "result");
   std::map<RunState, int> counts;
   std::vector<std::string> problems;
@@ -47,7 +48,8 @@ void print_plan(const PlanArgs& args) {
     ++counts[state];
     if (state == RunState::invalid) problems.push_back(stored.problem);
     std::cout << fmt::format(
-        fmt::runtime(row), run.id, run.model_name, run.task.name, run.seed,
+        fmt::runtime(row), run.id, run.model_name,
+        format_count(static_cast<double>(run.model.parameter_count())), run.task.name, run.seed,
         fmt::format("{}-{}", run.task.train_min_length, run.task.train_max_length), lengths(run),
         run.train.steps, to_string(state));
   }
@@ -64,8 +66,8 @@ void add_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   CLI::App* cmd = app.add_subcommand(
       "plan",
-      "List the runs a suite expands into (id, model, task, seed, lengths, steps) and "
-      "whether each has a result, without training anything");
+      "List the runs a suite expands into (id, model and its parameter count, task, seed, "
+      "lengths, steps) and whether each has a result, without training anything");
   cmd->add_option("suite", args->suite, "the suite file, e.g. experiments/quickstart.yaml")
       ->required();
   cmd->add_option("--results", args->results, "the results root (default: results)");

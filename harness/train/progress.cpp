@@ -13,11 +13,14 @@ std::string format_duration(double seconds) {
   return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
 }
 
-std::string format_rate(double tokens_per_s) {
-  if (tokens_per_s >= 1e6) return fmt::format("{:.1f}M tok/s", tokens_per_s / 1e6);
-  if (tokens_per_s >= 1e3) return fmt::format("{:.1f}k tok/s", tokens_per_s / 1e3);
-  return fmt::format("{:.0f} tok/s", tokens_per_s);
+std::string format_count(double n) {
+  if (n >= 1e9) return fmt::format("{:.1f}G", n / 1e9);
+  if (n >= 1e6) return fmt::format("{:.1f}M", n / 1e6);
+  if (n >= 1e3) return fmt::format("{:.1f}k", n / 1e3);
+  return fmt::format("{:.0f}", n);
 }
+
+std::string format_rate(double tokens_per_s) { return format_count(tokens_per_s) + " tok/s"; }
 
 Progress::Progress(std::ostream& out, bool live, std::string label, int64_t total_steps,
                    int64_t first_step)

@@ -39,6 +39,8 @@ class Progress {
 
 // "42s", "3m05s", "1h02m"
 std::string format_duration(double seconds);
+// "850", "12.3k", "1.2M", "3.4G"
+std::string format_count(double n);
 // "850 tok/s", "12.3k tok/s", "1.2M tok/s"
 std::string format_rate(double tokens_per_s);
 

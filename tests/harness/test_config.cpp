@@ -9,6 +9,7 @@
 
 #include "harness/config/run_schema.h"
 #include "harness/config/suite.h"
+#include "harness/train/progress.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 
@@ -387,6 +388,31 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
   refused({"tabel", "results/x"},
           "unknown command 'tabel' (valid: version, tasks, data, models, "
           "plan, run, status, slurm, table, plot)");
+}
+
+TEST_CASE("plan lists each run with its model's parameter count and its state", "[config]") {
+  Fixture f;
+  const std::string path = f.dir
+                               .write("s.yaml", suite_text("att", kTask, "    steps: 7\n") +
+                                                    "grid:\n  model: [att, gru]\n")
+                               .string();
+  const auto result = m2bench_cli({"plan", path, "--results", f.file("results")});
+  REQUIRE(result.status == 0);
+  CHECK_THAT(result.out, Catch::Matchers::Contains("2 runs") &&
+                             Catch::Matchers::Contains("0 finished, 0 diverged, 0 started (no "
+                                                       "summary yet), 2 missing"));
+  const m2b::Suite suite = m2b::load_suite(path);
+  for (const m2b::RunConfig& run : suite.runs) {
+    INFO(run.model_name);
+    // id, model, params, task, seed, train lengths, eval lengths, steps, result
+    const std::regex row(run.id + " +" + run.model_name + " +" +
+                         m2b::format_count(static_cast<double>(run.model.parameter_count())) +
+                         " +s3 +0 +1-8 +[0-9,]+ +7 +missing\n");
+    CHECK(std::regex_search(result.out, row));
+  }
+  // The GRU model: d_model 32, one layer, hidden 32, MLP 88 wide; s3's 6 tokens in and out.
+  CHECK(suite.runs[1].model.parameter_count() ==
+        2 * 6 * 32 + 32 + (2 * 32 + 3 * 32 * 88) + (3 * 32 * (32 + 32 + 2) + 32 * 32));
 }
 
 TEST_CASE("a model of the suite that no run uses is checked too", "[config]") {
