@@ -144,16 +144,24 @@ void write_atomic(const fs::path& path, const std::string& content) {
   fsync_dir(dir);
 }
 
-void write_config(const fs::path& dir, const RunConfig& run) {
-  write_atomic(dir / run_files::kConfig, run.canonical_yaml);
-}
-
 static std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_errno("cannot read", path);
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
+}
+
+void write_config(const fs::path& dir, const RunConfig& run) {
+  const fs::path path = dir / run_files::kConfig;
+  // The run id is the hash of the config, and names the folder.
+  if (fs::exists(path))
+    if (const std::string held = run_id(read_file(path)); held != run.id)
+      throw std::runtime_error(fmt::format(
+          "{}: it is run {}'s config, not run {}'s: the folder was moved or copied from run {}'s; "
+          "move it back, or delete it to train run {} from the beginning",
+          path.string(), held, run.id, held, run.id));
+  write_atomic(path, run.canonical_yaml);
 }
 
 // What makes a summary untrustworthy, or "" when nothing does.

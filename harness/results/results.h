@@ -98,7 +98,9 @@ void refuse_links(const std::filesystem::path& run_dir);
 // libtorch.so exports, which crashes (pytorch/pytorch#133437).
 void remove_tree(const std::filesystem::path& path);
 
-// Writes config.yaml (the run's canonical YAML) into its run folder, creating it.
+// Writes config.yaml (the run's canonical YAML) into its run folder, creating it. Throws
+// std::runtime_error, writing nothing, where the folder's config.yaml is another run's (a folder
+// moved or copied into place): its checkpoint and metrics would be that run's.
 void write_config(const std::filesystem::path& run_dir, const RunConfig& run);
 
 // A summary.json that cannot be trusted. what() is one line: the file, what is wrong with it and

@@ -2,9 +2,12 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <map>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include "harness/results/results.h"
 
@@ -38,8 +41,9 @@ static void visit_counters(TrainProgress& p, Visit&& visit) {
   visit("on_target_since", p.on_target_since, /*later=*/true);
 }
 
-void save_checkpoint(const fs::path& run_dir, const models::LanguageModel& model,
-                     const torch::optim::Optimizer& optimizer, const TrainProgress& progress) {
+void save_checkpoint(const fs::path& run_dir, const std::string& run_id,
+                     const models::LanguageModel& model, const torch::optim::Optimizer& optimizer,
+                     const TrainProgress& progress) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, optimizer_archive;
   model->save(model_archive);
@@ -51,6 +55,7 @@ void save_checkpoint(const fs::path& run_dir, const models::LanguageModel& model
   if (torch::cuda::is_available())
     archive.write("rng_cuda", at::cuda::detail::getDefaultCUDAGenerator().get_state());
 #endif
+  archive.write("run_id", c10::IValue(run_id));
   TrainProgress copy = progress;
   visit_counters(copy, [&](const char* key, auto& value, bool = false) {
     archive.write(key, c10::IValue(value));
@@ -72,17 +77,45 @@ static void set_counter(const c10::IValue& value, int64_t& v) { v = value.toInt(
 static void set_counter(const c10::IValue& value, double& v) { v = value.toDouble(); }
 static void set_counter(const c10::IValue& value, std::string& v) { v = value.toStringRef(); }
 
-std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir, models::LanguageModel& model,
+// The shape of every parameter and buffer, by name.
+static std::map<std::string, std::vector<int64_t>> shapes(const models::LanguageModel& model) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const auto& item : model->named_parameters()) out[item.key()] = item.value().sizes().vec();
+  for (const auto& item : model->named_buffers()) out[item.key()] = item.value().sizes().vec();
+  return out;
+}
+
+[[noreturn]] static void fail_foreign(const fs::path& path, const std::string& what,
+                                      const std::string& run_id) {
+  throw std::runtime_error(fmt::format(
+      "{}: {}, so it is another run's checkpoint (copied or moved here?); move it back, or delete "
+      "it to train run {} from the beginning",
+      path.string(), what, run_id));
+}
+
+std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir, const std::string& run_id,
+                                             models::LanguageModel& model,
                                              torch::optim::Optimizer& optimizer) {
   const fs::path path = checkpoint_path(run_dir);
   if (!fs::exists(path)) return std::nullopt;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path.string());
+    c10::IValue stored_id;
+    if (archive.try_read("run_id", stored_id) && stored_id.toStringRef() != run_id)
+      fail_foreign(path, fmt::format("it names run {}", stored_id.toStringRef()), run_id);
     torch::serialize::InputArchive model_archive, optimizer_archive;
     archive.read("model", model_archive);
     archive.read("optimizer", optimizer_archive);
+    // Loading replaces each tensor whole, shape included, without a word.
+    const auto expected = shapes(model);
     model->load(model_archive);
+    for (const auto& [name, shape] : shapes(model))
+      if (shape != expected.at(name))
+        fail_foreign(path,
+                     fmt::format("its {} is {}, where run {}'s model has {}", name,
+                                 fmt::join(shape, "x"), run_id, fmt::join(expected.at(name), "x")),
+                     run_id);
     optimizer.load(optimizer_archive);
     torch::Tensor state;
     archive.read("rng_cpu", state);

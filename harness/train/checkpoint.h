@@ -30,12 +30,17 @@ struct TrainProgress {
 
 std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir);
 
-void save_checkpoint(const std::filesystem::path& run_dir, const models::LanguageModel& model,
-                     const torch::optim::Optimizer& optimizer, const TrainProgress& progress);
+// `run_id` goes into the checkpoint, so that it cannot be resumed as another run.
+void save_checkpoint(const std::filesystem::path& run_dir, const std::string& run_id,
+                     const models::LanguageModel& model, const torch::optim::Optimizer& optimizer,
+                     const TrainProgress& progress);
 
 // Restores model, optimiser and torch generators from the run's checkpoint; nullopt when there
-// is none. Throws std::runtime_error naming the file when it exists but cannot be read.
+// is none. Throws std::runtime_error naming the file when it exists but cannot be read, or is
+// another run's: it names another run id, or a tensor's shape differs from the model's (a
+// checkpoint written before run ids were stored is checked by its shapes only).
 std::optional<TrainProgress> load_checkpoint(const std::filesystem::path& run_dir,
+                                             const std::string& run_id,
                                              models::LanguageModel& model,
                                              torch::optim::Optimizer& optimizer);
 

@@ -102,7 +102,7 @@ class Session {
 
   std::optional<RunSummary> run() {
     write_config(dir_, run_);
-    if (auto restored = load_checkpoint(dir_, model_, *optimizer_)) progress_ = *restored;
+    if (auto restored = load_checkpoint(dir_, run_.id, model_, *optimizer_)) progress_ = *restored;
     else progress_.started_at = utc_now();
     keep_metrics_through(dir_, progress_.step);
     // Which worker, with which build, trained the run from which step: a start, then one resume
@@ -160,7 +160,7 @@ class Session {
         progress_.elapsed_s += seconds_since(session_start_);
         session_start_ = Clock::now();
         step_->prepare_checkpoint();
-        save_checkpoint(dir_, model_, *optimizer_, progress_);
+        save_checkpoint(dir_, run_.id, model_, *optimizer_, progress_);
       }
       if (stop) return std::nullopt;
       mark_ = Clock::now();  // evaluation and checkpoint time is not training time

@@ -19,10 +19,12 @@
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/harness/tiny_run.h"
+#include "tests/read_text.h"
 
 extern char** environ;
 
 using namespace m2b;
+using m2b::test::read_text;
 using m2b::test::resolved;
 using m2b::test::TempDir;
 using m2b::test::tiny_run;
@@ -124,6 +126,55 @@ TEST_CASE("a checkpoint written before the early stop's patience resumes", "[res
   REQUIRE(summary);
   CHECK_THAT(progress.str(), Catch::Matchers::Contains("resuming from step 17"));
   CHECK(summary->steps == 60);
+}
+
+TEST_CASE("another run's folder or checkpoint is refused, not resumed as this run", "[resume]") {
+  TempDir scratch;
+  const RunConfig seed_3 = resolved(tiny_run("s3", 60));
+  RunConfig other = tiny_run("s3", 60);
+  other.seed = 4;
+  const RunConfig seed_4 = resolved(other);
+  const fs::path stopped = scratch.path() / "stopped";
+  TrainOptions stop_at_17;
+  stop_at_17.stop_requested = [](int64_t step) { return step == 17; };
+  CHECK_FALSE(train_run(seed_3, stopped, stop_at_17));
+  const auto error_of = [](const RunConfig& run, const fs::path& dir) {
+    try {
+      train_run(run, dir);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("trained");
+  };
+  // The whole folder, renamed to the other run's id: its config.yaml says whose it is, and stays.
+  const std::string config = read_text(stopped / "config.yaml");
+  CHECK(error_of(seed_4, stopped) ==
+        (stopped / "config.yaml").string() + ": it is run " + seed_3.id + "'s config, not run " +
+            seed_4.id + "'s: the folder was moved or copied from run " + seed_3.id +
+            "'s; move it back, or delete it to train run " + seed_4.id + " from the beginning");
+  CHECK(read_text(stopped / "config.yaml") == config);
+  // The checkpoint alone, copied into the other run's folder: it names its run.
+  const fs::path copied = scratch.path() / "copied";
+  fs::create_directories(copied);
+  fs::copy_file(checkpoint_path(stopped), checkpoint_path(copied));
+  CHECK_THAT(error_of(seed_4, copied),
+             Catch::Matchers::StartsWith(checkpoint_path(copied).string() + ": it names run " +
+                                         seed_3.id + ", so it is another run's checkpoint"));
+  // A checkpoint from before run ids were stored (the fixture's), in a run of another width:
+  // its shapes give it away.
+  RunConfig wider = tiny_run("s3", 60);
+  wider.model.d_model = 32;
+  const fs::path old = scratch.path() / "old";
+  fs::copy(fs::path(__FILE__).parent_path() / "fixtures" / "checkpoint_before_patience", old);
+  fs::remove(old / "config.yaml");
+  CHECK(error_of(resolved(wider), old) ==
+        checkpoint_path(old).string() + ": its block0.mixer.out.weight is 16x16, where run " +
+            resolved(wider).id +
+            "'s model has 32x32, so it is another run's checkpoint (copied "
+            "or moved here?); move it back, or delete it to train run " +
+            resolved(wider).id + " from the beginning");
+  // The run the stopped folder belongs to still resumes from it.
+  REQUIRE(train_run(seed_3, stopped));
 }
 
 TEST_CASE("a resumed run says from which step it goes on", "[resume]") {
