@@ -124,7 +124,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--fresh", args->fresh,
                 "Retrain runs that were done before this command began (processes started "
                 "together with --fresh split the suite); each new run replaces the old one only "
-                "once its summary is written");
+                "once its summary is written (a replacement a kill cut short is finished by the "
+                "next `m2bench run`)");
   cmd->add_option("--only", args->only, "Run only this run id (or a unique prefix); repeatable");
   cmd->add_option("--threads", args->threads,
                   "CPU threads per run (default: LibTorch's choice, one per core). Use 1 when "

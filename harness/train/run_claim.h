@@ -64,6 +64,8 @@ class RunClaim {
   RunClaim& operator=(const RunClaim&) = delete;
   ~RunClaim();
   const std::filesystem::path& run_dir() const { return run_dir_; }
+  // After the claimed folder was renamed to `now`: the record to remove on release is there.
+  void moved_to(std::filesystem::path now) { run_dir_ = std::move(now); }
   // The dead holder whose record this claim replaced, if any.
   const std::optional<OwnerRecord>& taken_from() const { return taken_from_; }
   // Rewrites the heartbeat when kHeartbeatSeconds have passed since the last; cheap otherwise,

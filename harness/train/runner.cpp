@@ -49,15 +49,24 @@ static std::vector<const RunConfig*> select_runs(const Suite& suite,
   return selected;
 }
 
+// --fresh trains a run in `.fresh-<id>` beside its folder, and where the file system cannot
+// exchange two names moves the old folder aside to `.old-<id>` for the swap.
+static fs::path staging_dir(const fs::path& dir) {
+  return dir.parent_path() / (".fresh-" + dir.filename().string());
+}
+static fs::path aside_dir(const fs::path& dir) {
+  return dir.parent_path() / (".old-" + dir.filename().string());
+}
+
 // Puts the freshly trained `staging` folder in place of `dir` in one step where the file system
 // can exchange two names (renameat2), else by two renames with the old folder kept aside until
-// the new one is in place.
+// the new one is in place (a kill between them is mended by finish_replacement).
 static void replace_run_dir(const fs::path& dir, const fs::path& staging) {
   if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
     if (errno != EINVAL && errno != ENOSYS)
       throw std::runtime_error(fmt::format("cannot put {} in place of {}: {}", staging.string(),
                                            dir.string(), std::strerror(errno)));
-    const fs::path aside = dir.parent_path() / (".old-" + dir.filename().string());
+    const fs::path aside = aside_dir(dir);
     remove_tree(aside);
     fs::rename(dir, aside);
     fs::rename(staging, dir);
@@ -97,11 +106,57 @@ static std::optional<RunSummary> train_claimed(const RunConfig& run, RunClaim& c
   };
   if (!options.fresh) return train_run(run, dir, train_options);
   // A staging folder left by an earlier --fresh that was stopped: fresh means from scratch.
-  const fs::path staging = dir.parent_path() / (".fresh-" + run.id);
+  const fs::path staging = staging_dir(dir);
   remove_tree(staging);
   std::optional<RunSummary> summary = train_run(run, staging, train_options);
   if (summary) replace_run_dir(dir, staging);
   return summary;
+}
+
+// Whether `staging` holds a run that ended (finished or diverged) with a summary to trust.
+static bool ended(const fs::path& staging) {
+  try {
+    return read_summary(staging).has_value();
+  } catch (const BadSummary&) {
+    return false;
+  }
+}
+
+// Mends a --fresh replacement that a kill cut short, so that no result is out of its place:
+//  - killed between replace_run_dir's two renames, the run's folder is gone, the old result in
+//    .old-<id> and the new one, ended or not, in .fresh-<id>: the new one goes in place if it
+//    ended, else the old one goes back;
+//  - killed after the new run ended but before the swap, the new result waits in .fresh-<id>:
+//    it goes in place, as the --fresh that trained it meant;
+//  - killed while deleting .old-<id> after the swap: what is left of it goes.
+// Each step holds the claim of the folder it moves, so a live --fresh mid-swap is left alone.
+// Returns what it did, for the run's line ("" when there was nothing to mend); nullopt when the
+// run's folder is moved aside by a process that is still swapping it, whose run it is.
+static std::optional<std::string> finish_replacement(const fs::path& dir) {
+  const fs::path staging = staging_dir(dir), aside = aside_dir(dir);
+  std::string done;
+  if (!fs::exists(dir) && fs::exists(aside)) {
+    std::optional<RunClaim> claim = RunClaim::try_claim(aside);
+    if (!claim) return std::nullopt;
+    if (ended(staging)) {
+      fs::rename(staging, dir);
+      done = "put in place the result of a --fresh run stopped before it replaced the old one";
+    } else {
+      fs::rename(aside, dir);
+      claim->moved_to(dir);
+      return "put back the result that a stopped --fresh run had moved aside";
+    }
+  } else if (fs::exists(dir) && ended(staging)) {
+    std::optional<RunClaim> claim = RunClaim::try_claim(dir);
+    if (!claim) return "";
+    replace_run_dir(dir, staging);
+    done = "put in place the result of a --fresh run stopped before it replaced the old one";
+  }
+  if (fs::exists(aside) && fs::exists(dir) && ended(dir)) {
+    std::optional<RunClaim> claim = RunClaim::try_claim(aside);
+    if (claim) remove_tree(aside);
+  }
+  return done;
 }
 
 namespace {
@@ -153,6 +208,13 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
       const fs::path dir = run_dir(options.results_root, run);
       try {
         refuse_links(dir);
+        const std::optional<std::string> mended = finish_replacement(dir);
+        if (!mended) {
+          outcome = Outcome::held;
+          if (first_pass) out << label << "  taken by another m2bench process, skipped\n";
+          continue;
+        }
+        if (!mended->empty()) out << label << "  " << *mended << "\n";
         if (done(dir)) {
           outcome = first_pass ? Outcome::done_before : Outcome::done_elsewhere;
           if (first_pass) ++report.already_done;

@@ -154,6 +154,64 @@ TEST_CASE("--fresh retrains a finished run and replaces its results whole", "[en
     CHECK(entry.path().filename().string().rfind(".fresh-", 0) != 0);  // no staging left
 }
 
+TEST_CASE("a --fresh replacement that a kill cut short is finished by the next run",
+          "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options = first_run_only(dir, suite);
+  std::ostringstream log;
+  options.out = &log;
+  REQUIRE(run_suite(suite, options).finished == 1);
+  const fs::path run = run_dir(options.results_root, suite.runs[0]);
+  const fs::path staging = run.parent_path() / (".fresh-" + run.filename().string());
+  const fs::path aside = run.parent_path() / (".old-" + run.filename().string());
+  // Both results are the same run's; a file in each says which folder ends up in place.
+  fs::copy(run, staging);
+  std::ofstream(run / "old") << "";
+  std::ofstream(staging / "new") << "";
+  const auto mended = [&](const std::string& what) {
+    log.str("");
+    const SuiteRunReport report = run_suite(suite, options);
+    CHECK(report.already_done == 1);
+    CHECK_THAT(log.str(), Catch::Matchers::Contains(what));
+    CHECK(read_summary(run));
+    CHECK_FALSE(fs::exists(aside));
+  };
+  const std::string new_in_place =
+      "put in place the result of a --fresh run stopped before it replaced the old one";
+
+  SECTION("killed between the two renames, the new result ended") {
+    fs::rename(run, aside);
+    // While a live process holds the folder it moved aside, the run is its.
+    {
+      std::optional<RunClaim> swapping = RunClaim::try_claim(aside);
+      REQUIRE(swapping);
+      const SuiteRunReport report = run_suite(suite, options);
+      CHECK(report.claimed_elsewhere == 1);
+      CHECK_FALSE(fs::exists(run));
+    }
+    mended(new_in_place);
+    CHECK(fs::exists(run / "new"));
+    CHECK_FALSE(fs::exists(staging));
+  }
+  SECTION("killed between the two renames, the new run unfinished") {
+    fs::remove(staging / "summary.json");
+    fs::rename(run, aside);
+    mended("put back the result that a stopped --fresh run had moved aside");
+    CHECK(fs::exists(run / "old"));
+  }
+  SECTION("killed after the new run ended, before the swap") {
+    mended(new_in_place);
+    CHECK(fs::exists(run / "new"));
+    CHECK_FALSE(fs::exists(staging));
+  }
+  SECTION("killed while deleting the old result after the swap") {
+    fs::rename(staging, aside);
+    mended("done already");
+    CHECK(fs::exists(run / "old"));
+  }
+}
+
 TEST_CASE("--fresh leaves alone a run another process finished after it began", "[end_to_end]") {
   TempDir dir;
   const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
