@@ -1,9 +1,6 @@
 #include "harness/results/suite_status.h"
 
-#include <signal.h>
-
 #include <algorithm>
-#include <cerrno>
 
 #include <fmt/format.h>
 
@@ -22,11 +19,9 @@ int SuiteStatus::count(RunActivity activity) const {
 
 // Whether the owner record's worker is training: its heartbeat must be fresh, and on this host its
 // process alive too (a killed worker leaves its record behind). A live process with a stale
-// heartbeat is a hung worker, or another process that was given the dead worker's pid.
+// heartbeat is a hung worker.
 static RunActivity held_activity(const OwnerRecord& owner) {
-  if (owner.worker.host == host_name() &&
-      !(::kill(static_cast<pid_t>(owner.worker.pid), 0) == 0 || errno == EPERM))
-    return RunActivity::stopped;
+  if (owner.worker.host == host_name() && !process_alive(owner.worker)) return RunActivity::stopped;
   return unix_now() - owner.heartbeat > kStaleSeconds ? RunActivity::stalled
                                                       : RunActivity::training;
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -24,7 +25,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 void to_json(json& j, const Worker& w) {
-  j = json{{"host", w.host}, {"pid", w.pid}, {"job", w.job}, {"gpu", w.gpu}};
+  j = json{{"host", w.host}, {"pid", w.pid}, {"job", w.job}, {"gpu", w.gpu}, {"start", w.start}};
 }
 
 void from_json(const json& j, Worker& w) {
@@ -32,6 +33,33 @@ void from_json(const json& j, Worker& w) {
   j.at("pid").get_to(w.pid);
   w.job = j.value("job", "");
   w.gpu = j.value("gpu", "");
+  w.start = j.value("start", int64_t{0});
+}
+
+// /proc/<pid>/stat's state (field 3) and start time (field 22); nullopt when there is no such
+// process. The command name (field 2) may hold spaces and parentheses: fields resume after the
+// last ')'.
+struct ProcessStat {
+  char state = '?';
+  int64_t start = 0;
+};
+static std::optional<ProcessStat> process_stat(int64_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text;
+  if (!in || !std::getline(in, text)) return std::nullopt;
+  std::istringstream fields(text.substr(text.rfind(')') + 1));
+  ProcessStat stat;
+  fields >> stat.state;
+  std::string skipped;
+  for (int field = 4; field < 22; ++field) fields >> skipped;
+  fields >> stat.start;
+  return stat;
+}
+
+bool process_alive(const Worker& worker) {
+  const std::optional<ProcessStat> stat = process_stat(worker.pid);
+  return stat && stat->state != 'Z' && stat->state != 'X' &&
+         (worker.start == 0 || stat->start == worker.start);
 }
 
 std::string host_name() {
@@ -54,6 +82,7 @@ Worker this_worker() {
   w.job = array.empty() ? env_or_empty("SLURM_JOB_ID")
                         : array + "_" + env_or_empty("SLURM_ARRAY_TASK_ID");
   w.gpu = env_or_empty("CUDA_VISIBLE_DEVICES");
+  if (const std::optional<ProcessStat> stat = process_stat(w.pid)) w.start = stat->start;
   return w;
 }
 
@@ -92,10 +121,12 @@ std::optional<OwnerRecord> read_owner(const fs::path& run_dir) {
   }
 }
 
-// A record whose holder can no longer be training: on this host (the caller holds the flock, so
-// the holder's process has ended), or with a heartbeat older than kStaleSeconds.
+// A record whose holder can no longer be training: on this host, its process has ended (the
+// flock being free is not enough: a .lock deleted by hand frees it under a live holder); or
+// its heartbeat is older than kStaleSeconds.
 static bool is_dead(const OwnerRecord& r, const Worker& me) {
-  return r.worker.host == me.host || unix_now() - r.heartbeat > kStaleSeconds;
+  return (r.worker.host == me.host && !process_alive(r.worker)) ||
+         unix_now() - r.heartbeat > kStaleSeconds;
 }
 
 // Makes `record` the run's owner record unless one is there already: written whole to a file of

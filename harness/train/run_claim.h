@@ -11,8 +11,9 @@
 //    heartbeat (a time the holder rewrites every kHeartbeatSeconds while it trains). It is made
 //    with link(2), which succeeds for one taker only, on NFS too.
 // A claim is granted when the flock is and the owner record is free or dead. A record is dead
-// when its host is this one (the flock was free, so its process has ended) or when its
-// heartbeat is older than kStaleSeconds: the holder's node died or lost the file system. So a
+// when its host is this one and its process has ended (a live one whose flock is free lost its
+// .lock file, deleted by hand), or when its heartbeat is older than kStaleSeconds: the holder's
+// node died or lost the file system. So a
 // run whose node died is taken by the next worker that looks, kStaleSeconds after the node's
 // last heartbeat (and, where the file server still holds the dead node's flock, once the server
 // lets it go: NFSv4 does after its lease, about 90 s).
@@ -35,11 +36,17 @@ struct Worker {
   int64_t pid = 0;
   std::string job;  // Slurm's <array job>_<task> or job id; empty outside Slurm
   std::string gpu;  // CUDA_VISIBLE_DEVICES; empty when unset
+  // The process's start (clock ticks after boot): with the pid, which the kernel reuses, what
+  // names the process on its host. 0 where unknown (records older than the field).
+  int64_t start = 0;
 };
 void to_json(nlohmann::json& j, const Worker& w);
 void from_json(const nlohmann::json& j, Worker& w);
 
 Worker this_worker();
+// Whether `worker`, a process of this host, is still running: it exists, is not a zombie, and
+// where its start is known, started then (not a later process given its pid).
+bool process_alive(const Worker& worker);
 std::string host_name();
 int64_t unix_now();  // seconds
 

@@ -116,6 +116,61 @@ TEST_CASE("a holder killed with SIGKILL leaves its record, and the next claim ta
   close(ready[1]);
 }
 
+TEST_CASE("a live holder on this host keeps its run though its .lock was deleted", "[run_claim]") {
+  TempDir dir;
+  const fs::path run = dir.path() / "run";
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  pid_t holder = fork();
+  if (holder == 0) {
+    auto claim = m2b::RunClaim::try_claim(run);
+    char byte = claim ? 'y' : 'n';
+    (void)!write(ready[1], &byte, 1);
+    for (;;) pause();
+  }
+  char byte = 0;
+  REQUIRE(read(ready[0], &byte, 1) == 1);
+  REQUIRE(byte == 'y');
+  // Deleted by hand: the holder's flock now guards a file no one else opens.
+  fs::remove(run / ".lock");
+  CHECK_FALSE(m2b::RunClaim::try_claim(run));
+  const auto owner = m2b::read_owner(run);
+  REQUIRE(owner);
+  CHECK(owner->worker.pid == holder);
+  CHECK(m2b::process_alive(owner->worker));
+  // Once it has ended, killed and reaped, the run is taken over.
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  CHECK_FALSE(m2b::process_alive(owner->worker));
+  auto claim = m2b::RunClaim::try_claim(run);
+  REQUIRE(claim);
+  REQUIRE(claim->taken_from());
+  CHECK(claim->taken_from()->worker.pid == holder);
+  close(ready[0]);
+  close(ready[1]);
+}
+
+TEST_CASE("a process is alive only as the one that started at the recorded time", "[run_claim]") {
+  m2b::Worker me = m2b::this_worker();
+  REQUIRE(me.start > 0);
+  CHECK(m2b::process_alive(me));
+  // The same pid with another start: a later process given a dead worker's pid.
+  m2b::Worker reused = me;
+  reused.start = me.start + 1;
+  CHECK_FALSE(m2b::process_alive(reused));
+  // A record from before starts were recorded goes by the pid alone.
+  m2b::Worker old = me;
+  old.start = 0;
+  CHECK(m2b::process_alive(old));
+  // A zombie: ended, not yet reaped by its parent.
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  m2b::Worker zombie{m2b::host_name(), child, "", "", 0};
+  for (int i = 0; i < 200 && m2b::process_alive(zombie); ++i) usleep(10000);
+  CHECK_FALSE(m2b::process_alive(zombie));
+  waitpid(child, nullptr, 0);
+}
+
 TEST_CASE("a worker on another host with a fresh heartbeat keeps its run though the flock is free",
           "[run_claim]") {
   // As on a shared file system that keeps flock to each node.
