@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -116,6 +117,16 @@ static void fsync_dir(const fs::path& dir) {
   int rc = ::fsync(fd);
   ::close(fd);
   if (rc != 0) fail_errno("cannot sync folder", dir);
+}
+
+// write_atomic's temp file for <name>: .<name>.tmp.<pid>.<8 hex digits>
+static const std::regex kTemporary(R"(\..+\.tmp\.[0-9]+\.[0-9a-f]{8})");
+
+void remove_temporaries(const fs::path& run_dir) {
+  if (!fs::is_directory(run_dir)) return;
+  for (const fs::directory_entry& entry : fs::directory_iterator(run_dir))
+    if (std::regex_match(entry.path().filename().string(), kTemporary))
+      ::unlink(entry.path().c_str());
 }
 
 void write_atomic(const fs::path& path, const std::string& content) {

@@ -98,6 +98,11 @@ void refuse_links(const std::filesystem::path& run_dir);
 // libtorch.so exports, which crashes (pytorch/pytorch#133437).
 void remove_tree(const std::filesystem::path& path);
 
+// Deletes the temp files that write_atomic leaves in `run_dir` when its process is killed before
+// the rename (each as large as what it held: a checkpoint, say). Only for a claimed run's
+// folder, where no other process writes.
+void remove_temporaries(const std::filesystem::path& run_dir);
+
 // Writes config.yaml (the run's canonical YAML) into its run folder, creating it. Throws
 // std::runtime_error, writing nothing, where the folder's config.yaml is another run's (a folder
 // moved or copied into place): its checkpoint and metrics would be that run's.

@@ -95,6 +95,7 @@ static std::optional<RunSummary> train_claimed(const RunConfig& run, RunClaim& c
                                                const std::string& label,
                                                const SuiteRunOptions& options, std::ostream& out) {
   const fs::path dir = claim.run_dir();
+  remove_temporaries(dir);
   TrainOptions train_options;
   train_options.progress = &out;
   train_options.live_progress = options.live_progress;

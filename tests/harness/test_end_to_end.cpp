@@ -212,6 +212,23 @@ TEST_CASE("a --fresh replacement that a kill cut short is finished by the next r
   }
 }
 
+TEST_CASE("a run deletes the temp files a killed writer left in its folder, nothing else",
+          "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  const SuiteRunOptions options = first_run_only(dir, suite);
+  const fs::path run = run_dir(options.results_root, suite.runs[0]);
+  fs::create_directories(run);
+  const std::vector<std::string> left = {".checkpoint.pt.tmp.4121.0badf00d",
+                                         ".summary.json.tmp.77.12345678"};
+  const std::vector<std::string> kept = {"notes.txt", ".checkpoint.pt.tmp", ".tmp.1.12345678"};
+  for (const auto& names : {left, kept})
+    for (const std::string& name : names) std::ofstream(run / name) << "x";
+  REQUIRE(run_suite(suite, options).finished == 1);
+  for (const std::string& name : left) CHECK_FALSE(fs::exists(run / name));
+  for (const std::string& name : kept) CHECK(fs::exists(run / name));
+}
+
 TEST_CASE("--fresh leaves alone a run another process finished after it began", "[end_to_end]") {
   TempDir dir;
   const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
