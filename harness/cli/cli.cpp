@@ -18,11 +18,22 @@
 
 namespace m2b::cli {
 
+void add_results_option(CLI::App* command, std::string& results, const std::string& help) {
+  command->add_option("--results", results, help)
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            return text.empty() ? std::string("expected a folder, got an empty string")
+                                : std::string();
+          },
+          "DIR"));
+}
+
 void add_suite_arguments(CLI::App* command, std::string& suite, std::string& results,
                          const std::string& results_help) {
   command->add_option("suite", suite, "the suite file, e.g. experiments/quickstart.yaml")
       ->required();
-  command->add_option("--results", results, results_help)->capture_default_str();
+  add_results_option(command, results, results_help);
 }
 
 // Each writes the number back in plain decimal, which CLI11 then converts: left as given, "010"

@@ -18,8 +18,10 @@ void add_slurm_command(CLI::App& app);   // cmd_slurm.cpp
 void add_table_command(CLI::App& app);   // cmd_table.cpp
 void add_plot_command(CLI::App& app);    // cmd_plot.cpp
 
-// The arguments of a command on one suite (cli.cpp): the suite file and --results, the results
-// root.
+// --results, the results root (cli.cpp): a folder; an empty one is refused, since it would put
+// <suite>/ wherever the command runs.
+void add_results_option(CLI::App* command, std::string& results, const std::string& help);
+// The arguments of a command on one suite (cli.cpp): the suite file and --results.
 void add_suite_arguments(
     CLI::App* command, std::string& suite, std::string& results,
     const std::string& results_help = "the results root (holds <suite>/<run-id>/)");

@@ -68,9 +68,7 @@ void add_plan_command(CLI::App& app) {
       "plan",
       "List the runs a suite expands into (id, model and its parameter count, task, seed, "
       "lengths, steps) and whether each has a result, without training anything");
-  cmd->add_option("suite", args->suite, "the suite file, e.g. experiments/quickstart.yaml")
-      ->required();
-  cmd->add_option("--results", args->results, "the results root (default: results)");
+  add_suite_arguments(cmd, args->suite, args->results);
   cmd->callback([args] { print_plan(*args); });
 }
 

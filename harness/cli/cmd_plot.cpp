@@ -113,8 +113,7 @@ void add_plot_command(CLI::App& app) {
       "curves; prefix accuracy vs t per evaluation length; the rows ranked by accuracy at "
       "4x the training length) into plots/<suite>/ as PNG and PDF");
   cmd->add_option("target", args->target, "a suite file or a results/<suite> folder")->required();
-  cmd->add_option("--results", args->results,
-                  "the results root, for a suite file (default: results)");
+  add_results_option(cmd, args->results, "the results root, for a suite file");
   cmd->add_option("--out", args->out, "where the figures go (default: plots/<suite>)");
   add_prefix_t_option(cmd, args->prefix_t);
   cmd->add_option("--python", args->python,

@@ -70,8 +70,7 @@ void add_table_command(CLI::App& app) {
                   "a suite file (runs of its plan without a result show as missing) or a "
                   "results/<suite> folder")
       ->required();
-  cmd->add_option("--results", args->results,
-                  "the results root, for a suite file (default: results)");
+  add_results_option(cmd, args->results, "the results root, for a suite file");
   cmd->add_option("--metric", args->metric,
                   "which table to print (both: every table made); the files hold them all")
       ->check(valid_metric, metric_choices());

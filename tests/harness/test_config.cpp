@@ -385,6 +385,8 @@ TEST_CASE("command-line errors are one line in the program's own style", "[confi
   CHECK(seed_010.status == 0);
   CHECK_THAT(seed_010.out, Catch::Matchers::Contains("\"length\":8,\"seed\":10,"));
   refused({"plan"}, "suite is required");
+  for (const char* command : {"plan", "run", "status", "table", "plot", "slurm"})
+    refused({command, suite, "--results", ""}, "--results: expected a folder, got an empty string");
   refused({"tabel", "results/x"},
           "unknown command 'tabel' (valid: version, tasks, data, models, "
           "plan, run, status, slurm, table, plot)");
