@@ -1,6 +1,8 @@
 #include "harness/results/suite_status.h"
 
 #include <algorithm>
+#include <cstring>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -62,10 +64,36 @@ static RunStatus run_status(const RunConfig& run, const fs::path& dir) {
   return status;
 }
 
+// What the suite's folder holds beside the plan's runs: run folders of no planned run, and the
+// .fresh-<id> (ended) or .old-<id> folders that a --fresh cut short leaves.
+static void count_leftovers(const Suite& suite, const fs::path& results_root, SuiteStatus& out) {
+  const fs::path dir = suite_dir(results_root, suite.name);
+  if (!fs::is_directory(dir)) return;
+  std::set<std::string> planned;
+  for (const RunConfig& run : suite.runs) planned.insert(run.id);
+  std::set<std::string> cut_short;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_directory()) continue;
+    const std::string name = entry.path().filename().string();
+    const bool summary = fs::exists(entry.path() / run_files::kSummary);
+    for (const char* prefix : {".fresh-", ".old-"})
+      if (name.rfind(prefix, 0) == 0 && planned.count(name.substr(std::strlen(prefix))) &&
+          (summary || std::string(prefix) == ".old-"))
+        cut_short.insert(name.substr(std::strlen(prefix)));
+    if (name.rfind('.', 0) == 0 || planned.count(name) ||
+        !(summary || fs::exists(entry.path() / run_files::kConfig)))
+      continue;
+    ++out.outside_plan;
+    if (!summary && fs::exists(checkpoint_path(entry.path()))) ++out.outside_plan_stopped;
+  }
+  out.replacements_cut_short = static_cast<int>(cut_short.size());
+}
+
 SuiteStatus suite_status(const Suite& suite, const fs::path& results_root) {
   SuiteStatus out;
   for (const RunConfig& run : suite.runs)
     out.runs.push_back(run_status(run, run_dir(results_root, run)));
+  count_leftovers(suite, results_root, out);
 
   // One run's time: the mean of the finished ones, else the projected whole of those training.
   double known_s = 0, left_s = 0, longest_s = 0;
@@ -145,6 +173,19 @@ std::string format_status(const Suite& suite, const fs::path& results_root,
       case RunActivity::diverged: break;  // counted above; `m2bench table` shows them
     }
   }
+  const fs::path dir = suite_dir(results_root, suite.name);
+  if (status.replacements_cut_short > 0)
+    text += fmt::format(
+        "{} --fresh replacement{} cut short by a kill: the next `m2bench run` puts the new result "
+        "in place where it ended, else the old one back\n",
+        status.replacements_cut_short, status.replacements_cut_short == 1 ? "" : "s");
+  if (status.outside_plan > 0)
+    text += fmt::format(
+        "{} run folder{} in {} {} of no run of this plan ({} stopped with a checkpoint, which "
+        "this plan will not resume): a changed setting gives a run a new id; `m2bench table {}` "
+        "tabulates every folder there\n",
+        status.outside_plan, status.outside_plan == 1 ? "" : "s", dir.string(),
+        status.outside_plan == 1 ? "is" : "are", status.outside_plan_stopped, dir.string());
   const int training = status.count(RunActivity::training);
   if (status.eta_s)
     text += fmt::format("suite ETA {} with {} worker{} training\n", format_duration(*status.eta_s),

@@ -43,6 +43,12 @@ struct SuiteStatus {
   // the pace of those training), shared among the workers training now; at least the longest
   // ETA of those training. nullopt when no worker trains or nothing tells a run's time.
   std::optional<double> eta_s;
+  // Run folders of results/<suite>/ that no run of the plan names: runs of the suite as it was
+  // before a setting changed (which gives a run a new id); those stopped with a checkpoint will
+  // not be resumed by this plan.
+  int outside_plan = 0, outside_plan_stopped = 0;
+  // Runs whose --fresh replacement a kill cut short (`m2bench run` finishes it first).
+  int replacements_cut_short = 0;
 };
 
 SuiteStatus suite_status(const Suite& suite, const std::filesystem::path& results_root);

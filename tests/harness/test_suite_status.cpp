@@ -119,3 +119,36 @@ TEST_CASE(
     CHECK(suite_status(suite, results).count(RunActivity::stalled) == 1);
   }
 }
+
+TEST_CASE("status names the run folders of no planned run, and --fresh replacements cut short",
+          "[suite_status]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("status.yaml", kStatusSuite));
+  const fs::path results = dir.path() / "results";
+  const fs::path folder = results / "status";
+  // Runs of the suite before a setting changed: one finished, one stopped with a checkpoint.
+  RunConfig before = suite.runs[0];
+  for (const std::string id : {"0123456789ab", "ba9876543210"}) {
+    before.id = id;
+    begin_run(results, before, 10, 2.0);
+  }
+  std::ofstream(folder / "0123456789ab" / "summary.json") << "{}";
+  std::ofstream(checkpoint_path(folder / "ba9876543210")) << "a checkpoint\n";
+  // Neither a run folder nor a planned run's staging: not counted.
+  fs::create_directories(folder / "notes");
+  fs::create_directories(folder / ".fresh-0123456789ab");
+  std::ofstream(folder / ".fresh-0123456789ab" / "summary.json") << "{}";
+  // A planned run moved aside by a --fresh that a kill stopped mid-swap.
+  fs::create_directories(folder / (".old-" + suite.runs[1].id));
+
+  const SuiteStatus status = suite_status(suite, results);
+  CHECK(status.outside_plan == 2);
+  CHECK(status.outside_plan_stopped == 1);
+  CHECK(status.replacements_cut_short == 1);
+  const std::string text = format_status(suite, results, status);
+  CHECK_THAT(text, Contains("2 run folders in " + folder.string() +
+                            " are of no run of this plan (1 stopped with a checkpoint, which this "
+                            "plan will not resume)"));
+  CHECK_THAT(text, Contains("1 --fresh replacement cut short by a kill: the next `m2bench run` "
+                            "puts the new result in place where it ended, else the old one back"));
+}
