@@ -10,6 +10,7 @@
 #include <regex>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -281,8 +282,24 @@ std::vector<json> read_metrics(const fs::path& dir) {
   return parse_metrics(read_file(path));
 }
 
+// What run refuses a linked run folder or run file with: every command says the same of it.
+static std::string link_problem(const fs::path& path) {
+  return fmt::format(
+      "{} is a symbolic link; m2bench writes its results only into files and folders of its own, "
+      "so remove the link",
+      path.string());
+}
+
 StoredRun read_stored_run(const fs::path& dir) {
   StoredRun out;
+  std::vector<fs::path> paths = {dir};
+  for (const char* name : run_files::kAll) paths.push_back(dir / name);
+  for (const fs::path& path : paths)
+    if (fs::is_symlink(path)) {
+      out.state = RunState::invalid;
+      out.problem = link_problem(path);
+      return out;
+    }
   const fs::path path = dir / run_files::kSummary;
   try {
     out.summary = read_summary(dir);
@@ -319,10 +336,7 @@ std::string to_string(RunState state) {
 }
 
 [[noreturn]] static void fail_link(const fs::path& path) {
-  throw std::runtime_error(fmt::format(
-      "{} is a symbolic link; m2bench writes its results only into files and folders of "
-      "its own, so remove the link",
-      path.string()));
+  throw std::runtime_error(link_problem(path));
 }
 
 int open_for_writing(const fs::path& path, int flags) {

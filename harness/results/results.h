@@ -137,7 +137,8 @@ struct StoredRun {
   std::string problem;                // invalid: BadSummary's line
 };
 // The run in the store folder results/<suite>/<id>: read_summary's checks, and a summary's id
-// must be the folder's name too (a whole folder copied under another run's name). A bad summary
+// must be the folder's name too (a whole folder copied under another run's name). A run folder
+// or run file that is a symbolic link is invalid, as `run` refuses it (refuse_links). A bad summary
 // makes the state invalid rather than throwing, so one bad file does not hide the other runs.
 StoredRun read_stored_run(const std::filesystem::path& run_dir);
 RunState run_state(const std::filesystem::path& run_dir);

@@ -398,6 +398,10 @@ TEST_CASE("a run folder or run file that is a symbolic link is refused, nothing 
     CHECK_THAT(report.failures[0],
                Catch::Matchers::Contains(link.string() + " is a symbolic link"));
     CHECK(fs::is_symlink(link));  // left for the user to look at, not replaced
+    // plan, status and table read the folder as run does: not a result.
+    const StoredRun stored = read_stored_run(run);
+    CHECK(stored.state == RunState::invalid);
+    CHECK_THAT(stored.problem, Catch::Matchers::StartsWith(link.string() + " is a symbolic link"));
   };
   // A metrics.jsonl link: once it was read to keep its lines, then replaced by them.
   const fs::path secret = dir.write("outside/secret.jsonl", "{\"step\": 0, \"secret\": 1}\n");
