@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/fnv1a.h"
 #include "common/typed_text.h"
 #include "harness/config/run_schema_internals.h"
 #include "models/lm.h"
@@ -681,12 +682,7 @@ std::string canonical_yaml(const RunConfig& run) {
 }
 
 std::string run_id(const std::string& canonical) {
-  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a, 64 bit
-  for (unsigned char c : canonical) {
-    hash ^= c;
-    hash *= 0x100000001b3ull;
-  }
-  return fmt::format("{:016x}", hash).substr(0, 12);
+  return fmt::format("{:016x}", fnv1a64(canonical)).substr(0, 12);
 }
 
 RunConfig run_config_from_yaml(const std::string& text, const std::string& source) {

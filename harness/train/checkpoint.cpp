@@ -4,11 +4,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <vector>
 
+#include "common/fnv1a.h"
 #include "harness/results/results.h"
 
 #ifdef M2BENCH_HAVE_CUDA
@@ -20,6 +22,9 @@ namespace m2b {
 namespace fs = std::filesystem;
 
 fs::path checkpoint_path(const fs::path& run_dir) { return run_dir / run_files::kCheckpoint; }
+
+// After the archive: this, then the FNV-1a hash of the archive's bytes (8 bytes, little-endian).
+constexpr char kChecksumMagic[] = "m2bench-checkpoint-fnv1a64";
 
 // The counters as named scalars, so the archive reads back by name whatever their order. A
 // counter added after checkpoints were written (`later`) keeps its default where one lacks it.
@@ -62,7 +67,36 @@ void save_checkpoint(const fs::path& run_dir, const std::string& run_id,
   });
   std::ostringstream bytes;
   archive.save_to(bytes);
-  write_atomic(checkpoint_path(run_dir), bytes.str());
+  std::string content = bytes.str();
+  const uint64_t hash = fnv1a64(content);
+  content += kChecksumMagic;
+  for (int i = 0; i < 8; ++i) content += static_cast<char>((hash >> (8 * i)) & 0xff);
+  write_atomic(checkpoint_path(run_dir), content);
+}
+
+// The archive's bytes, their checksum verified; a checkpoint from before checksums were written
+// is taken whole.
+static std::string archive_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_errno("cannot read", path);
+  std::ostringstream read;
+  read << in.rdbuf();
+  std::string content = read.str();
+  constexpr size_t kMagic = sizeof kChecksumMagic - 1, kTrailer = kMagic + 8;
+  if (content.size() < kTrailer ||
+      content.compare(content.size() - kTrailer, kMagic, kChecksumMagic) != 0)
+    return content;
+  uint64_t stored = 0;
+  for (int i = 0; i < 8; ++i)
+    stored |= static_cast<uint64_t>(static_cast<unsigned char>(content[content.size() - 8 + i]))
+              << (8 * i);
+  content.resize(content.size() - kTrailer);
+  if (fnv1a64(content) != stored)
+    throw std::runtime_error(fmt::format(
+        "{}: its bytes do not match the checksum written with them (damaged on disk?); delete it "
+        "to restart this run from the beginning",
+        path.string()));
+  return content;
 }
 
 // A counter's stored value; nothing where a counter added later is missing.
@@ -99,8 +133,9 @@ std::optional<TrainProgress> load_checkpoint(const fs::path& run_dir, const std:
   const fs::path path = checkpoint_path(run_dir);
   if (!fs::exists(path)) return std::nullopt;
   try {
+    const std::string bytes = archive_bytes(path);
     torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
+    archive.load_from(bytes.data(), bytes.size());
     c10::IValue stored_id;
     if (archive.try_read("run_id", stored_id) && stored_id.toStringRef() != run_id)
       fail_foreign(path, fmt::format("it names run {}", stored_id.toStringRef()), run_id);

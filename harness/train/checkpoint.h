@@ -1,7 +1,8 @@
 #pragma once
 // The resumable state of a training run, in <run_dir>/checkpoint.pt: model, optimiser, the torch
-// generators, and the trainer's counters. Written whole to a temp file and renamed into place,
-// so a run killed at any moment leaves the previous complete checkpoint (or none).
+// generators, and the trainer's counters, with a checksum of them all. Written whole to a temp
+// file and renamed into place, so a run killed at any moment leaves the previous complete
+// checkpoint (or none); one damaged on disk afterwards is refused, not resumed.
 //
 // The task data needs no generator state: the batch of step s comes from its own stream,
 // derive_seed(seed, s), so a resumed run draws exactly the batches an unbroken one would.

@@ -177,6 +177,29 @@ TEST_CASE("another run's folder or checkpoint is refused, not resumed as this ru
   REQUIRE(train_run(seed_3, stopped));
 }
 
+TEST_CASE("a checkpoint damaged on disk is refused, naming the file and what to do", "[resume]") {
+  TempDir scratch;
+  const RunConfig run = resolved(tiny_run("s3", 60));
+  const fs::path dir = scratch.path() / "run";
+  TrainOptions stop_at_17;
+  stop_at_17.stop_requested = [](int64_t step) { return step == 17; };
+  CHECK_FALSE(train_run(run, dir, stop_at_17));
+  // One bit of one byte in the middle: LibTorch's loader would read it as a changed weight.
+  std::string bytes = read_text(checkpoint_path(dir));
+  bytes[bytes.size() / 2] ^= 1;
+  std::ofstream(checkpoint_path(dir), std::ios::binary) << bytes;
+  std::string message;
+  try {
+    train_run(run, dir);
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  CHECK(message == checkpoint_path(dir).string() +
+                       ": its bytes do not match the checksum written with them (damaged on "
+                       "disk?); delete it to restart this run from the beginning");
+  CHECK_FALSE(read_summary(dir));
+}
+
 TEST_CASE("a resumed run says from which step it goes on", "[resume]") {
   TempDir scratch;
   const RunConfig run = resolved(tiny_run("s3", 30));
