@@ -3,6 +3,7 @@
 // these; main.cpp calls them all.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdint>
 #include <string>
 
@@ -21,6 +22,10 @@ void add_plot_command(CLI::App& app);    // cmd_plot.cpp
 // --results, the results root (cli.cpp): a folder; an empty one is refused, since it would put
 // <suite>/ wherever the command runs.
 void add_results_option(CLI::App* command, std::string& results, const std::string& help);
+// The signals that ask m2bench to stop: Ctrl-C, `kill` / `timeout` / Slurm's preemption, and the
+// terminal going away.
+inline constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
 // The arguments of a command on one suite (cli.cpp): the suite file and --results.
 void add_suite_arguments(
     CLI::App* command, std::string& suite, std::string& results,

@@ -6,7 +6,9 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -50,6 +52,18 @@ std::string python_of(const PlotArgs& args) {
   return kConfiguredPython;
 }
 
+// The plot script running now, or 0.
+std::atomic<pid_t> g_script{0};
+
+// A stop asked of m2bench (kill, timeout, the terminal gone) is asked of its running script
+// too, which would otherwise go on drawing after m2bench has exited; then m2bench ends as the
+// signal ends it.
+extern "C" void stop_with_script(int signal) {
+  if (const pid_t script = g_script.load(); script > 0) ::kill(script, signal);
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
+}
+
 void run_script(const std::string& python, const std::vector<std::string>& argv_tail) {
   std::vector<std::string> words = {python};
   words.insert(words.end(), argv_tail.begin(), argv_tail.end());
@@ -59,14 +73,20 @@ void run_script(const std::string& python, const std::vector<std::string>& argv_
   const std::string command = fmt::format("{}", fmt::join(words, " "));
   std::cout << "$ " << command << std::endl;
   pid_t pid;
+  for (int signal : kStopSignals) std::signal(signal, stop_with_script);
   int rc = posix_spawnp(&pid, python.c_str(), nullptr, nullptr, argv.data(), environ);
-  if (rc != 0)
+  if (rc != 0) {
+    for (int signal : kStopSignals) std::signal(signal, SIG_DFL);
     throw std::runtime_error(
         fmt::format("cannot start {}: {} (give --python or set M2BENCH_PYTHON "
                     "to a Python with matplotlib)",
                     python, std::strerror(rc)));
+  }
+  g_script = pid;
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  g_script = 0;
+  for (int signal : kStopSignals) std::signal(signal, SIG_DFL);
   if (WIFEXITED(status) && WEXITSTATUS(status) == kExitNoMatplotlib)
     throw std::runtime_error(
         fmt::format("{} has no matplotlib: give --python or set "

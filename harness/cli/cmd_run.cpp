@@ -31,8 +31,6 @@ extern "C" void on_stop_signal(int signal) {
   std::signal(signal, SIG_DFL);
 }
 
-constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
-
 // Exit status when runs are left unfinished because other processes hold them: EX_TEMPFAIL, "try
 // again later", rather than a failure.
 constexpr int kExitUnfinished = 75;

@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include "common/options.h"
+#include "harness/cli/cli.h"
 #include "harness/results/provenance.h"
 
 extern char** environ;
@@ -77,8 +78,6 @@ extern "C" void count_stop_signal(int signal) {
   g_last_signal = signal;
   ++g_signals_received;
 }
-
-constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
 // Set in a worker's environment: the pid of the process that started it.
 constexpr const char* kParentVariable = "M2BENCH_WORKER_PARENT";
@@ -164,7 +163,7 @@ int run_workers(const std::vector<WorkerSlot>& workers, const std::vector<std::s
   std::vector<Slot> slots;
   for (const WorkerSlot& worker : workers) slots.push_back({worker});
   g_signals_received = 0;
-  for (int signal : kStopSignals) std::signal(signal, count_stop_signal);
+  for (int signal : cli::kStopSignals) std::signal(signal, count_stop_signal);
   size_t started = 0;
   try {
     for (; started < slots.size(); ++started) {
@@ -177,7 +176,7 @@ int run_workers(const std::vector<WorkerSlot>& workers, const std::vector<std::s
   } catch (...) {
     for (size_t i = 0; i < started; ++i) ::kill(slots[i].pid, SIGTERM);
     for (size_t i = 0; i < started; ++i) ::waitpid(slots[i].pid, nullptr, 0);
-    for (int signal : kStopSignals) std::signal(signal, SIG_DFL);
+    for (int signal : cli::kStopSignals) std::signal(signal, SIG_DFL);
     throw;
   }
   out.flush();
@@ -224,7 +223,7 @@ int run_workers(const std::vector<WorkerSlot>& workers, const std::vector<std::s
     failed = failed || (code != 0 && code != 75 && !stopped);
     any_done = any_done || code == 0;
   }
-  for (int signal : kStopSignals) std::signal(signal, SIG_DFL);
+  for (int signal : cli::kStopSignals) std::signal(signal, SIG_DFL);
   if (failed) return 1;
   if (forwarded > 0) return 128 + g_last_signal.load();
   return any_done ? 0 : 75;

@@ -2,8 +2,16 @@
 // the training range marked, the paper's statements beside the measurements; md, csv and tex.
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "harness/config/run_schema.h"
 #include "harness/config/suite.h"
@@ -11,6 +19,8 @@
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
 #include "tests/read_text.h"
+
+extern char** environ;
 
 using m2b::test::m2bench_cli;
 using m2b::test::TempDir;
@@ -539,6 +549,53 @@ TEST_CASE("a failing plot script is not blamed on matplotlib unless it says so",
   CHECK_THAT(failed.err, !Catch::Matchers::Contains("matplotlib"));
   const auto no_matplotlib = plot(3);  // NO_MATPLOTLIB of plots/m2b_plotting.py
   CHECK_THAT(no_matplotlib.err, Catch::Matchers::Contains(python(3) + " has no matplotlib"));
+}
+
+// The child process of the next test: `m2bench plot $M2B_TEST_STORE --python $M2B_TEST_PYTHON`
+// through the program's own entry. Hidden by its [.] tag.
+TEST_CASE("plot child: m2bench plot until stopped", "[.plot_child]") {
+  const char* store = std::getenv("M2B_TEST_STORE");
+  const char* python = std::getenv("M2B_TEST_PYTHON");
+  REQUIRE(store);
+  REQUIRE(python);
+  const fs::path out = fs::path(store).parent_path().parent_path() / "plots";
+  std::exit(m2bench_cli({"plot", store, "--python", python, "--out", out.string()}).status);
+}
+
+TEST_CASE("a plot stopped by a signal stops its running script too", "[report]") {
+  TempDir dir;
+  const m2b::Suite suite = store_suite(dir);
+  store_runs(suite, dir.path() / "results");
+  // A "Python" that says it has started, then draws for a second.
+  const fs::path started = dir.path() / "started", finished = dir.path() / "finished";
+  const fs::path python = dir.write(
+      "python",
+      fmt::format("#!/bin/sh\ntouch {}\nsleep 1\ntouch {}\n", started.string(), finished.string()));
+  fs::permissions(python, fs::perms::owner_all);
+  const std::string env_store = "M2B_TEST_STORE=" + (dir.path() / "results" / "store").string();
+  const std::string env_python = "M2B_TEST_PYTHON=" + python.string();
+  std::vector<char*> env;
+  for (char** e = environ; *e; ++e) env.push_back(*e);
+  env.push_back(const_cast<char*>(env_store.c_str()));
+  env.push_back(const_cast<char*>(env_python.c_str()));
+  env.push_back(nullptr);
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  char filter[] = "[.plot_child]";
+  char* argv[] = {const_cast<char*>(self.c_str()), filter, nullptr};
+  pid_t child = 0;
+  REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(started) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(fs::exists(started));
+  ::kill(child, SIGTERM);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGTERM);
+  // The script was stopped with it: it never gets to its last line.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK_FALSE(fs::exists(finished));
 }
 
 TEST_CASE("plot --prefix-t rewrites the tables with their prefix-accuracy section", "[report]") {
