@@ -85,9 +85,7 @@ static TableRun run_from_config(const fs::path& dir) {
   return run;
 }
 
-// A folder of the store that may hold a run: not one of the store's own dot-folders (--fresh's
-// .fresh-<id> staging, .old-<id>), and with a run's config or summary.
-static bool may_hold_run(const fs::directory_entry& entry) {
+bool may_hold_run(const fs::directory_entry& entry) {
   return entry.is_directory() && entry.path().filename().string().rfind('.', 0) != 0 &&
          (fs::exists(entry.path() / run_files::kSummary) ||
           fs::exists(entry.path() / run_files::kConfig));

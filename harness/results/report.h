@@ -27,6 +27,10 @@ struct TableRun {
   std::string problem;  // invalid: why its summary is not counted (StoredRun::problem)
 };
 
+// A folder of results/<suite>/ that may hold a run: not one of the store's own dot-folders
+// (--fresh's .fresh-<id> staging, .old-<id>), and with a run's config or summary.
+bool may_hold_run(const std::filesystem::directory_entry& entry);
+
 // The runs of a suite's plan, with whatever results_root holds for them.
 std::vector<TableRun> collect_runs(const Suite& suite, const std::filesystem::path& results_root);
 // Every run folder under results/<suite>/ (one with a config.yaml or a summary.json; folders

@@ -164,7 +164,7 @@ static std::string read_file(const fs::path& path) {
   return out.str();
 }
 
-void write_config(const fs::path& dir, const RunConfig& run) {
+void refuse_other_runs_folder(const fs::path& dir, const RunConfig& run) {
   const fs::path path = dir / run_files::kConfig;
   // The run id is the hash of the config, and names the folder.
   if (fs::exists(path))
@@ -173,7 +173,11 @@ void write_config(const fs::path& dir, const RunConfig& run) {
           "{}: it is run {}'s config, not run {}'s: the folder was moved or copied from run {}'s; "
           "move it back, or delete it to train run {} from the beginning",
           path.string(), held, run.id, held, run.id));
-  write_atomic(path, run.canonical_yaml);
+}
+
+void write_config(const fs::path& dir, const RunConfig& run) {
+  refuse_other_runs_folder(dir, run);
+  write_atomic(dir / run_files::kConfig, run.canonical_yaml);
 }
 
 // What makes a summary untrustworthy, or "" when nothing does.

@@ -103,9 +103,12 @@ void remove_tree(const std::filesystem::path& path);
 // folder, where no other process writes.
 void remove_temporaries(const std::filesystem::path& run_dir);
 
-// Writes config.yaml (the run's canonical YAML) into its run folder, creating it. Throws
-// std::runtime_error, writing nothing, where the folder's config.yaml is another run's (a folder
-// moved or copied into place): its checkpoint and metrics would be that run's.
+// Throws std::runtime_error where the folder's config.yaml is another run's (a folder moved or
+// copied into place): its checkpoint and metrics are that run's, not to be resumed or replaced.
+void refuse_other_runs_folder(const std::filesystem::path& run_dir, const RunConfig& run);
+
+// Writes config.yaml (the run's canonical YAML) into its run folder, creating it; refuses another
+// run's folder first (refuse_other_runs_folder), writing nothing.
 void write_config(const std::filesystem::path& run_dir, const RunConfig& run);
 
 // A summary.json that cannot be trusted. what() is one line: the file, what is wrong with it and

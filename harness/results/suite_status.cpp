@@ -1,13 +1,14 @@
 #include "harness/results/suite_status.h"
 
 #include <algorithm>
-#include <cstring>
 #include <set>
 
 #include <fmt/format.h>
 
+#include "harness/results/report.h"
 #include "harness/results/results.h"
 #include "harness/train/checkpoint.h"
+#include "harness/train/fresh_replacement.h"
 #include "harness/train/progress.h"
 
 namespace m2b {
@@ -64,29 +65,23 @@ static RunStatus run_status(const RunConfig& run, const fs::path& dir) {
   return status;
 }
 
-// What the suite's folder holds beside the plan's runs: run folders of no planned run, and the
-// .fresh-<id> (ended) or .old-<id> folders that a --fresh cut short leaves.
+// What the suite's folder holds beside the plan's runs: run folders of no planned run, and
+// planned runs whose --fresh replacement a kill cut short.
 static void count_leftovers(const Suite& suite, const fs::path& results_root, SuiteStatus& out) {
+  std::set<std::string> planned;
+  for (const RunConfig& run : suite.runs) {
+    planned.insert(run.id);
+    if (replacement_cut_short(run_dir(results_root, run))) ++out.replacements_cut_short;
+  }
   const fs::path dir = suite_dir(results_root, suite.name);
   if (!fs::is_directory(dir)) return;
-  std::set<std::string> planned;
-  for (const RunConfig& run : suite.runs) planned.insert(run.id);
-  std::set<std::string> cut_short;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    if (!entry.is_directory()) continue;
-    const std::string name = entry.path().filename().string();
-    const bool summary = fs::exists(entry.path() / run_files::kSummary);
-    for (const char* prefix : {".fresh-", ".old-"})
-      if (name.rfind(prefix, 0) == 0 && planned.count(name.substr(std::strlen(prefix))) &&
-          (summary || std::string(prefix) == ".old-"))
-        cut_short.insert(name.substr(std::strlen(prefix)));
-    if (name.rfind('.', 0) == 0 || planned.count(name) ||
-        !(summary || fs::exists(entry.path() / run_files::kConfig)))
-      continue;
+    if (!may_hold_run(entry) || planned.count(entry.path().filename().string())) continue;
     ++out.outside_plan;
-    if (!summary && fs::exists(checkpoint_path(entry.path()))) ++out.outside_plan_stopped;
+    if (!fs::exists(entry.path() / run_files::kSummary) &&
+        fs::exists(checkpoint_path(entry.path())))
+      ++out.outside_plan_stopped;
   }
-  out.replacements_cut_short = static_cast<int>(cut_short.size());
 }
 
 SuiteStatus suite_status(const Suite& suite, const fs::path& results_root) {

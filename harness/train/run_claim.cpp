@@ -177,10 +177,17 @@ static bool take_record(const fs::path& run_dir, const OwnerRecord& record,
   return false;
 }
 
-std::optional<RunClaim> RunClaim::try_claim(const fs::path& dir) {
-  fs::create_directories(dir);
+std::optional<RunClaim> RunClaim::try_claim(const fs::path& dir, bool create) {
+  if (create) fs::create_directories(dir);
+  else if (!fs::is_directory(dir)) return std::nullopt;
   const fs::path lock = dir / ".lock";
-  int fd = open_for_writing(lock, O_RDWR);
+  int fd = -1;
+  try {
+    fd = open_for_writing(lock, O_RDWR);
+  } catch (const std::runtime_error&) {
+    if (!create && !fs::is_directory(dir)) return std::nullopt;  // gone meanwhile
+    throw;
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int saved = errno;
     ::close(fd);

@@ -63,8 +63,10 @@ std::optional<OwnerRecord> read_owner(const std::filesystem::path& run_dir);
 // Move-only; the claim is released (record removed, flock dropped) when the object is destroyed.
 class RunClaim {
  public:
-  // Creates run_dir if needed. nullopt when another worker holds the run.
-  static std::optional<RunClaim> try_claim(const std::filesystem::path& run_dir);
+  // Creates run_dir if needed (with `create`; else nullopt where it is gone). nullopt when another
+  // worker holds the run.
+  static std::optional<RunClaim> try_claim(const std::filesystem::path& run_dir,
+                                           bool create = true);
   RunClaim(RunClaim&& other) noexcept;
   RunClaim& operator=(RunClaim&& other) noexcept;
   RunClaim(const RunClaim&) = delete;

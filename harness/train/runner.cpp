@@ -6,10 +6,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -17,6 +13,7 @@
 #include "harness/results/results.h"
 #include "harness/train/compute.h"
 #include "harness/train/error_text.h"
+#include "harness/train/fresh_replacement.h"
 #include "harness/train/progress.h"
 #include "harness/train/run_claim.h"
 #include "harness/train/trainer.h"
@@ -49,33 +46,6 @@ static std::vector<const RunConfig*> select_runs(const Suite& suite,
   return selected;
 }
 
-// --fresh trains a run in `.fresh-<id>` beside its folder, and where the file system cannot
-// exchange two names moves the old folder aside to `.old-<id>` for the swap.
-static fs::path staging_dir(const fs::path& dir) {
-  return dir.parent_path() / (".fresh-" + dir.filename().string());
-}
-static fs::path aside_dir(const fs::path& dir) {
-  return dir.parent_path() / (".old-" + dir.filename().string());
-}
-
-// Puts the freshly trained `staging` folder in place of `dir` in one step where the file system
-// can exchange two names (renameat2), else by two renames with the old folder kept aside until
-// the new one is in place (a kill between them is mended by finish_replacement).
-static void replace_run_dir(const fs::path& dir, const fs::path& staging) {
-  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
-    if (errno != EINVAL && errno != ENOSYS)
-      throw std::runtime_error(fmt::format("cannot put {} in place of {}: {}", staging.string(),
-                                           dir.string(), std::strerror(errno)));
-    const fs::path aside = aside_dir(dir);
-    remove_tree(aside);
-    fs::rename(dir, aside);
-    fs::rename(staging, dir);
-    remove_tree(aside);
-    return;
-  }
-  remove_tree(staging);  // now the old results
-}
-
 // The file system's time now, read off a probe file in `dir`: file times come from a coarser
 // clock than the C++ clocks, so only file times compare safely with file times. The probe is a
 // new file (O_EXCL), never one already there: a planted link cannot make this truncate a file.
@@ -106,58 +76,14 @@ static std::optional<RunSummary> train_claimed(const RunConfig& run, RunClaim& c
     return options.interrupted && options.interrupted();
   };
   if (!options.fresh) return train_run(run, dir, train_options);
+  // The folder the new run will replace must be this run's, not one moved into its place.
+  refuse_other_runs_folder(dir, run);
   // A staging folder left by an earlier --fresh that was stopped: fresh means from scratch.
   const fs::path staging = staging_dir(dir);
   remove_tree(staging);
   std::optional<RunSummary> summary = train_run(run, staging, train_options);
   if (summary) replace_run_dir(dir, staging);
   return summary;
-}
-
-// Whether `staging` holds a run that ended (finished or diverged) with a summary to trust.
-static bool ended(const fs::path& staging) {
-  try {
-    return read_summary(staging).has_value();
-  } catch (const BadSummary&) {
-    return false;
-  }
-}
-
-// Mends a --fresh replacement that a kill cut short, so that no result is out of its place:
-//  - killed between replace_run_dir's two renames, the run's folder is gone, the old result in
-//    .old-<id> and the new one, ended or not, in .fresh-<id>: the new one goes in place if it
-//    ended, else the old one goes back;
-//  - killed after the new run ended but before the swap, the new result waits in .fresh-<id>:
-//    it goes in place, as the --fresh that trained it meant;
-//  - killed while deleting .old-<id> after the swap: what is left of it goes.
-// Each step holds the claim of the folder it moves, so a live --fresh mid-swap is left alone.
-// Returns what it did, for the run's line ("" when there was nothing to mend); nullopt when the
-// run's folder is moved aside by a process that is still swapping it, whose run it is.
-static std::optional<std::string> finish_replacement(const fs::path& dir) {
-  const fs::path staging = staging_dir(dir), aside = aside_dir(dir);
-  std::string done;
-  if (!fs::exists(dir) && fs::exists(aside)) {
-    std::optional<RunClaim> claim = RunClaim::try_claim(aside);
-    if (!claim) return std::nullopt;
-    if (ended(staging)) {
-      fs::rename(staging, dir);
-      done = "put in place the result of a --fresh run stopped before it replaced the old one";
-    } else {
-      fs::rename(aside, dir);
-      claim->moved_to(dir);
-      return "put back the result that a stopped --fresh run had moved aside";
-    }
-  } else if (fs::exists(dir) && ended(staging)) {
-    std::optional<RunClaim> claim = RunClaim::try_claim(dir);
-    if (!claim) return "";
-    replace_run_dir(dir, staging);
-    done = "put in place the result of a --fresh run stopped before it replaced the old one";
-  }
-  if (fs::exists(aside) && fs::exists(dir) && ended(dir)) {
-    std::optional<RunClaim> claim = RunClaim::try_claim(aside);
-    if (claim) remove_tree(aside);
-  }
-  return done;
 }
 
 namespace {

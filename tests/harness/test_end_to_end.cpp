@@ -165,10 +165,13 @@ TEST_CASE("a --fresh replacement that a kill cut short is finished by the next r
   const fs::path run = run_dir(options.results_root, suite.runs[0]);
   const fs::path staging = run.parent_path() / (".fresh-" + run.filename().string());
   const fs::path aside = run.parent_path() / (".old-" + run.filename().string());
-  // Both results are the same run's; a file in each says which folder ends up in place.
+  // Both results are the same run's; a file in each says which folder ends up in place, and the
+  // new one's summary was written an hour after the old one's.
   fs::copy(run, staging);
   std::ofstream(run / "old") << "";
   std::ofstream(staging / "new") << "";
+  fs::last_write_time(run / "summary.json",
+                      fs::last_write_time(staging / "summary.json") - std::chrono::hours(1));
   const auto mended = [&](const std::string& what) {
     log.str("");
     const SuiteRunReport report = run_suite(suite, options);
@@ -205,11 +208,50 @@ TEST_CASE("a --fresh replacement that a kill cut short is finished by the next r
     CHECK(fs::exists(run / "new"));
     CHECK_FALSE(fs::exists(staging));
   }
-  SECTION("killed while deleting the old result after the swap") {
+  SECTION("killed while deleting the old result after the two renames") {
     fs::rename(staging, aside);
     mended("done already");
     CHECK(fs::exists(run / "old"));
   }
+  SECTION("killed while deleting the old result after an exchange, which leaves it in staging") {
+    // The new result in place, the old one (the older summary) in staging: it stays out.
+    const fs::path swap = dir.path() / "swap";
+    fs::rename(staging, swap);
+    fs::rename(run, staging);
+    fs::rename(swap, run);
+    // While the swapper lives it holds the old folder; then the next run deletes it.
+    {
+      std::optional<RunClaim> swapping = RunClaim::try_claim(staging);
+      REQUIRE(swapping);
+      mended("done already");
+      CHECK(fs::exists(staging));
+    }
+    mended("done already");
+    CHECK(fs::exists(run / "new"));
+    CHECK_FALSE(fs::exists(staging));
+  }
+}
+
+TEST_CASE("--fresh refuses to replace another run's folder moved into its place", "[end_to_end]") {
+  TempDir dir;
+  const Suite suite = load_suite(dir.write("e2e.yaml", kTinySuite));
+  SuiteRunOptions options = first_run_only(dir, suite);
+  REQUIRE(run_suite(suite, options).finished == 1);
+  // The first run's folder, unfinished (a summary would name its run too), renamed to the second
+  // run's id.
+  const fs::path moved = run_dir(options.results_root, suite.runs[1]);
+  fs::remove(run_dir(options.results_root, suite.runs[0]) / "summary.json");
+  fs::rename(run_dir(options.results_root, suite.runs[0]), moved);
+  const std::string metrics = read_text(moved / "metrics.jsonl");
+  options.only = {suite.runs[1].id};
+  options.fresh = true;
+  const SuiteRunReport report = run_suite(suite, options);
+  REQUIRE(report.failures.size() == 1);
+  CHECK_THAT(report.failures[0],
+             Catch::Matchers::Contains("it is run " + suite.runs[0].id + "'s config, not run " +
+                                       suite.runs[1].id + "'s"));
+  CHECK(read_text(moved / "metrics.jsonl") == metrics);  // left as it was
+  CHECK(read_text(moved / "config.yaml") == suite.runs[0].canonical_yaml);
 }
 
 TEST_CASE("a run deletes the temp files a killed writer left in its folder, nothing else",

@@ -138,17 +138,30 @@ TEST_CASE("status names the run folders of no planned run, and --fresh replaceme
   fs::create_directories(folder / "notes");
   fs::create_directories(folder / ".fresh-0123456789ab");
   std::ofstream(folder / ".fresh-0123456789ab" / "summary.json") << "{}";
-  // A planned run moved aside by a --fresh that a kill stopped mid-swap.
+  // A planned run moved aside by a --fresh that a kill stopped mid-swap; another whose new
+  // result never took the folder's place; a third whose --fresh is still training (no summary).
   fs::create_directories(folder / (".old-" + suite.runs[1].id));
+  begin_run(results, suite.runs[2], 10, 2.0);
+  const fs::path staged = folder / (".fresh-" + suite.runs[2].id);
+  write_config(staged, suite.runs[2]);
+  RunSummary ended;
+  ended.id = suite.runs[2].id;
+  ended.suite = suite.name;
+  ended.model = suite.runs[2].model_name;
+  ended.task = suite.runs[2].task.name;
+  ended.status = "finished";
+  write_summary(staged, ended);
+  begin_run(results, suite.runs[3], 10, 2.0);
+  fs::create_directories(folder / (".fresh-" + suite.runs[3].id));
 
   const SuiteStatus status = suite_status(suite, results);
   CHECK(status.outside_plan == 2);
   CHECK(status.outside_plan_stopped == 1);
-  CHECK(status.replacements_cut_short == 1);
+  CHECK(status.replacements_cut_short == 2);
   const std::string text = format_status(suite, results, status);
   CHECK_THAT(text, Contains("2 run folders in " + folder.string() +
                             " are of no run of this plan (1 stopped with a checkpoint, which this "
                             "plan will not resume)"));
-  CHECK_THAT(text, Contains("1 --fresh replacement cut short by a kill: the next `m2bench run` "
+  CHECK_THAT(text, Contains("2 --fresh replacements cut short by a kill: the next `m2bench run` "
                             "puts the new result in place where it ended, else the old one back"));
 }
