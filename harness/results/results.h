@@ -127,7 +127,7 @@ void write_summary(const std::filesystem::path& run_dir, const RunSummary& summa
 // metrics.jsonl. `line` must be a JSON object: {"step":..,"kind":"train"|"eval","loss":..,
 // "accuracy":..,"sequence_accuracy":..,"length":.. (eval only),"tokens_per_s":..,"lr":..,
 // "wall_s":..}, or at the beginning of each training session {"step":..,"kind":"start"|"resume",
-// "worker":{"host":..,"pid":..,"job":..,"gpu":..},"at":..}.
+// "worker":{"host":..,"pid":..,"job":..,"gpu":..,"process_start":..},"at":..}.
 void append_metrics(const std::filesystem::path& run_dir, const nlohmann::json& line);
 std::vector<nlohmann::json> read_metrics(const std::filesystem::path& run_dir);
 

@@ -1,6 +1,7 @@
 #include "harness/train/run_claim.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,7 +26,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 void to_json(json& j, const Worker& w) {
-  j = json{{"host", w.host}, {"pid", w.pid}, {"job", w.job}, {"gpu", w.gpu}, {"start", w.start}};
+  j = json{{"host", w.host},
+           {"pid", w.pid},
+           {"job", w.job},
+           {"gpu", w.gpu},
+           {"process_start", w.process_start}};
 }
 
 void from_json(const json& j, Worker& w) {
@@ -33,7 +38,7 @@ void from_json(const json& j, Worker& w) {
   j.at("pid").get_to(w.pid);
   w.job = j.value("job", "");
   w.gpu = j.value("gpu", "");
-  w.start = j.value("start", int64_t{0});
+  w.process_start = j.value("process_start", int64_t{0});
 }
 
 // /proc/<pid>/stat's state (field 3) and start time (field 22); nullopt when there is no such
@@ -58,8 +63,10 @@ static std::optional<ProcessStat> process_stat(int64_t pid) {
 
 bool process_alive(const Worker& worker) {
   const std::optional<ProcessStat> stat = process_stat(worker.pid);
-  return stat && stat->state != 'Z' && stat->state != 'X' &&
-         (worker.start == 0 || stat->start == worker.start);
+  if (!stat)  // no such process, or one /proc does not show (hidepid): kill(2) tells which
+    return ::kill(static_cast<pid_t>(worker.pid), 0) == 0 || errno == EPERM;
+  return stat->state != 'Z' && stat->state != 'X' &&
+         (worker.process_start == 0 || stat->start == worker.process_start);
 }
 
 std::string host_name() {
@@ -82,7 +89,7 @@ Worker this_worker() {
   w.job = array.empty() ? env_or_empty("SLURM_JOB_ID")
                         : array + "_" + env_or_empty("SLURM_ARRAY_TASK_ID");
   w.gpu = env_or_empty("CUDA_VISIBLE_DEVICES");
-  if (const std::optional<ProcessStat> stat = process_stat(w.pid)) w.start = stat->start;
+  if (const std::optional<ProcessStat> stat = process_stat(w.pid)) w.process_start = stat->start;
   return w;
 }
 

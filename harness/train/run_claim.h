@@ -13,9 +13,8 @@
 // A claim is granted when the flock is and the owner record is free or dead. A record is dead
 // when its host is this one and its process has ended (a live one whose flock is free lost its
 // .lock file, deleted by hand), or when its heartbeat is older than kStaleSeconds: the holder's
-// node died or lost the file system. So a
-// run whose node died is taken by the next worker that looks, kStaleSeconds after the node's
-// last heartbeat (and, where the file server still holds the dead node's flock, once the server
+// node died or lost the file system. So a run whose node died is taken by the next worker that
+// looks, kStaleSeconds after the node's last heartbeat (and, where the file server still holds the dead node's flock, once the server
 // lets it go: NFSv4 does after its lease, about 90 s).
 #include <cstdint>
 #include <filesystem>
@@ -38,14 +37,15 @@ struct Worker {
   std::string gpu;  // CUDA_VISIBLE_DEVICES; empty when unset
   // The process's start (clock ticks after boot): with the pid, which the kernel reuses, what
   // names the process on its host. 0 where unknown (records older than the field).
-  int64_t start = 0;
+  int64_t process_start = 0;
 };
 void to_json(nlohmann::json& j, const Worker& w);
 void from_json(const nlohmann::json& j, Worker& w);
 
 Worker this_worker();
 // Whether `worker`, a process of this host, is still running: it exists, is not a zombie, and
-// where its start is known, started then (not a later process given its pid).
+// where its start is known, started then (not a later process given its pid). Where /proc hides
+// other users' processes (hidepid), a process that exists counts as running.
 bool process_alive(const Worker& worker);
 std::string host_name();
 int64_t unix_now();  // seconds

@@ -160,11 +160,11 @@ SuiteRunReport run_suite(const Suite& suite, const SuiteRunOptions& options) {
           continue;
         }
         if (const auto& dead = claim->taken_from()) {
-          const bool here = dead->worker.host == host_name();
+          const bool ended = dead->worker.host == host_name() && !process_alive(dead->worker);
           out << fmt::format("{}  taken over from {}, {}\n", label, describe(dead->worker),
-                             here ? "which has ended"
-                                  : "whose heartbeat stopped " +
-                                        format_duration(unix_now() - dead->heartbeat) + " ago");
+                             ended ? "which has ended"
+                                   : "whose heartbeat stopped " +
+                                         format_duration(unix_now() - dead->heartbeat) + " ago");
         } else if (!first_pass) {
           out << label << "  left unfinished by a process that ended; taking it\n";
         }

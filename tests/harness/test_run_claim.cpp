@@ -152,15 +152,15 @@ TEST_CASE("a live holder on this host keeps its run though its .lock was deleted
 
 TEST_CASE("a process is alive only as the one that started at the recorded time", "[run_claim]") {
   m2b::Worker me = m2b::this_worker();
-  REQUIRE(me.start > 0);
+  REQUIRE(me.process_start > 0);
   CHECK(m2b::process_alive(me));
   // The same pid with another start: a later process given a dead worker's pid.
   m2b::Worker reused = me;
-  reused.start = me.start + 1;
+  reused.process_start = me.process_start + 1;
   CHECK_FALSE(m2b::process_alive(reused));
   // A record from before starts were recorded goes by the pid alone.
   m2b::Worker old = me;
-  old.start = 0;
+  old.process_start = 0;
   CHECK(m2b::process_alive(old));
   // A zombie: ended, not yet reaped by its parent.
   pid_t child = fork();
