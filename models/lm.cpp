@@ -63,24 +63,40 @@ int64_t ModelConfig::parameter_count() const {
   return count;
 }
 
-std::string ModelConfig::device_conflict(const std::string& device) const {
+// "a", "a or b", "a, b or c"
+static std::string alternatives(const std::vector<std::string>& values) {
+  if (values.size() < 2) return values.empty() ? "" : values[0];
+  return fmt::format("{} or {}", fmt::join(values.begin(), values.end() - 1, ", "), values.back());
+}
+
+std::optional<DeviceConflict> ModelConfig::device_conflict(const std::string& device) const {
   for (size_t i = 0; i < layers.size(); ++i) {
     const MixerInfo& info = MixerRegistry::instance().get(layers[i].mixer);
     if (!info.device_tie) continue;
-    const Options resolved = resolve_options("mixer " + info.name, info.options, layers[i].options);
-    const std::optional<DeviceTie> tie = info.device_tie(resolved);
+    const auto resolved = [&](const std::map<std::string, OptionValue>& options) {
+      return resolve_options("mixer " + info.name, info.options, options);
+    };
+    const Options given = resolved(layers[i].options);
+    const std::optional<DeviceTie> tie = info.device_tie(given);
     if (!tie || tie->device == device) continue;
-    std::string valid;
+    // The values of the tying option under which the layer computes on `device`.
+    std::vector<std::string> there;
     for (const OptionSpec& spec : info.options)
-      if (spec.name == tie->option && !spec.choices.empty())
-        valid = fmt::format(" (valid: {})", fmt::join(spec.choices, ", "));
-    return fmt::format(
-        "model.layers[{}] ({}) has {} {}, which computes only on {}; use train.device {}, or "
-        "give that layer another {}{}",
-        i, info.name, tie->option, to_string(resolved.values().at(tie->option)), tie->device,
-        tie->device, tie->option, valid);
+      if (spec.name == tie->option)
+        for (const std::string& choice : spec.choices) {
+          std::map<std::string, OptionValue> options = layers[i].options;
+          options[tie->option] = choice;
+          const std::optional<DeviceTie> other = info.device_tie(resolved(options));
+          if (!other || other->device == device) there.push_back(choice);
+        }
+    return DeviceConflict{
+        fmt::format("model.layers[{}] ({}) has {} {}, which computes only on {}; on {}, give that "
+                    "layer {} {}",
+                    i, info.name, tie->option, to_string(given.values().at(tie->option)),
+                    tie->device, device, tie->option, alternatives(there)),
+        tie->device};
   }
-  return "";
+  return std::nullopt;
 }
 
 class BlockImpl : public torch::nn::Module {

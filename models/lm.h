@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,13 @@ namespace m2b::models {
 struct LayerConfig {
   std::string mixer;                           // a registered mixer name
   std::map<std::string, OptionValue> options;  // validated by make_mixer
+};
+
+// A layer held to one device by an option's value.
+struct DeviceConflict {
+  // The layer, its option and value, and the values under which it would compute where asked.
+  std::string layer;
+  std::string device;  // the one it computes on
 };
 
 struct ModelConfig {
@@ -32,9 +40,9 @@ struct ModelConfig {
   void validate() const;
   // The parameters the model builds, from the config alone (each mixer's parameter_count).
   int64_t parameter_count() const;
-  // Why a layer cannot compute on `device` ("cpu" or "cuda"): an option that ties it to the other
-  // (MixerInfo::device_tie), named with its value and layer; "" where every layer can.
-  std::string device_conflict(const std::string& device) const;
+  // The first layer that cannot compute on `device` ("cpu" or "cuda"), held there by an option
+  // (MixerInfo::device_tie); nullopt where every layer can.
+  std::optional<DeviceConflict> device_conflict(const std::string& device) const;
 };
 
 class BlockImpl;  // one residual block: mixer and MLP, each behind an RMSNorm (models/lm.cpp)

@@ -12,6 +12,12 @@ MixerRegistry& MixerRegistry::instance() {
 }
 
 void MixerRegistry::add(MixerInfo info) {
+  // The memory check counts every layer's parameters before a run builds anything.
+  if (!info.parameter_count)
+    throw std::logic_error(
+        fmt::format("mixer '{}' is registered without a parameter_count "
+                    "(MixerInfo, models/mixer.h)",
+                    info.name));
   for (const auto& existing : infos_)
     if (existing.name == info.name)
       throw std::logic_error(fmt::format("mixer '{}' is registered twice", info.name));

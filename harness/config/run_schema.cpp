@@ -617,8 +617,9 @@ RunConfig resolve_run(const Assignments& values, const ModelLibrary& models, con
   // Where auto lands is the machine's to say, so only an explicit device is checked here; the
   // runner checks the device auto resolves to before the run starts.
   if (run.train.device != "auto")
-    if (const std::string conflict = run.model.device_conflict(run.train.device); !conflict.empty())
-      fail(given.at("device"), fmt::format("got {}, but {}", run.train.device, conflict));
+    if (const auto conflict = run.model.device_conflict(run.train.device))
+      fail(given.at("device"), fmt::format("got {}, but {}, or set train.device {}",
+                                           run.train.device, conflict->layer, conflict->device));
   return run;
 }
 

@@ -146,10 +146,11 @@ void check_memory(const RunConfig& run) {
 
 void check_device(const RunConfig& run) {
   const bool cuda = resolve_device(run.train.device).is_cuda();
-  const std::string conflict = run.model.device_conflict(cuda ? "cuda" : "cpu");
-  if (!conflict.empty())
-    throw std::invalid_argument(fmt::format("train.device {} computes on {} here, but {}",
-                                            run.train.device, cuda ? "cuda" : "cpu", conflict));
+  if (const auto conflict = run.model.device_conflict(cuda ? "cuda" : "cpu"))
+    throw std::invalid_argument(fmt::format(
+        "train.device {} computes on {} here, but {}, or run it {}", run.train.device,
+        cuda ? "cuda" : "cpu", conflict->layer,
+        conflict->device == "cuda" ? "on a machine whose GPU is usable" : "with train.device cpu"));
 }
 
 // ---- peak memory ------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ std::string format_duration(double seconds) {
 }
 
 std::string format_count(double n) {
-  if (n >= 1e9) return fmt::format("{:.1f}G", n / 1e9);
-  if (n >= 1e6) return fmt::format("{:.1f}M", n / 1e6);
-  if (n >= 1e3) return fmt::format("{:.1f}k", n / 1e3);
+  // Each unit from where its rounded figure begins, so that 999,960 reads 1.0M, not 1000.0k.
+  if (n >= 999.95e6) return fmt::format("{:.1f}G", n / 1e9);
+  if (n >= 999.95e3) return fmt::format("{:.1f}M", n / 1e6);
+  if (n >= 999.5) return fmt::format("{:.1f}k", n / 1e3);
   return fmt::format("{:.0f}", n);
 }
 

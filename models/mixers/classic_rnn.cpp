@@ -10,13 +10,18 @@
 namespace m2b::models {
 namespace {
 
+// hidden_size 0 means d_model.
+int64_t hidden_size(int64_t d_model, const Options& o) {
+  return o.get_int("hidden_size") > 0 ? o.get_int("hidden_size") : d_model;
+}
+
 template <typename Net>
 class ClassicRnnImpl : public MixerImpl {
   static constexpr bool kHasCell = std::is_same_v<Net, torch::nn::LSTM>;
 
  public:
   ClassicRnnImpl(int64_t d_model, const Options& o) {
-    const int64_t hidden = o.get_int("hidden_size") > 0 ? o.get_int("hidden_size") : d_model;
+    const int64_t hidden = hidden_size(d_model, o);
     using NetOptions = std::decay_t<decltype(std::declval<typename Net::Impl>().options)>;
     net_ = register_module("rnn", Net(NetOptions(d_model, hidden).batch_first(true)));
     out_ = register_module(
@@ -60,7 +65,7 @@ MixerInfo classic_rnn_info(std::string name, std::string description) {
         return std::make_shared<ClassicRnnImpl<Net>>(d_model, o);
       },
       [](int64_t d_model, const Options& o) {
-        const int64_t hidden = o.get_int("hidden_size") > 0 ? o.get_int("hidden_size") : d_model;
+        const int64_t hidden = hidden_size(d_model, o);
         // Each gate's input and hidden weights and two biases; then the projection back.
         constexpr int64_t kGates = std::is_same_v<Net, torch::nn::LSTM>  ? 4
                                    : std::is_same_v<Net, torch::nn::GRU> ? 3

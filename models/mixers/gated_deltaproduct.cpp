@@ -13,6 +13,7 @@
 
 #include "models/layers.h"
 #include "models/mixer.h"
+#include "models/mixers/delta_head_sizes.h"
 #include "models/mixers/decay_gate_options.h"
 #include "models/ops/delta_product.h"
 
@@ -22,11 +23,11 @@ namespace {
 class GatedDeltaProductImpl : public MixerImpl {
  public:
   GatedDeltaProductImpl(int64_t d_model, const Options& o)
-      : heads_(o.get_int("num_heads")),
-        k_dim_(o.get_int("head_k_dim") > 0 ? o.get_int("head_k_dim") : d_model / heads_),
-        v_dim_(o.get_int("head_v_dim") > 0 ? o.get_int("head_v_dim") : 2 * k_dim_),
-        n_(o.get_int("num_householder")), key_width_(heads_ * k_dim_),
-        value_width_(heads_ * v_dim_), chunk_(o.get_int("chunk_size")),
+      : GatedDeltaProductImpl(d_model, head_sizes(d_model, o), o) {}
+
+  GatedDeltaProductImpl(int64_t d_model, const HeadSizes& s, const Options& o)
+      : heads_(s.heads), k_dim_(s.k_dim), v_dim_(s.v_dim), n_(o.get_int("num_householder")),
+        key_width_(heads_ * k_dim_), value_width_(heads_ * v_dim_), chunk_(o.get_int("chunk_size")),
         beta_scale_(o.get_bool("negative_eigenvalues") ? 2.0 : 1.0) {
     // [q | k_1 .. k_n | v_1 .. v_n (conv) | g (output gate) | beta_1 .. beta_n | decay_raw]
     in_proj_ = register_module(
@@ -107,9 +108,8 @@ class GatedDeltaProductImpl : public MixerImpl {
 // in_proj, the conv's weights and bias, the decay gate's A_log and dt_bias, the norm and
 // out_proj, as GatedDeltaProductImpl builds them.
 int64_t gated_deltaproduct_parameters(int64_t d_model, const Options& o) {
-  const int64_t heads = o.get_int("num_heads"), n = o.get_int("num_householder");
-  const int64_t k_dim = o.get_int("head_k_dim") > 0 ? o.get_int("head_k_dim") : d_model / heads;
-  const int64_t v_dim = o.get_int("head_v_dim") > 0 ? o.get_int("head_v_dim") : 2 * k_dim;
+  const auto [heads, k_dim, v_dim] = head_sizes(d_model, o);
+  const int64_t n = o.get_int("num_householder");
   const int64_t conv_width = (n + 1) * heads * k_dim + n * heads * v_dim;
   return d_model * (conv_width + heads * v_dim + (n + 1) * heads) +
          conv_width * (o.get_int("conv_kernel") + 1) + 2 * heads + v_dim + heads * v_dim * d_model;

@@ -13,11 +13,20 @@
 namespace m2b::models {
 namespace {
 
+// The widths that the options and d_model make.
+struct Mamba2Sizes {
+  int64_t inner, head_dim, heads, state;
+  Mamba2Sizes(int64_t d_model, const Options& o)
+      : inner(o.get_int("expand") * d_model), head_dim(o.get_int("head_dim")),
+        heads(inner / head_dim), state(o.get_int("d_state")) {}
+};
+
 class Mamba2Impl : public MixerImpl {
  public:
-  Mamba2Impl(int64_t d_model, const Options& o)
-      : d_inner_(o.get_int("expand") * d_model), head_dim_(o.get_int("head_dim")),
-        heads_(d_inner_ / head_dim_), d_state_(o.get_int("d_state")),
+  Mamba2Impl(int64_t d_model, const Options& o) : Mamba2Impl(d_model, Mamba2Sizes(d_model, o), o) {}
+
+  Mamba2Impl(int64_t d_model, const Mamba2Sizes& s, const Options& o)
+      : d_inner_(s.inner), head_dim_(s.head_dim), heads_(s.heads), d_state_(s.state),
         chunk_(o.get_int("chunk_size")) {
     // [z | x B C | dt_raw]: the gate, the conv's input and the decay gate's input.
     in_proj_ = register_module(
@@ -96,10 +105,10 @@ class Mamba2Impl : public MixerImpl {
 // in_proj, the conv's weights and bias, the decay gate's A_log and dt_bias, D, the norm and
 // out_proj, as Mamba2Impl builds them.
 int64_t mamba2_parameters(int64_t d_model, const Options& o) {
-  const int64_t inner = o.get_int("expand") * d_model, state = o.get_int("d_state");
-  const int64_t heads = inner / o.get_int("head_dim");
-  return d_model * (2 * inner + 2 * state + heads) +
-         (inner + 2 * state) * (o.get_int("conv_kernel") + 1) + 3 * heads + inner + inner * d_model;
+  const Mamba2Sizes s(d_model, o);
+  return d_model * (2 * s.inner + 2 * s.state + s.heads) +
+         (s.inner + 2 * s.state) * (o.get_int("conv_kernel") + 1) + 3 * s.heads + s.inner +
+         s.inner * d_model;
 }
 
 void check_mamba2(int64_t d_model, const Options& o) {

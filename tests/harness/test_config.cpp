@@ -186,17 +186,16 @@ TEST_CASE("a layer whose backend computes only on the other device is refused", 
     return "{name: m, d_model: 16, n_layers: 1, layers: [{mixer: m2rnn, backend: " + backend +
            "}]}";
   };
-  const std::string valid = "(valid: auto, reference, cpu, cuda, cublas)";
   CHECK(f.error(suite_text(with_backend("cuda"), kTask, "    device: cpu\n")) ==
         f.file("s.yaml") +
             ":7:13: train.device: got cpu, but model.layers[0] (m2rnn) has backend cuda, which "
-            "computes only on cuda; use train.device cuda, or give that layer another backend " +
-            valid);
+            "computes only on cuda; on cpu, give that layer backend auto, reference or cpu, or set "
+            "train.device cuda");
   CHECK(f.error(suite_text(with_backend("cpu"), kTask, "    device: cuda\n")) ==
         f.file("s.yaml") +
             ":7:13: train.device: got cuda, but model.layers[0] (m2rnn) has backend cpu, which "
-            "computes only on cpu; use train.device cpu, or give that layer another backend " +
-            valid);
+            "computes only on cpu; on cuda, give that layer backend auto, reference, cuda or "
+            "cublas, or set train.device cpu");
   // Where auto lands depends on the machine, so plan takes it; and a backend on its own device.
   for (const std::string& train : {"    device: auto\n", "    device: cpu\n"}) {
     const auto path = f.dir.write("s.yaml", suite_text(with_backend("cpu"), kTask, train));

@@ -486,7 +486,7 @@ TEST_CASE(
              Catch::Matchers::Contains("train.device auto computes on " +
                                        std::string(other == "cpu" ? "cuda" : "cpu") +
                                        " here, but model.layers[0] (m2rnn) has backend " + other +
-                                       ", which computes only on " + other));
+                                       ", which computes only on " + other + "; on "));
   CHECK_FALSE(fs::exists(run_dir(options.results_root, suite.runs[0])));
 }
 

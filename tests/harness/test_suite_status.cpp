@@ -6,6 +6,7 @@
 #include "harness/results/results.h"
 #include "harness/results/suite_status.h"
 #include "harness/train/checkpoint.h"
+#include "harness/train/progress.h"
 #include "harness/train/run_claim.h"
 #include "harness/train/runner.h"
 #include "tests/catch.h"
@@ -164,4 +165,15 @@ TEST_CASE("status names the run folders of no planned run, and --fresh replaceme
                             "plan will not resume)"));
   CHECK_THAT(text, Contains("2 --fresh replacements cut short by a kill: the next `m2bench run` "
                             "puts the new result in place where it ended, else the old one back"));
+}
+
+TEST_CASE("counts read as papers quote them, the unit chosen after rounding", "[suite_status]") {
+  CHECK(format_count(845) == "845");
+  CHECK(format_count(999.4) == "999");
+  CHECK(format_count(999.6) == "1.0k");
+  CHECK(format_count(12345) == "12.3k");
+  CHECK(format_count(999960) == "1.0M");
+  CHECK(format_count(1.05e6) == "1.1M");
+  CHECK(format_count(2.1e9) == "2.1G");
+  CHECK(format_rate(1500) == "1.5k tok/s");
 }
