@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,13 +24,14 @@
 #include "harness/train/runner.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
+#include "tests/harness/test_child.h"
 #include "tests/harness/tiny_run.h"  // one intra-op thread
 #include "tests/tiny_suite.h"
 
-extern char** environ;
-
 using namespace m2b;
 using m2b::test::m2bench_cli;
+using m2b::test::spawn_test_child;
+using m2b::test::wait_for_file;
 using m2b::test::read_text;
 using m2b::test::TempDir;
 namespace fs = std::filesystem;
@@ -351,24 +351,10 @@ TEST_CASE("SIGTERM and SIGHUP stop m2bench run at a checkpoint, like the first C
     const fs::path suite_file = dir.write("long.yaml", kLongSuite);
     const fs::path results = dir.path() / "results";
     const fs::path run = run_dir(results, load_suite(suite_file).runs.at(0));
-    const std::string env_suite = "M2B_TEST_SUITE=" + suite_file.string();
-    const std::string env_results = "M2B_TEST_RESULTS=" + results.string();
-    std::vector<char*> env;
-    for (char** e = environ; *e; ++e) env.push_back(*e);
-    env.push_back(const_cast<char*>(env_suite.c_str()));
-    env.push_back(const_cast<char*>(env_results.c_str()));
-    env.push_back(nullptr);
-    // A fresh process of this test program (no fork of a process with torch's threads running).
-    const std::string self = fs::read_symlink("/proc/self/exe").string();
-    char filter[] = "[.run_child]";
-    char* argv[] = {const_cast<char*>(self.c_str()), filter, nullptr};
-    pid_t child = 0;
-    REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
-
-    // The run has begun once its start line is written.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!fs::exists(run / "metrics.jsonl") && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const pid_t child = spawn_test_child("[.run_child]", {"M2B_TEST_SUITE=" + suite_file.string(),
+                                                          "M2B_TEST_RESULTS=" + results.string()});
+    REQUIRE(child > 0);
+    wait_for_file(run / "metrics.jsonl");  // the run has begun once its start line is written
     ::kill(child, signal);
     int status = 0;
     ::waitpid(child, &status, 0);

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -11,16 +10,14 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-#include <vector>
 
 #include "harness/config/run_schema.h"
 #include "harness/config/suite.h"
 #include "harness/results/report.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
+#include "tests/harness/test_child.h"
 #include "tests/read_text.h"
-
-extern char** environ;
 
 using m2b::test::m2bench_cli;
 using m2b::test::TempDir;
@@ -572,22 +569,11 @@ TEST_CASE("a plot stopped by a signal stops its running script too", "[report]")
       "python",
       fmt::format("#!/bin/sh\ntouch {}\nsleep 1\ntouch {}\n", started.string(), finished.string()));
   fs::permissions(python, fs::perms::owner_all);
-  const std::string env_store = "M2B_TEST_STORE=" + (dir.path() / "results" / "store").string();
-  const std::string env_python = "M2B_TEST_PYTHON=" + python.string();
-  std::vector<char*> env;
-  for (char** e = environ; *e; ++e) env.push_back(*e);
-  env.push_back(const_cast<char*>(env_store.c_str()));
-  env.push_back(const_cast<char*>(env_python.c_str()));
-  env.push_back(nullptr);
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
-  char filter[] = "[.plot_child]";
-  char* argv[] = {const_cast<char*>(self.c_str()), filter, nullptr};
-  pid_t child = 0;
-  REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!fs::exists(started) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  REQUIRE(fs::exists(started));
+  const pid_t child = m2b::test::spawn_test_child(
+      "[.plot_child]", {"M2B_TEST_STORE=" + (dir.path() / "results" / "store").string(),
+                        "M2B_TEST_PYTHON=" + python.string()});
+  REQUIRE(child > 0);
+  REQUIRE(m2b::test::wait_for_file(started));
   ::kill(child, SIGTERM);
   int status = 0;
   ::waitpid(child, &status, 0);

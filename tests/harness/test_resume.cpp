@@ -1,7 +1,6 @@
 // Resuming: a run stopped or killed at any point and started again ends exactly where an
 // unbroken run ends, and no results file is lost or left half-written.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,13 +17,14 @@
 #include "harness/train/trainer.h"
 #include "tests/catch.h"
 #include "tests/harness/suite_fixtures.h"
+#include "tests/harness/test_child.h"
 #include "tests/harness/tiny_run.h"
 #include "tests/read_text.h"
 
-extern char** environ;
-
 using namespace m2b;
 using m2b::test::read_text;
+using m2b::test::spawn_test_child;
+using m2b::test::wait_for_file;
 using m2b::test::resolved;
 using m2b::test::TempDir;
 using m2b::test::tiny_run;
@@ -262,21 +262,9 @@ TEST_CASE("a run killed with SIGKILL after a checkpoint resumes to the same resu
           "[resume]") {
   TempDir scratch;
   const fs::path dir = scratch.path() / "killed";
-  const std::string env_dir = "M2B_TEST_RUN_DIR=" + dir.string();
-  std::vector<char*> env;
-  for (char** e = environ; *e; ++e) env.push_back(*e);
-  env.push_back(const_cast<char*>(env_dir.c_str()));
-  env.push_back(nullptr);
-  // A fresh process of this test program (no fork of a process with torch's threads running).
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
-  char arg_filter[] = "[.resume_child]";
-  char* argv[] = {const_cast<char*>(self.c_str()), arg_filter, nullptr};
-  pid_t child = 0;
-  REQUIRE(posix_spawn(&child, self.c_str(), nullptr, nullptr, argv, env.data()) == 0);
-
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!fs::exists(checkpoint_path(dir)) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const pid_t child = spawn_test_child("[.resume_child]", {"M2B_TEST_RUN_DIR=" + dir.string()});
+  REQUIRE(child > 0);
+  wait_for_file(checkpoint_path(dir));
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);

@@ -27,6 +27,28 @@ int in_child(const std::function<int()>& child) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// A forked process that claims `run` and holds it until it is killed; its pid once it holds the
+// claim, or -1 where it could not take it. The caller kills and reaps it.
+pid_t forked_holder(const fs::path& run) {
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  pid_t holder = fork();
+  if (holder == 0) {
+    auto claim = m2b::RunClaim::try_claim(run);
+    char byte = claim ? 'y' : 'n';
+    (void)!write(ready[1], &byte, 1);
+    for (;;) pause();
+  }
+  char byte = 0;
+  const bool held = ::read(ready[0], &byte, 1) == 1 && byte == 'y';
+  ::close(ready[0]);
+  ::close(ready[1]);
+  if (held) return holder;
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  return -1;
+}
+
 // An owner record as a worker on another node would leave it, with its last heartbeat `age`
 // seconds ago.
 void write_foreign_record(const fs::path& run, int64_t age) {
@@ -88,18 +110,8 @@ TEST_CASE("a holder killed with SIGKILL leaves its record, and the next claim ta
           "[run_claim]") {
   TempDir dir;
   const fs::path run = dir.path() / "run";
-  int ready[2];
-  REQUIRE(pipe(ready) == 0);
-  pid_t holder = fork();
-  if (holder == 0) {
-    auto claim = m2b::RunClaim::try_claim(run);
-    char byte = claim ? 'y' : 'n';
-    (void)!write(ready[1], &byte, 1);
-    for (;;) pause();
-  }
-  char byte = 0;
-  REQUIRE(read(ready[0], &byte, 1) == 1);
-  REQUIRE(byte == 'y');
+  const pid_t holder = forked_holder(run);
+  REQUIRE(holder > 0);
   CHECK_FALSE(m2b::RunClaim::try_claim(run));
   kill(holder, SIGKILL);
   waitpid(holder, nullptr, 0);
@@ -112,25 +124,13 @@ TEST_CASE("a holder killed with SIGKILL leaves its record, and the next claim ta
   REQUIRE(claim->taken_from());
   CHECK(claim->taken_from()->worker.pid == holder);
   CHECK(m2b::read_owner(run)->worker.pid == ::getpid());
-  close(ready[0]);
-  close(ready[1]);
 }
 
 TEST_CASE("a live holder on this host keeps its run though its .lock was deleted", "[run_claim]") {
   TempDir dir;
   const fs::path run = dir.path() / "run";
-  int ready[2];
-  REQUIRE(pipe(ready) == 0);
-  pid_t holder = fork();
-  if (holder == 0) {
-    auto claim = m2b::RunClaim::try_claim(run);
-    char byte = claim ? 'y' : 'n';
-    (void)!write(ready[1], &byte, 1);
-    for (;;) pause();
-  }
-  char byte = 0;
-  REQUIRE(read(ready[0], &byte, 1) == 1);
-  REQUIRE(byte == 'y');
+  const pid_t holder = forked_holder(run);
+  REQUIRE(holder > 0);
   // Deleted by hand: the holder's flock now guards a file no one else opens.
   fs::remove(run / ".lock");
   CHECK_FALSE(m2b::RunClaim::try_claim(run));
@@ -146,8 +146,6 @@ TEST_CASE("a live holder on this host keeps its run though its .lock was deleted
   REQUIRE(claim);
   REQUIRE(claim->taken_from());
   CHECK(claim->taken_from()->worker.pid == holder);
-  close(ready[0]);
-  close(ready[1]);
 }
 
 TEST_CASE("a process is alive only as the one that started at the recorded time", "[run_claim]") {
