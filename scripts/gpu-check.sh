@@ -65,13 +65,20 @@ if [[ " $steps " == *" test "* ]]; then
   tests=($(m2b_gpu_test_programs "$logs")) || exit 1
   [ ${#tests[@]} -gt 0 ] || { note "test: no gpu test programs found"; exit 1; }
 fi
-programs=(bench_m2rnn_kernels)
+# The benchmark only for the steps that run it (ablate finds its programs beside it): a test-only
+# call need not build it.
+programs=()
+for step in bench ablate profile; do
+  [[ " $steps " == *" $step "* ]] && { programs=(bench_m2rnn_kernels); break; }
+done
 [[ " $steps " == *" sanitize "* ]] && programs+=(kernels_gpu_tests)
 for name in "${tests[@]}"; do [[ " ${programs[*]} " == *" $name "* ]] || programs+=("$name"); done
-start=$(date +%s)
-m2b_gpu_programs "$logs" "${programs[@]}" || exit 1
-note "programs ready in $(( $(date +%s) - start )) s"
-bench_bin="${m2b_bin[bench_m2rnn_kernels]}"
+if [ ${#programs[@]} -gt 0 ]; then
+  start=$(date +%s)
+  m2b_gpu_programs "$logs" "${programs[@]}" || exit 1
+  note "programs ready in $(( $(date +%s) - start )) s"
+fi
+bench_bin="${m2b_bin[bench_m2rnn_kernels]:-}"
 
 if [[ " $steps " == *" test "* ]]; then
   while read -r line; do note "$line"; done < <(m2b_gpu_run_tests "$logs" "${tests[@]}")
