@@ -156,7 +156,7 @@ void write_atomic(const fs::path& path, const std::string& content) {
   fsync_dir(dir);
 }
 
-static std::string read_file(const fs::path& path) {
+std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_errno("cannot read", path);
   std::ostringstream out;

@@ -98,6 +98,9 @@ void refuse_links(const std::filesystem::path& run_dir);
 // libtorch.so exports, which crashes (pytorch/pytorch#133437).
 void remove_tree(const std::filesystem::path& path);
 
+// The whole file. Throws std::runtime_error "cannot read <path>: <the system error>".
+std::string read_file(const std::filesystem::path& path);
+
 // Deletes the temp files that write_atomic leaves in `run_dir` when its process is killed before
 // the rename (each as large as what it held: a checkpoint, say). Only for a claimed run's
 // folder, where no other process writes.

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -77,11 +76,7 @@ void save_checkpoint(const fs::path& run_dir, const std::string& run_id,
 // The archive's bytes, their checksum verified; a checkpoint from before checksums were written
 // is taken whole.
 static std::string archive_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_errno("cannot read", path);
-  std::ostringstream read;
-  read << in.rdbuf();
-  std::string content = read.str();
+  std::string content = read_file(path);
   constexpr size_t kMagic = sizeof kChecksumMagic - 1, kTrailer = kMagic + 8;
   if (content.size() < kTrailer ||
       content.compare(content.size() - kTrailer, kMagic, kChecksumMagic) != 0)
