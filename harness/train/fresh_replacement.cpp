@@ -91,7 +91,8 @@ std::optional<std::string> finish_replacement(const fs::path& dir) {
   }
   // Killed while deleting the old result after the new one took its place: aside after two
   // renames, in staging after an exchange. Each holds its swapper's claim while it lives.
-  if (ended(dir)) {
+  // The summary of the run is read only where a leftover is there: most runs have none.
+  if ((fs::exists(aside) || fs::exists(staging)) && ended(dir)) {
     if (std::optional<RunClaim> claim = RunClaim::try_claim(aside, /*create=*/false))
       remove_tree(aside);
     if (ended(staging) && !newer_in_staging(dir))
