@@ -18,6 +18,12 @@ static void require_positive(const std::string& field, int64_t value) {
                       fmt::format("model.{} must be a positive integer, got {}", field, value));
 }
 
+// A layer's options checked against its mixer's, defaults filled in.
+static Options layer_options(const MixerInfo& info,
+                             const std::map<std::string, OptionValue>& options) {
+  return resolve_options("mixer " + info.name, info.options, options);
+}
+
 void ModelConfig::validate() const {
   require_positive("vocab_size", vocab_size);
   require_positive("d_model", d_model);
@@ -39,7 +45,7 @@ void ModelConfig::validate() const {
     const std::string prefix = fmt::format("model.layers[{}]", i);
     try {
       const MixerInfo& info = MixerRegistry::instance().get(layers[i].mixer);
-      Options resolved = resolve_options("mixer " + info.name, info.options, layers[i].options);
+      Options resolved = layer_options(info, layers[i].options);
       if (info.check) info.check(d_model, resolved);
     } catch (const OptionError& e) {
       // The registry names the key "mixer"; an option error names the option.
@@ -57,8 +63,7 @@ int64_t ModelConfig::parameter_count() const {
     const LayerConfig& layer = layers[i % layers.size()];
     const MixerInfo& info = MixerRegistry::instance().get(layer.mixer);
     count += 2 * d_model + 3 * d_model * hidden +
-             info.parameter_count(
-                 d_model, resolve_options("mixer " + info.name, info.options, layer.options));
+             info.parameter_count(d_model, layer_options(info, layer.options));
   }
   return count;
 }
@@ -73,10 +78,7 @@ std::optional<DeviceConflict> ModelConfig::device_conflict(const std::string& de
   for (size_t i = 0; i < layers.size(); ++i) {
     const MixerInfo& info = MixerRegistry::instance().get(layers[i].mixer);
     if (!info.device_tie) continue;
-    const auto resolved = [&](const std::map<std::string, OptionValue>& options) {
-      return resolve_options("mixer " + info.name, info.options, options);
-    };
-    const Options given = resolved(layers[i].options);
+    const Options given = layer_options(info, layers[i].options);
     const std::optional<DeviceTie> tie = info.device_tie(given);
     if (!tie || tie->device == device) continue;
     // The values of the tying option under which the layer computes on `device`.
@@ -86,7 +88,7 @@ std::optional<DeviceConflict> ModelConfig::device_conflict(const std::string& de
         for (const std::string& choice : spec.choices) {
           std::map<std::string, OptionValue> options = layers[i].options;
           options[tie->option] = choice;
-          const std::optional<DeviceTie> other = info.device_tie(resolved(options));
+          const std::optional<DeviceTie> other = info.device_tie(layer_options(info, options));
           if (!other || other->device == device) there.push_back(choice);
         }
     return DeviceConflict{
