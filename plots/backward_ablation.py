@@ -17,7 +17,8 @@ import tarfile
 from kernel_throughput import bench_parser, gpu_slug, load_rows, provenance, read_bench
 
 # kernels/cuda/m2rnn_fused_backward.cuh's BackwardPhase.
-PHASES = {1: "staging", 2: "pass 1", 4: "pass 2's forward", 8: "reverse", 16: "dW", 32: "flush"}
+PHASES = {1: "staging", 2: "pass 1", 4: "pass 2's forward", 8: "reverse", 16: "dW", 32: "flush",
+          64: "shared-head adds"}
 
 
 def phases_of(mask):

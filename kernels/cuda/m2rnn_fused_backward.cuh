@@ -37,6 +37,9 @@ enum BackwardPhase : unsigned {
   kReverse = 8,
   kDw = 16,
   kFlush = 32,  // the round's gradients, from shared memory out
+  // Of the flush, the atomic adds of gradients whose heads are shared (dq and dk of the benchmark
+  // shapes): what a design without them (per-head gradients, summed by another kernel) could save.
+  kSharedAdds = 64,
 };
 __device__ constexpr bool backward_runs(BackwardPhase p) { return (M2B_BACKWARD_SKIP & p) == 0; }
 
@@ -491,9 +494,12 @@ struct BackwardPhases {
       out.template put_tile<C::K, C::kBlockThreads>(tile_t0(t), tile_steps(t), lb.tid,
                                                     [&](int e) { return rows[e]; });
     };
+    auto adds = [](const auto& out) { return backward_runs(kSharedAdds) || !out.acc; };
     if constexpr (!kLag) {
-      if (recomputed.valid && recomputed.grads) rows_out(dq_out, L::grad_rows(0, r), recomputed);
-      if (reversed.valid && reversed.grads) rows_out(dk_out, L::grad_rows(1, r), reversed);
+      if (recomputed.valid && recomputed.grads && adds(dq_out))
+        rows_out(dq_out, L::grad_rows(0, r), recomputed);
+      if (reversed.valid && reversed.grads && adds(dk_out))
+        rows_out(dk_out, L::grad_rows(1, r), reversed);
     }
     if (!reversed.valid || !reversed.grads) return;
     if constexpr (C::NW > 1) {
