@@ -14,8 +14,8 @@
 // when its host is this one and its process has ended (a live one whose flock is free lost its
 // .lock file, deleted by hand), or when its heartbeat is older than kStaleSeconds: the holder's
 // node died or lost the file system. So a run whose node died is taken by the next worker that
-// looks, kStaleSeconds after the node's last heartbeat (and, where the file server still holds the dead node's flock, once the server
-// lets it go: NFSv4 does after its lease, about 90 s).
+// looks, kStaleSeconds after the node's last heartbeat (and, where the file server still holds
+// the dead node's flock, once the server lets it go: NFSv4 does after its lease, about 90 s).
 #include <cstdint>
 #include <filesystem>
 #include <optional>

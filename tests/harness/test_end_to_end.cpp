@@ -354,7 +354,7 @@ TEST_CASE("SIGTERM and SIGHUP stop m2bench run at a checkpoint, like the first C
     const pid_t child = spawn_test_child("[.run_child]", {"M2B_TEST_SUITE=" + suite_file.string(),
                                                           "M2B_TEST_RESULTS=" + results.string()});
     REQUIRE(child > 0);
-    wait_for_file(run / "metrics.jsonl");  // the run has begun once its start line is written
+    REQUIRE(wait_for_file(run / "metrics.jsonl"));  // the run has begun: its start line is written
     ::kill(child, signal);
     int status = 0;
     ::waitpid(child, &status, 0);

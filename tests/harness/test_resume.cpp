@@ -4,11 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "harness/results/provenance.h"
 #include "harness/results/results.h"
@@ -264,7 +262,7 @@ TEST_CASE("a run killed with SIGKILL after a checkpoint resumes to the same resu
   const fs::path dir = scratch.path() / "killed";
   const pid_t child = spawn_test_child("[.resume_child]", {"M2B_TEST_RUN_DIR=" + dir.string()});
   REQUIRE(child > 0);
-  wait_for_file(checkpoint_path(dir));
+  REQUIRE(wait_for_file(checkpoint_path(dir)));
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
